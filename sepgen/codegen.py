@@ -1,0 +1,165 @@
+"""C code generation: one Jinja environment, filters, render(graph) -> {filename: text}.
+
+Templates live in the top-level ``templates/`` directory (shipped in the wheel as
+``sepgen/templates``).  A layer's template is ``layers/<op>.c.j2``, found from the
+layer's ``op``; there is no hand-kept table.  Python only prepares numbers (shapes,
+offsets, quantization parameters, proven bounds); every line of C is in a template.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from . import __version__
+from .bounds import prove_no_overflow
+from .ir import Graph, Layer
+from .plan import MemoryPlan, plan
+from .quantize import activation_range
+
+C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
+if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
+volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn _Static_assert
+_Thread_local""".split())
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class InvalidIdentifier(ValueError):
+    """A name that cannot be used as (part of) a C identifier."""
+
+
+def c_ident(name: str) -> str:
+    """Return ``name`` if it is a valid, non-reserved C identifier; raise InvalidIdentifier otherwise."""
+    if not isinstance(name, str) or not _IDENT.match(name) or name in C_KEYWORDS or name.startswith("__"):
+        raise InvalidIdentifier(f"'{name}' is not a valid C identifier (need [A-Za-z_][A-Za-z0-9_]*, "
+                                "not a C keyword, not starting with '__')")
+    return name
+
+
+def c_comment(text: str) -> str:
+    """Make arbitrary text (layer names, paths) safe inside a C block comment: printable ASCII, no '*/'."""
+    safe = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(text))
+    return safe.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?")
+
+
+def c_int_array(values, per_line: int = 16, indent: str = "    ") -> str:
+    """Body of a C initializer list for integers (int32 minimum spelled without overflow)."""
+    flat = np.asarray(values).astype(np.int64).ravel()
+    items = [str(v) if v != -(1 << 31) else "(-2147483647 - 1)" for v in flat.tolist()]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return (",\n" + indent).join(lines)
+
+
+def templates_dir() -> Path:
+    """``sepgen/templates`` in an installed wheel, else the repository's ``templates/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "model.c.j2").is_file():
+            return candidate
+    raise FileNotFoundError("sepgen templates not found (broken installation)")
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(c_ident=c_ident, c_comment=c_comment, c_int_array=c_int_array)
+    return env
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """Everything a layer template needs, computed once in Python."""
+
+    index: int
+    layer: Layer
+    fn: str  # C function name
+    sym: str  # prefix for this layer's constant arrays
+    input_offsets: tuple[int, ...]  # -zero_point of each input
+    output_zero_point: int
+    act_min: int
+    act_max: int
+    bound: int  # proven max |int32| intermediate
+    pad_top: int = 0
+    pad_left: int = 0
+    check_y: bool = False  # an input row index can leave the image
+    check_x: bool = False
+
+
+def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int) -> bool:
+    """True if some window of this axis reaches outside [0, in_size)."""
+    last = (out_size - 1) * stride - pad + (kernel - 1) * dilation
+    return pad > 0 or last >= in_size
+
+
+def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: int) -> LayerContext:
+    out_q = graph.tensors[layer.output].quant
+    act_min, act_max = activation_range(out_q, getattr(layer, "activation", "none"))
+    base = f"{prefix}_layer{index}_{layer.op}"
+    extra = {}
+    if hasattr(layer, "pads"):
+        kernel = getattr(layer, "pool_size", None) or layer.kernel_size
+        dilation = getattr(layer, "dilation", (1, 1))
+        pad_top, pad_left = layer.pads()
+        extra = dict(pad_top=pad_top, pad_left=pad_left,
+                     check_y=_edges(layer.input_shape[0], layer.output_shape[0], kernel[0], layer.strides[0],
+                                    dilation[0], pad_top),
+                     check_x=_edges(layer.input_shape[1], layer.output_shape[1], kernel[1], layer.strides[1],
+                                    dilation[1], pad_left))
+    return LayerContext(index=index, layer=layer, fn=c_ident(base), sym=c_ident(base),
+                        input_offsets=tuple(-graph.tensors[t].quant.zero_point for t in layer.inputs),
+                        output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
+
+
+def _buffer_expr(memory: MemoryPlan, tensor: str, prefix: str) -> str:
+    loc = memory.locations[tensor]
+    if loc.buffer == "arena":
+        return f"{prefix}_arena_bytes + {loc.offset}"
+    return loc.buffer
+
+
+def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
+    """Render the C sources of a quantized graph.  Returns {filename: text}; deterministic."""
+    c_ident(prefix)
+    if not graph.is_quantized:
+        raise ValueError(f"model '{graph.name}' is not quantized")
+    bounds = prove_no_overflow(graph)
+    memory = plan(graph)
+    layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name])
+              for i, layer in enumerate(graph.layers) if not layer.aliases_input]
+    calls = [dict(ctx=ctx, inputs=[_buffer_expr(memory, t, prefix) for t in ctx.layer.inputs],
+                  output=_buffer_expr(memory, ctx.layer.output, prefix),
+                  size=graph.tensors[ctx.layer.output].size) for ctx in layers]
+    in_spec, out_spec = graph.tensors[graph.input], graph.tensors[graph.output]
+    context = dict(
+        version=__version__, graph=graph, prefix=prefix, PREFIX=prefix.upper(), layers=layers, calls=calls,
+        arena_size=memory.arena_size, input=in_spec, output=out_spec,
+        source=graph.source, sha=(graph.source_sha256 or "no digest")[:12],
+    )
+    env = environment()
+    files = {
+        f"{prefix}.h": env.get_template("model.h.j2").render(context),
+        f"{prefix}.c": env.get_template("model.c.j2").render(context),
+        "sepgen_fixedpoint.h": (templates_dir() / "sepgen_fixedpoint.h").read_text(),
+    }
+    return files
+
+
+def render_harness(graph: Graph, prefix: str = "model") -> str:
+    """A host test program: reads N inputs from a file, writes every layer's output (see harness/host.c.j2)."""
+    layers = [(i, layer) for i, layer in enumerate(graph.layers) if not layer.aliases_input]
+    return environment().get_template("harness/host.c.j2").render(
+        prefix=prefix, PREFIX=prefix.upper(), version=__version__,
+        trace_sizes=[graph.tensors[layer.output].size for _, layer in layers])
+

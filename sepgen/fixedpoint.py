@@ -1,0 +1,156 @@
+"""Integer primitives: the Python definition of sepgen's fixed-point arithmetic.
+
+These are the TFLite/gemmlowp reference primitives, vectorized over NumPy int64
+arrays that hold int32 values.  ``templates/sepgen_fixedpoint.h`` is the only C
+twin; tests check the two against each other with Hypothesis.
+
+Rounding mode: TFLite's reference default ("double rounding"): a rounding
+doubling high multiply followed by a rounding right shift (round half away from
+zero in the shift).  It is named once, here, as :func:`multiply_by_quantized_multiplier`.
+
+Signed right shifts are arithmetic (as gcc/clang/arm-none-eabi-gcc implement them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def _i64(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.int64)
+
+
+def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul: round(a*b / 2^31), saturating INT32_MIN*INT32_MIN.
+
+    The nudge (2^30, or 1-2^30 for negative products) and C's truncating division
+    give round-half-away-from-zero.
+    """
+    a, b = _i64(a), _i64(b)
+    overflow = (a == b) & (a == INT32_MIN)
+    ab = a * b  # |a*b| <= 2^62: exact in int64
+    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    high = np.where(nudged >= 0, nudged >> 31, -((-nudged) >> 31))  # C division truncates toward 0
+    return np.where(overflow, INT32_MAX, high)
+
+
+def rounding_divide_by_pot(x, exponent) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT: x / 2^exponent rounded half away from zero (0 <= exponent <= 31)."""
+    x, exponent = _i64(x), _i64(exponent)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
+    """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
+
+    ``shift`` > 0 is a left shift applied before the high multiply; ``shift`` < 0
+    a rounding right shift after it.  The caller guarantees x * 2^max(shift,0)
+    fits in int32 (checked at generation time for every layer).
+    """
+    shift = _i64(shift)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(_i64(x) << left, multiplier), right)
+
+
+def saturating_left_shift(x, exponent: int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent (int32 saturation)."""
+    x = _i64(x)
+    threshold = (1 << (31 - exponent)) - 1
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << exponent))
+
+
+def rounding_half_sum(a, b) -> np.ndarray:
+    """gemmlowp RoundingHalfSum for int32: (a + b + sign) / 2 with C truncation."""
+    s = _i64(a) + _i64(b)
+    s = s + np.where(s >= 0, 1, -1)
+    return np.where(s >= 0, s >> 1, -((-s) >> 1))
+
+
+def wrap_int32(x) -> np.ndarray:
+    """Two's-complement wrap to int32 (gemmlowp's plain fixed-point add/sub on int32 lanes)."""
+    return ((_i64(x) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+# ---------------------------------------------------------------- exp / 1/(1+x)
+# gemmlowp fixedpoint.h: FixedPoint<int32, I> multiplication is SRDHM of the raw
+# values (integer bits add up); Rescale<J> from I bits is a shift by I - J.
+
+def _fx_mul(a, b) -> np.ndarray:
+    return saturating_rounding_doubling_high_mul(a, b)
+
+
+def _exp_on_interval_between_negative_one_quarter_and_0_excl(a) -> np.ndarray:
+    """exp(a) for a in [-1/4, 0), a and result Q0.31 (gemmlowp Taylor series around -1/8)."""
+    constant_term = 1895147668  # exp(-1/8) in Q0.31
+    constant_1_over_3 = 715827883
+    x = wrap_int32(_i64(a) + (1 << 28))  # a + 1/8
+    x2 = _fx_mul(x, x)
+    x3 = _fx_mul(x2, x)
+    x4 = _fx_mul(x2, x2)
+    x4_over_4 = rounding_divide_by_pot(x4, 2)
+    poly = rounding_divide_by_pot(wrap_int32(_fx_mul(wrap_int32(x4_over_4 + x3), constant_1_over_3) + x2), 1)
+    return wrap_int32(constant_term + _fx_mul(constant_term, wrap_int32(x + poly)))
+
+
+_EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
+               (2, 39332535), (3, 720401), (4, 242))
+
+
+def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp exp_on_negative_values: exp(a) for a <= 0 given in Q(integer_bits).(31-integer_bits).
+
+    Returns Q0.31 raw values (exp(0) = INT32_MAX).
+    """
+    a = _i64(a)
+    fractional_bits = 31 - integer_bits
+    one_quarter = 1 << (fractional_bits - 2)
+    a_mod_quarter_minus_one_quarter = wrap_int32((a & (one_quarter - 1)) - one_quarter)
+    result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
+        saturating_left_shift(a_mod_quarter_minus_one_quarter, integer_bits))
+    remainder = wrap_int32(a_mod_quarter_minus_one_quarter - a)
+    for exponent, multiplier in _EXP_BARREL:
+        if integer_bits > exponent:
+            bit = 1 << (fractional_bits + exponent)
+            result = np.where((remainder & bit) != 0, _fx_mul(result, multiplier), result)
+    if integer_bits > 5:
+        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """gemmlowp: 1/(1+a) for a in [0, 1) in Q0.31, by three Newton-Raphson steps (result Q0.31)."""
+    half_denominator = rounding_half_sum(a, INT32_MAX)  # (a + 1) / 2, Q0.31
+    constant_48_over_17 = 1515870810  # Q2.29
+    constant_neg_32_over_17 = -1010580540  # Q2.29
+    x = wrap_int32(constant_48_over_17 + _fx_mul(half_denominator, constant_neg_32_over_17))
+    one_q2 = 1 << 29
+    for _ in range(3):
+        half_denominator_times_x = _fx_mul(half_denominator, x)  # Q2.29
+        one_minus = wrap_int32(one_q2 - half_denominator_times_x)
+        x = wrap_int32(x + saturating_left_shift(_fx_mul(x, one_minus), 2))  # Q4 -> Q2
+    return saturating_left_shift(x, 1)  # ExactMulByPot<-1> (Q2 -> Q1), then Rescale<0>
+
+
+def count_leading_zeros_u32(x) -> np.ndarray:
+    """Leading zero bits of x as uint32 (32 for 0)."""
+    x = _i64(x) & 0xFFFFFFFF
+    n = np.full(x.shape, 32, dtype=np.int64)
+    for bit in range(31, -1, -1):
+        n = np.where((n == 32) & (((x >> bit) & 1) == 1), 31 - bit, n)
+    return n
+
+
+def get_reciprocal(x, x_integer_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite GetReciprocal: (Q0.31 of 1/x scaled into [0.5, 1), num_bits_over_unit)."""
+    x = _i64(x)
+    headroom_plus_one = count_leading_zeros_u32(x)
+    num_bits_over_unit = x_integer_bits - headroom_plus_one
+    shifted_sum_minus_one = wrap_int32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
+    return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit

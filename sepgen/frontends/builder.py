@@ -1,0 +1,262 @@
+"""GraphBuilder: the one place frontends turn layer descriptions into a float Graph.
+
+It infers shapes, folds BatchNormalization into the preceding convolution or
+dense layer, fuses ReLU/ReLU6 into the producer's clamp, and drops Dropout.
+Frontends (Keras, NumPy spec) only translate their own vocabulary into calls here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+
+import numpy as np
+
+from ..ir import (
+    ACTIVATIONS, PADDINGS, Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer,
+    MaxPool2D, Mean, Reshape, Softmax, TensorSpec, UnsupportedLayer, conv_output_size,
+)
+
+
+def _pair(value, name: str, what: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise UnsupportedLayer(name, what, f"expected 2 values, got {value}")
+    return value  # type: ignore[return-value]
+
+
+def _f32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+class GraphBuilder:
+    """Incrementally builds a float :class:`Graph`.  Every method returns the output tensor name."""
+
+    def __init__(self, input_shape: tuple[int, ...], name: str = "model", input_name: str = "input") -> None:
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) not in (1, 3) or any(d <= 0 for d in shape):
+            raise UnsupportedLayer(input_name, "input shape", f"{shape}; need (H, W, C) or (N,) with batch 1")
+        self.name = name
+        self.layers: list[Layer] = []
+        self.tensors: dict[str, TensorSpec] = {}
+        self.input = self._new_tensor(input_name, shape)
+        self._renamed: dict[str, str] = {}  # tensor consumed by a fusion -> the tensor that replaced it
+        self._used: set[str] = set()
+
+    # ----------------------------------------------------------------- plumbing
+    def _new_tensor(self, name: str, shape: tuple[int, ...]) -> str:
+        base = re.sub(r"\W", "_", name) or "t"
+        unique, n = base, 1
+        while unique in self.tensors:
+            n += 1
+            unique = f"{base}_{n}"
+        self.tensors[unique] = TensorSpec(unique, tuple(int(d) for d in shape))
+        return unique
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return self.tensors[self._resolve(tensor, "?")].shape
+
+    def _resolve(self, tensor: str, layer_name: str) -> str:
+        if tensor in self._renamed:
+            raise UnsupportedLayer(layer_name, "graph", f"tensor '{tensor}' was fused into a following "
+                                   "BatchNormalization/activation but is also used elsewhere")
+        if tensor not in self.tensors:
+            raise KeyError(tensor)
+        return tensor
+
+    def _add(self, cls: type[Layer], name: str, inputs: list[str], out_shape: tuple[int, ...], **fields) -> str:
+        inputs = [self._resolve(t, name) for t in inputs]
+        self._used.update(inputs)
+        out = self._new_tensor(name, out_shape)
+        layer = cls(name=name, inputs=tuple(inputs), output=out, input_shape=self.tensors[inputs[0]].shape,
+                    output_shape=tuple(out_shape), **fields)
+        self.layers.append(layer)
+        return out
+
+    def _need_hwc(self, x: str, name: str, kind: str) -> tuple[int, int, int]:
+        shape = self.shape(x)
+        if len(shape) != 3:
+            raise UnsupportedLayer(name, kind, f"needs an (H, W, C) input, got {shape}")
+        return shape  # type: ignore[return-value]
+
+    @staticmethod
+    def _check_activation(name: str, activation: str | None) -> str:
+        activation = activation or "none"
+        if activation == "linear":
+            activation = "none"
+        if activation not in ACTIVATIONS:
+            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6, softmax")
+        return activation
+
+    # ------------------------------------------------------------------- layers
+    def conv2d(self, name: str, x: str, kernel, bias=None, strides=1, dilation=1, padding="valid",
+               activation: str | None = None) -> str:
+        """Standard convolution; ``kernel`` is HWIO float."""
+        return self._spatial(Conv2D, name, x, kernel, bias, strides, dilation, padding, activation)
+
+    def depthwise_conv2d(self, name: str, x: str, kernel, bias=None, strides=1, dilation=1, padding="valid",
+                         activation: str | None = None) -> str:
+        """Depthwise convolution; ``kernel`` is (kh, kw, in_channels, depth_multiplier) float."""
+        return self._spatial(DepthwiseConv2D, name, x, kernel, bias, strides, dilation, padding, activation)
+
+    def separable_conv2d(self, name: str, x: str, depthwise_kernel, pointwise_kernel, bias=None, strides=1,
+                         dilation=1, padding="valid", activation: str | None = None) -> str:
+        """Keras SeparableConv2D: depthwise (no bias) then 1x1 pointwise with the one bias."""
+        mid = self.depthwise_conv2d(f"{name}/depthwise", x, depthwise_kernel, None, strides, dilation, padding)
+        return self.conv2d(f"{name}/pointwise", mid, pointwise_kernel, bias, 1, 1, "valid", activation)
+
+    def _spatial(self, cls, name, x, kernel, bias, strides, dilation, padding, activation) -> str:
+        h, w, c = self._need_hwc(x, name, cls.op)
+        kernel = _f32(kernel)
+        strides, dilation = _pair(strides, name, "strides"), _pair(dilation, name, "dilation_rate")
+        padding = str(padding).lower()
+        if padding not in PADDINGS:
+            raise UnsupportedLayer(name, f"padding '{padding}'", "supported: same, valid")
+        if kernel.ndim != 4 or kernel.shape[2] != c:
+            raise UnsupportedLayer(name, "kernel shape", f"{kernel.shape} for {c} input channels")
+        if min(strides) < 1 or min(dilation) < 1 or (max(strides) > 1 and max(dilation) > 1):
+            raise UnsupportedLayer(name, "strides/dilation", f"strides {strides} with dilation {dilation}")
+        kh, kw = kernel.shape[:2]
+        try:
+            oh = conv_output_size(h, kh, strides[0], dilation[0], padding)[0]
+            ow = conv_output_size(w, kw, strides[1], dilation[1], padding)[0]
+        except ValueError as exc:
+            raise UnsupportedLayer(name, "kernel size", str(exc)) from None
+        cout = kernel.shape[3] if cls is Conv2D else kernel.shape[2] * kernel.shape[3]
+        if bias is not None:
+            bias = _f32(bias)
+            if bias.shape != (cout,):
+                raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({cout},)")
+        return self._add(cls, name, [x], (oh, ow, cout), kernel=kernel, bias=bias, strides=strides,
+                         dilation=dilation, padding=padding, activation=self._check_activation(name, activation))
+
+    def dense(self, name: str, x: str, kernel, bias=None, activation: str | None = None) -> str:
+        shape = self.shape(x)
+        kernel = _f32(kernel)
+        if len(shape) != 1:
+            raise UnsupportedLayer(name, "Dense input", f"rank {len(shape) + 1} input; add Flatten first")
+        if kernel.ndim != 2 or kernel.shape[0] != shape[0]:
+            raise UnsupportedLayer(name, "kernel shape", f"{kernel.shape} for {shape[0]} inputs")
+        softmax = activation == "softmax"
+        out = self._add(FullyConnected, name, [x], (kernel.shape[1],), kernel=kernel,
+                        bias=None if bias is None else _f32(bias),
+                        activation=self._check_activation(name, None if softmax else activation))
+        return self.softmax(f"{name}/softmax", out) if softmax else out
+
+    def _pool(self, cls, name, x, pool_size, strides, padding) -> str:
+        h, w, c = self._need_hwc(x, name, cls.op)
+        pool_size = _pair(pool_size, name, "pool_size")
+        strides = pool_size if strides is None else _pair(strides, name, "strides")
+        padding = str(padding).lower()
+        if padding not in PADDINGS:
+            raise UnsupportedLayer(name, f"padding '{padding}'", "supported: same, valid")
+        try:
+            oh = conv_output_size(h, pool_size[0], strides[0], 1, padding)[0]
+            ow = conv_output_size(w, pool_size[1], strides[1], 1, padding)[0]
+        except ValueError as exc:
+            raise UnsupportedLayer(name, "pool size", str(exc)) from None
+        return self._add(cls, name, [x], (oh, ow, c), pool_size=pool_size, strides=strides, padding=padding)
+
+    def max_pool2d(self, name: str, x: str, pool_size=2, strides=None, padding="valid") -> str:
+        return self._pool(MaxPool2D, name, x, pool_size, strides, padding)
+
+    def avg_pool2d(self, name: str, x: str, pool_size=2, strides=None, padding="valid") -> str:
+        return self._pool(AvgPool2D, name, x, pool_size, strides, padding)
+
+    def global_avg_pool2d(self, name: str, x: str, keepdims: bool = False) -> str:
+        h, w, c = self._need_hwc(x, name, "GlobalAveragePooling2D")
+        out = self._add(Mean, name, [x], (c,))
+        return self.reshape(f"{name}/keepdims", out, (1, 1, c)) if keepdims else out
+
+    def reshape(self, name: str, x: str, shape: tuple[int, ...]) -> str:
+        shape = tuple(int(d) for d in shape)
+        if int(np.prod(shape)) != int(np.prod(self.shape(x))) or len(shape) not in (1, 3):
+            raise UnsupportedLayer(name, "Reshape", f"{self.shape(x)} -> {shape}")
+        return self._add(Reshape, name, [x], shape)
+
+    def flatten(self, name: str, x: str) -> str:
+        return self.reshape(name, x, (int(np.prod(self.shape(x))),))
+
+    def add(self, name: str, inputs: list[str], activation: str | None = None) -> str:
+        if len(inputs) != 2:
+            raise UnsupportedLayer(name, "Add", f"{len(inputs)} inputs; exactly 2 are supported")
+        shapes = {self.shape(t) for t in inputs}
+        if len(shapes) != 1:
+            raise UnsupportedLayer(name, "Add", f"inputs of different shapes {sorted(shapes)} (no broadcasting)")
+        return self._add(Add, name, inputs, self.shape(inputs[0]),
+                         activation=self._check_activation(name, activation))
+
+    def softmax(self, name: str, x: str, beta: float = 1.0) -> str:
+        if len(self.shape(x)) != 1:
+            raise UnsupportedLayer(name, "Softmax", f"on shape {self.shape(x)}; only over a vector")
+        return self._add(Softmax, name, [x], self.shape(x), beta=float(beta))
+
+    # ------------------------------------------------------------ fusions
+    def _fusable_producer(self, x: str, name: str, kind: str) -> Layer:
+        producer = next((layer for layer in self.layers if layer.output == x), None)
+        if producer is None or x in self._used:
+            raise UnsupportedLayer(name, kind, "must directly follow a layer it can be fused into, "
+                                   "and that layer's output must not be used elsewhere")
+        return producer
+
+    def _replace_producer(self, old: Layer, new: Layer, name: str) -> str:
+        out = self._new_tensor(name, old.output_shape)
+        self.layers[self.layers.index(old)] = dataclasses.replace(new, output=out)
+        self._renamed[old.output] = out
+        del self.tensors[old.output]
+        return out
+
+    def activation(self, name: str, x: str, activation: str) -> str:
+        """A standalone ReLU/ReLU6/Activation layer: fused into the producer's clamp."""
+        if activation == "softmax":
+            return self.softmax(name, x)
+        activation = self._check_activation(name, activation)
+        if activation == "none":
+            return x
+        producer = self._fusable_producer(x, name, f"activation '{activation}'")
+        if not hasattr(producer, "activation") or producer.activation != "none":
+            raise UnsupportedLayer(name, f"activation '{activation}'",
+                                   f"after {producer.op} '{producer.name}' (fusable after conv, dense, add)")
+        if isinstance(producer, (MaxPool2D, AvgPool2D)):
+            raise UnsupportedLayer(name, f"activation '{activation}'", "after pooling")
+        return self._replace_producer(producer, dataclasses.replace(producer, activation=activation), name)
+
+    def batch_norm(self, name: str, x: str, gamma, beta, mean, variance, epsilon: float) -> str:
+        """Fold inference-mode BatchNormalization (last axis) into the preceding conv/dense."""
+        producer = self._fusable_producer(x, name, "BatchNormalization")
+        if not isinstance(producer, (Conv2D, DepthwiseConv2D, FullyConnected)) or producer.activation != "none":
+            raise UnsupportedLayer(name, "BatchNormalization",
+                                   "only directly after Conv2D/DepthwiseConv2D/SeparableConv2D/Dense without activation")
+        c = producer.output_shape[-1]
+        gamma = np.ones(c) if gamma is None else np.asarray(gamma, np.float64)
+        beta = np.zeros(c) if beta is None else np.asarray(beta, np.float64)
+        factor = gamma / np.sqrt(np.asarray(variance, np.float64) + float(epsilon))
+        old_bias = np.zeros(c) if producer.bias is None else producer.bias.astype(np.float64)
+        bias = (old_bias - np.asarray(mean, np.float64)) * factor + beta
+        k = producer.kernel.astype(np.float64)
+        if isinstance(producer, DepthwiseConv2D):  # output channel = in_channel * dm + m
+            kernel = k * factor.reshape(k.shape[2], k.shape[3])
+        else:
+            kernel = k * factor  # broadcast over the last (output) axis
+        new = dataclasses.replace(producer, kernel=_f32(kernel), bias=_f32(bias))
+        return self._replace_producer(producer, new, name)
+
+    # -------------------------------------------------------------- finish
+    def build(self, output: str, source: str = "<memory>", source_bytes: bytes | None = None) -> Graph:
+        output = self._resolve(output, "output")
+        if not any(not layer.aliases_input for layer in self.layers):
+            raise UnsupportedLayer(self.name, "model", "it has no computing layer")
+        live = {output}
+        for layer in reversed(self.layers):  # drop layers that do not feed the output
+            if layer.output in live:
+                live.update(layer.inputs)
+        layers = tuple(layer for layer in self.layers if layer.output in live)
+        tensors = {t: spec for t, spec in self.tensors.items() if t in live}
+        digest = hashlib.sha256(source_bytes).hexdigest() if source_bytes is not None else ""
+        graph = Graph(name=self.name, layers=layers, tensors=tensors, input=self.input, output=output,
+                      source=source, source_sha256=digest)
+        graph.validate()
+        return graph

@@ -1,0 +1,112 @@
+"""Verification: generated C == simulator, byte for byte, on every layer's output.
+
+The C model is compiled with a host harness (``-D<PREFIX>_TRACE``) that dumps each
+layer's output for every input; the first differing layer, flat index, expected
+and actual value are reported on a mismatch.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import codegen, simulate, toolchain
+from .ir import Graph
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    sample: int
+    layer: str
+    op: str
+    index: int  # flat NHWC index in the layer's output
+    expected: int
+    actual: int
+
+    def __str__(self) -> str:
+        return (f"sample {self.sample}: layer '{self.layer}' ({self.op}) differs at index {self.index}: "
+                f"expected {self.expected}, got {self.actual}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    samples: int
+    layers: int
+    mismatch: Mismatch | None
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch is None
+
+
+class VerificationFailed(AssertionError):
+    pass
+
+
+def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
+          files: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Compile (cached) and run the generated C on int8 inputs (N,)+shape.
+
+    Returns each computed tensor's C output by tensor name, plus "__output__" for
+    the caller's output buffer, each as int8 (N,)+shape.
+    """
+    files = dict(files or codegen.render(graph, prefix))
+    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix)
+    flags = toolchain.SANITIZE_FLAGS if sanitize else toolchain.HOST_FLAGS
+    exe = toolchain.compile_executable(files, flags, defines=(f"{prefix.upper()}_TRACE",))
+    x = np.ascontiguousarray(inputs, dtype=np.int8)
+    traced = [layer for layer in graph.layers if not layer.aliases_input]
+    shapes = [graph.tensors[layer.output].shape for layer in traced] + [graph.tensors[graph.output].shape]
+    sizes = [int(np.prod(s)) for s in shapes]
+    with tempfile.TemporaryDirectory(prefix="sepgen-run-") as tmp:
+        in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
+        in_path.write_bytes(x.tobytes())
+        proc = toolchain.run([str(exe), str(in_path), str(out_path)])
+        if proc.returncode != 0:
+            raise VerificationFailed(f"harness exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-3000:]}")
+        raw = np.frombuffer(out_path.read_bytes(), dtype=np.int8)
+    n = len(x)
+    if raw.size != n * sum(sizes):
+        raise VerificationFailed(f"harness wrote {raw.size} bytes, expected {n * sum(sizes)}")
+    records = raw.reshape(n, sum(sizes))
+    result, start = {}, 0
+    names = [layer.output for layer in traced] + ["__output__"]
+    for name, shape, size in zip(names, shapes, sizes):
+        result[name] = records[:, start:start + size].reshape((n,) + tuple(shape))
+        start += size
+    return result
+
+
+def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -> VerifyResult:
+    """Compare C outputs with the simulator; the first mismatch in layer order (then sample, index)."""
+    expected = simulate.run(graph, inputs, all_tensors=True)
+    traced = [layer for layer in graph.layers if not layer.aliases_input]
+    checks = [(layer.name, layer.op, expected[layer.output], c_values[layer.output]) for layer in traced]
+    checks.append(("<output buffer>", "output", expected[graph.output], c_values["__output__"]))
+    for name, op, want, got in checks:
+        diff = np.argwhere(want.reshape(len(want), -1) != got.reshape(len(got), -1))
+        if len(diff):
+            sample, index = (int(v) for v in diff[0])
+            return VerifyResult(len(inputs), len(traced), Mismatch(
+                sample, name, op, index, int(want.reshape(len(want), -1)[sample, index]),
+                int(got.reshape(len(got), -1)[sample, index])))
+    return VerifyResult(len(inputs), len(traced), None)
+
+
+def verify_host(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
+                files: dict[str, str] | None = None) -> VerifyResult:
+    """Render, compile with the host compiler, run on ``inputs`` and compare every layer."""
+    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files))
+
+
+def random_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:
+    """Uniform int8 inputs over the full range [-128, 127], plus the two constant extremes."""
+    rng = np.random.default_rng(seed)
+    shape = graph.tensors[graph.input].shape
+    x = rng.integers(-128, 128, size=(count,) + shape).astype(np.int8)
+    if count >= 2:
+        x[0], x[1] = -128, 127
+    return x

@@ -1,0 +1,152 @@
+/* sepgen fixed-point primitives: the C twin of sepgen/fixedpoint.py. Do not edit.
+ *
+ * These are the TFLite / gemmlowp reference primitives (TFLite's default "double
+ * rounding" requantization).  Signed right shifts are arithmetic, as gcc, clang
+ * and arm-none-eabi-gcc implement them.  C99, <stdint.h> only.
+ */
+#ifndef SEPGEN_FIXEDPOINT_H
+#define SEPGEN_FIXEDPOINT_H
+
+#include <stdint.h>
+
+#define SEPGEN_INT32_MIN ((int32_t)(-2147483647 - 1))
+#define SEPGEN_INT32_MAX ((int32_t)2147483647)
+
+/* round(a * b / 2^31), half away from zero; saturates the one overflowing case
+ * INT32_MIN * INT32_MIN.  |a * b| <= 2^62, so the int64 product is exact. */
+static inline int32_t sepgen_srdhm(int32_t a, int32_t b)
+{
+    const int overflow = (a == b) && (a == SEPGEN_INT32_MIN);
+    const int64_t ab_64 = (int64_t)a * (int64_t)b;
+    const int32_t nudge = ab_64 >= 0 ? (1 << 30) : (1 - (1 << 30));
+    const int32_t ab_x2_high32 = (int32_t)((ab_64 + nudge) / ((int64_t)1 << 31));
+    return overflow ? SEPGEN_INT32_MAX : ab_x2_high32;
+}
+
+/* x / 2^exponent rounded half away from zero, 0 <= exponent <= 31. */
+static inline int32_t sepgen_rounding_divide_by_pot(int32_t x, int exponent)
+{
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
+ * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
+ * int32: sepgen proves it for every layer at generation time. */
+static inline int32_t sepgen_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int shift)
+{
+    const int left_shift = shift > 0 ? shift : 0;
+    const int right_shift = shift > 0 ? 0 : -shift;
+    return sepgen_rounding_divide_by_pot(sepgen_srdhm(x * (1 << left_shift), multiplier), right_shift);
+}
+
+/* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent. */
+static inline int32_t sepgen_saturating_left_shift(int32_t x, int exponent)
+{
+    const int32_t threshold = (int32_t)(((int64_t)1 << (31 - exponent)) - 1);
+    if (x > threshold) {
+        return SEPGEN_INT32_MAX;
+    }
+    if (x < -threshold) {
+        return SEPGEN_INT32_MIN;
+    }
+    return (int32_t)((uint32_t)x << exponent);
+}
+
+/* Plain two's-complement int32 add/sub (gemmlowp's fixed-point +/-), free of UB. */
+static inline int32_t sepgen_wrap_add(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
+static inline int32_t sepgen_wrap_sub(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a - (uint32_t)b);
+}
+
+static inline int32_t sepgen_rounding_half_sum(int32_t a, int32_t b)
+{
+    const int64_t sum = (int64_t)a + (int64_t)b;
+    const int64_t sign = sum >= 0 ? 1 : -1;
+    return (int32_t)((sum + sign) / 2);
+}
+
+/* exp(a) for a in [-1/4, 0): a and result in Q0.31 (Taylor series around -1/8). */
+static inline int32_t sepgen_exp_on_interval_between_negative_one_quarter_and_0_excl(int32_t a)
+{
+    const int32_t constant_term = 1895147668;     /* exp(-1/8) */
+    const int32_t constant_1_over_3 = 715827883;
+    const int32_t x = sepgen_wrap_add(a, 1 << 28); /* a + 1/8 */
+    const int32_t x2 = sepgen_srdhm(x, x);
+    const int32_t x3 = sepgen_srdhm(x2, x);
+    const int32_t x4 = sepgen_srdhm(x2, x2);
+    const int32_t x4_over_4 = sepgen_rounding_divide_by_pot(x4, 2);
+    const int32_t poly = sepgen_rounding_divide_by_pot(
+        sepgen_wrap_add(sepgen_srdhm(sepgen_wrap_add(x4_over_4, x3), constant_1_over_3), x2), 1);
+    return sepgen_wrap_add(constant_term, sepgen_srdhm(constant_term, sepgen_wrap_add(x, poly)));
+}
+
+/* exp(a) for a <= 0 in Q(integer_bits).(31 - integer_bits); result Q0.31. */
+static inline int32_t sepgen_exp_on_negative_values(int32_t a, int integer_bits)
+{
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int fractional_bits = 31 - integer_bits;
+    const int32_t one_quarter = (int32_t)1 << (fractional_bits - 2);
+    const int32_t a_mod_quarter_minus_one_quarter = sepgen_wrap_sub(a & (one_quarter - 1), one_quarter);
+    int32_t result = sepgen_exp_on_interval_between_negative_one_quarter_and_0_excl(
+        sepgen_saturating_left_shift(a_mod_quarter_minus_one_quarter, integer_bits));
+    const int32_t remainder = sepgen_wrap_sub(a_mod_quarter_minus_one_quarter, a);
+    int exponent;
+    for (exponent = -2; exponent <= 4; ++exponent) {
+        if (integer_bits > exponent && (remainder & ((int32_t)1 << (fractional_bits + exponent))) != 0) {
+            result = sepgen_srdhm(result, barrel[exponent + 2]);
+        }
+    }
+    if (integer_bits > 5 && a < -((int32_t)1 << (36 - integer_bits))) {
+        result = 0;
+    }
+    return a == 0 ? SEPGEN_INT32_MAX : result;
+}
+
+/* 1 / (1 + a) for a in [0, 1) in Q0.31, three Newton-Raphson steps in Q2.29. */
+static inline int32_t sepgen_one_over_one_plus_x_for_x_in_0_1(int32_t a)
+{
+    const int32_t half_denominator = sepgen_rounding_half_sum(a, SEPGEN_INT32_MAX);
+    const int32_t constant_48_over_17 = 1515870810;
+    const int32_t constant_neg_32_over_17 = -1010580540;
+    int32_t x = sepgen_wrap_add(constant_48_over_17, sepgen_srdhm(half_denominator, constant_neg_32_over_17));
+    int i;
+    for (i = 0; i < 3; ++i) {
+        const int32_t half_denominator_times_x = sepgen_srdhm(half_denominator, x);
+        const int32_t one_minus_half_denominator_times_x = sepgen_wrap_sub(1 << 29, half_denominator_times_x);
+        x = sepgen_wrap_add(x, sepgen_saturating_left_shift(sepgen_srdhm(x, one_minus_half_denominator_times_x), 2));
+    }
+    return sepgen_saturating_left_shift(x, 1);
+}
+
+static inline int sepgen_count_leading_zeros(uint32_t x)
+{
+    int n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while ((x & 0x80000000u) == 0) {
+        x <<= 1;
+        ++n;
+    }
+    return n;
+}
+
+/* TFLite GetReciprocal: Q0.31 of 1/x scaled into [0.5, 1); *num_bits_over_unit receives the scale. */
+static inline int32_t sepgen_get_reciprocal(int32_t x, int x_integer_bits, int *num_bits_over_unit)
+{
+    const int headroom_plus_one = sepgen_count_leading_zeros((uint32_t)x);
+    const int32_t shifted_sum_minus_one =
+        (int32_t)(((uint32_t)x << headroom_plus_one) - ((uint32_t)1 << 31));
+    *num_bits_over_unit = x_integer_bits - headroom_plus_one;
+    return sepgen_one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+}
+
+#endif /* SEPGEN_FIXEDPOINT_H */
