@@ -1,3 +1,30 @@
-"""sepgen: depthwise-separable CNNs -> int8 -> fixed-size C, verified bit for bit."""
+"""sepgen: depthwise-separable CNNs -> int8 -> fixed-size C, verified bit for bit.
+
+The public API (re-exports only)::
+
+    graph = sepgen.load("model.keras")                 # float Graph (int8 for .tflite)
+    qgraph = sepgen.quantize(graph, calibration)        # int8 Graph, TFLite int8 spec
+    sepgen.generate(qgraph, "out/", prefix="kws")       # C sources + saved graph
+    sepgen.verify(qgraph)                                # C == simulator, byte for byte
+    sepgen.budget(graph)                                 # MACs, params, flash, RAM
+"""
 
 __version__ = "0.1.0"
+
+from .api import MissingCalibration, generate, load_generated, prepare, verify  # noqa: E402
+from .evaluate import agreement  # noqa: E402
+from .frontends import ModelFileError, load  # noqa: E402
+from .ir import Graph, UnsupportedLayer  # noqa: E402
+from .quantize import quantize  # noqa: E402
+from .simulate import run, run_float  # noqa: E402
+
+
+def budget(graph, arena_bytes=None):
+    """Per-layer and total MACs, parameters, flash and RAM (see :mod:`sepgen.budget`)."""
+    from .budget import budget as _budget
+
+    return _budget(graph, arena_bytes)
+
+
+__all__ = ["Graph", "MissingCalibration", "ModelFileError", "UnsupportedLayer", "agreement", "budget", "generate",
+           "load", "load_generated", "prepare", "quantize", "run", "run_float", "verify"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, Mean
+from .ir import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, Mean, Softmax
 
 LIMIT = 1 << 31
 
@@ -46,6 +46,9 @@ def accumulator_bound(graph: Graph, layer: Layer) -> int:
         return max(shifted, shifted << out_left)
     if isinstance(layer, AvgPool2D):
         return layer.pool_size[0] * layer.pool_size[1] * 128
+    if isinstance(layer, Softmax):
+        # only differences >= diff_min are rescaled: |diff| << input_left_shift
+        return abs(layer.diff_min) << layer.input_left_shift
     if isinstance(layer, Mean):
         return layer.input_shape[0] * layer.input_shape[1] * 128
     return 0

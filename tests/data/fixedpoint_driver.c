@@ -1,0 +1,31 @@
+/* Test driver for templates/sepgen_fixedpoint.h: reads "op a b c" lines, prints one result per line. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sepgen_fixedpoint.h"
+
+int main(void)
+{
+    char op[32];
+    long a, b, c;
+    while (scanf("%31s %ld %ld %ld", op, &a, &b, &c) == 4) {
+        if (strcmp(op, "srdhm") == 0) {
+            printf("%ld\n", (long)sepgen_srdhm((int32_t)a, (int32_t)b));
+        } else if (strcmp(op, "rdpot") == 0) {
+            printf("%ld\n", (long)sepgen_rounding_divide_by_pot((int32_t)a, (int)b));
+        } else if (strcmp(op, "mbqm") == 0) {
+            printf("%ld\n", (long)sepgen_multiply_by_quantized_multiplier((int32_t)a, (int32_t)b, (int)c));
+        } else if (strcmp(op, "exp") == 0) {
+            printf("%ld\n", (long)sepgen_exp_on_negative_values((int32_t)a, (int)b));
+        } else if (strcmp(op, "recip") == 0) {
+            int bits = 0;
+            const int32_t r = sepgen_get_reciprocal((int32_t)a, (int)b, &bits);
+            printf("%ld %d\n", (long)r, bits);
+        } else if (strcmp(op, "halfsum") == 0) {
+            printf("%ld\n", (long)sepgen_rounding_half_sum((int32_t)a, (int32_t)b));
+        } else {
+            return 3;
+        }
+    }
+    return 0;
+}
