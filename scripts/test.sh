@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test suite: installs what it needs, then runs pytest on 2 workers.
+# Extra arguments go to pytest (e.g. --run-slow for the full grids).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export TF_CPP_MIN_LOG_LEVEL=2
+exec .venv/bin/python -m pytest -n 2 -q "$@"
