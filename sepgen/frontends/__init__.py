@@ -46,6 +46,8 @@ def load(model, **options) -> Graph:
         return from_keras_model(model, **options)
     path = Path(model)
     suffix = path.suffix.lower()
+    if not path.exists() and suffix in (*_MODULES, ""):
+        raise ModelFileError(f"{path}: no such file")
     if suffix not in _MODULES:
         raise ModelFileError(f"{path}: unsupported model file type '{suffix}' "
                              f"(supported: {', '.join(supported_suffixes())})")

@@ -1,0 +1,100 @@
+"""The command line (DESIGN.md §6): generate/verify/simulate/report and one-line user errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sepgen
+from sepgen.cli import main
+from sepgen.frontends.builder import GraphBuilder
+from util import quantized, rand
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, "sepgen.Graph"]:
+    rng = np.random.default_rng(0)
+    b = GraphBuilder((7, 7, 2), name="tiny")
+    y = b.depthwise_conv2d("dw", b.input, rand(rng, 3, 3, 2, 2), rand(rng, 4), 2, 1, "same", "relu")
+    y = b.conv2d("pw", y, rand(rng, 1, 1, 4, 6), rand(rng, 6), activation="relu6")
+    y = b.dense("fc", b.flatten("flat", y), rand(rng, 4 * 4 * 6, 3), rand(rng, 3), "softmax")
+    q, _ = quantized(b.build(y), rng)
+    out = tmp_path_factory.mktemp("gen") / "tiny"
+    sepgen.generate(q, out, prefix="tiny")
+    return out, q
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sepgen.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_generated_directory_contents(generated):
+    out, _ = generated
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sepgen_fixedpoint.h", "tiny.c", "tiny.h", "tiny.sepgen.json", "tiny.sepgen.npz"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tiny")]  # no temp dirs left
+
+
+def test_verify_directory(generated):
+    out, _ = generated
+    proc = run_cli("verify", str(out), "--count", "30")
+    assert proc.returncode == 0, proc.stderr
+    assert "byte for byte, on 30 inputs x 4 layers" in proc.stdout
+
+
+def test_verify_reports_first_mismatch(generated, tmp_path):
+    out, _ = generated
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for p in out.iterdir():
+        (broken / p.name).write_bytes(p.read_bytes())
+    c = (broken / "tiny.c").read_text()
+    # corrupt the pointwise layer's output zero point in the C only
+    marker = "acc = sepgen_multiply_by_quantized_multiplier(acc, tiny_layer1_conv2d_multiplier"
+    i = c.index(marker)
+    j = c.index("acc += ", i)
+    k = c.index(";", j)
+    (broken / "tiny.c").write_text(c[:j] + "acc += 1 + " + c[j + len("acc += "):k] + c[k:])
+    proc = run_cli("verify", str(broken), "--count", "10")
+    assert proc.returncode == 1
+    assert "layer 'pw' (conv2d) differs at index" in proc.stderr and "expected" in proc.stderr
+
+
+def test_simulate_directory(generated, tmp_path):
+    out, q = generated
+    x = np.random.default_rng(1).integers(-128, 128, size=(5, 7, 7, 2)).astype(np.int8)
+    np.save(tmp_path / "x.npy", x)
+    proc = run_cli("simulate", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"))
+    assert proc.returncode == 0, proc.stderr
+    y = np.load(tmp_path / "y.npy", allow_pickle=False)
+    assert y.dtype == np.int8 and np.array_equal(y, sepgen.run(q, x))
+    np.save(tmp_path / "xf.npy", x.astype(np.float32))
+    proc = run_cli("simulate", str(out), "--input", str(tmp_path / "xf.npy"), "--output", str(tmp_path / "y.npy"))
+    assert proc.returncode == 2 and "int8 inputs expected" in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["generate", "missing.keras", "-o", "OUT"], "missing.keras: no such file"),
+    (["generate", "model.onnx", "-o", "OUT"], "unsupported model file type '.onnx'"),
+    (["verify", "nowhere/"], "no such file"),
+    (["report", "x.pt"], "unsupported model file type '.pt'"),
+])
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys, args, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sepgen: error: ") and message in err, err
+    assert not (tmp_path / "OUT").exists()
+
+
+def test_corrupt_npz_is_a_user_error(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    assert main(["generate", str(bad), "-o", str(tmp_path / "OUT")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.npz" in err and err.count("\n") == 1
+    assert not (tmp_path / "OUT").exists()
