@@ -56,8 +56,9 @@ class GraphBuilder:
         self.tensors[unique] = TensorSpec(unique, tuple(int(d) for d in shape))
         return unique
 
-    def shape(self, tensor: str) -> tuple[int, ...]:
-        return self.tensors[self._resolve(tensor, "?")].shape
+    def shape(self, tensor: str, layer_name: str = "?") -> tuple[int, ...]:
+        """Shape of a tensor; ``layer_name`` (the layer asking) is named in errors."""
+        return self.tensors[self._resolve(tensor, layer_name)].shape
 
     def _resolve(self, tensor: str, layer_name: str) -> str:
         if tensor in self._renamed:
@@ -77,7 +78,7 @@ class GraphBuilder:
         return out
 
     def _need_hwc(self, x: str, name: str, kind: str) -> tuple[int, int, int]:
-        shape = self.shape(x)
+        shape = self.shape(x, name)
         if len(shape) != 3:
             raise UnsupportedLayer(name, kind, f"needs an (H, W, C) input, got {shape}")
         return shape  # type: ignore[return-value]
@@ -88,7 +89,8 @@ class GraphBuilder:
         if activation == "linear":
             activation = "none"
         if activation not in ACTIVATIONS:
-            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6, softmax")
+            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6"
+                                   + (" (and softmax after Dense)" if activation == "softmax" else ""))
         return activation
 
     # ------------------------------------------------------------------- layers
@@ -134,15 +136,18 @@ class GraphBuilder:
                          dilation=dilation, padding=padding, activation=self._check_activation(name, activation))
 
     def dense(self, name: str, x: str, kernel, bias=None, activation: str | None = None) -> str:
-        shape = self.shape(x)
+        shape = self.shape(x, name)
         kernel = _f32(kernel)
         if len(shape) != 1:
             raise UnsupportedLayer(name, "Dense input", f"rank {len(shape) + 1} input; add Flatten first")
         if kernel.ndim != 2 or kernel.shape[0] != shape[0]:
             raise UnsupportedLayer(name, "kernel shape", f"{kernel.shape} for {shape[0]} inputs")
+        if bias is not None:
+            bias = _f32(bias)
+            if bias.shape != (kernel.shape[1],):
+                raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({kernel.shape[1]},)")
         softmax = activation == "softmax"
-        out = self._add(FullyConnected, name, [x], (kernel.shape[1],), kernel=kernel,
-                        bias=None if bias is None else _f32(bias),
+        out = self._add(FullyConnected, name, [x], (kernel.shape[1],), kernel=kernel, bias=bias,
                         activation=self._check_activation(name, None if softmax else activation))
         return self.softmax(f"{name}/softmax", out) if softmax else out
 
@@ -173,7 +178,7 @@ class GraphBuilder:
 
     def reshape(self, name: str, x: str, shape: tuple[int, ...]) -> str:
         shape = tuple(int(d) for d in shape)
-        if int(np.prod(shape)) != int(np.prod(self.shape(x))) or len(shape) not in (1, 3):
+        if int(np.prod(shape)) != int(np.prod(self.shape(x, name))) or len(shape) not in (1, 3):
             raise UnsupportedLayer(name, "Reshape", f"{self.shape(x)} -> {shape}")
         return self._add(Reshape, name, [x], shape)
 
@@ -183,14 +188,14 @@ class GraphBuilder:
     def add(self, name: str, inputs: list[str], activation: str | None = None) -> str:
         if len(inputs) != 2:
             raise UnsupportedLayer(name, "Add", f"{len(inputs)} inputs; exactly 2 are supported")
-        shapes = {self.shape(t) for t in inputs}
+        shapes = {self.shape(t, name) for t in inputs}
         if len(shapes) != 1:
             raise UnsupportedLayer(name, "Add", f"inputs of different shapes {sorted(shapes)} (no broadcasting)")
         return self._add(Add, name, inputs, self.shape(inputs[0]),
                          activation=self._check_activation(name, activation))
 
     def softmax(self, name: str, x: str, beta: float = 1.0) -> str:
-        if len(self.shape(x)) != 1:
+        if len(self.shape(x, name)) != 1:
             raise UnsupportedLayer(name, "Softmax", f"on shape {self.shape(x)}; only over a vector")
         return self._add(Softmax, name, [x], self.shape(x), beta=float(beta))
 

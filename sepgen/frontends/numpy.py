@@ -1,0 +1,454 @@
+"""NumPy frontend: one ``.npz`` file = float arrays + a JSON layer spec -> float Graph.
+
+The format is documented in ``docs/numpy-format.md``.  In brief: the archive holds
+float arrays under free-form keys and, under the key ``__spec__``, the UTF-8 bytes
+of a JSON document as a 1-D ``uint8`` array (:func:`save_npz_model` writes it)::
+
+    {"format": "sepgen-npz", "version": 1, "name": "tiny", "input_shape": [8, 8, 1],
+     "layers": [{"name": "conv1", "type": "conv2d", "kernel": "conv1.kernel", "bias": "conv1.bias",
+                 "padding": "same", "activation": "relu"}, ...],
+     "output": "dense"}
+
+Kernels use Keras layouts (conv HWIO, depthwise ``(kh, kw, cin, depth_multiplier)``,
+dense ``(in, out)``).  The file is read with ``allow_pickle=False``; every error is a
+one-line :class:`ModelFileError` (malformed file) or :class:`UnsupportedLayer`
+(well-formed but not compilable), both naming the file and, where there is one, the layer.
+Graphs are made only through :class:`GraphBuilder`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..ir import Graph, UnsupportedLayer
+from . import ModelFileError, register
+from .builder import GraphBuilder
+
+FORMAT = "sepgen-npz"
+VERSION = 1
+SPEC_KEY = "__spec__"
+#: The name by which layers' ``inputs`` refer to the model input.
+INPUT_NAME = "input"
+_TOP_KEYS = {"format", "version", "name", "input_shape", "layers", "output"}
+_COMMON_KEYS = ("name", "type", "inputs")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# ------------------------------------------------------------------ writing
+def save_npz_model(path: str | Path, spec: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Write a sepgen ``.npz`` model: ``arrays`` plus ``spec`` as JSON (UTF-8, uint8) under ``__spec__``.
+
+    The spec is written as given (not validated; :func:`sepgen.frontends.load` validates).
+    ``path`` is used exactly (no ``.npz`` is appended).  The archive is deflate-compressed with
+    fixed member timestamps, so the same spec and arrays always give the same bytes (and the same
+    sha256 in the generated C banner).  Object arrays are refused.  Returns the path.
+    """
+    if SPEC_KEY in arrays:
+        raise ValueError(f"array key '{SPEC_KEY}' is reserved for the spec")
+    text = json.dumps(spec, allow_nan=False, indent=1)
+    payload = {str(k): np.asarray(v) for k, v in arrays.items()}
+    payload[SPEC_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    path = Path(path)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, value in payload.items():
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, value, allow_pickle=False)
+    return path
+
+
+# ------------------------------------------------------------------ reading
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ValueError(f"duplicate key {dup[0]!r} in a JSON object")
+    return dict(pairs)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_spec(source: str, raw: np.ndarray) -> dict:
+    if raw.dtype == np.uint8 and raw.ndim == 1:
+        try:
+            text = raw.tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ModelFileError(f"{source}: '{SPEC_KEY}' is not UTF-8 ({exc})") from None
+    elif raw.dtype.kind == "U" and raw.ndim == 0:
+        text = str(raw[()])
+    else:
+        raise ModelFileError(f"{source}: '{SPEC_KEY}' must be a 1-D uint8 array of UTF-8 JSON (or a 0-d "
+                             f"unicode string array), got dtype {raw.dtype} shape {raw.shape}")
+    try:
+        spec = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise ModelFileError(f"{source}: '{SPEC_KEY}' is not valid JSON ({_one_line(str(exc))})") from None
+    if not isinstance(spec, dict):
+        raise ModelFileError(f"{source}: '{SPEC_KEY}' must be a JSON object, got {type(spec).__name__}")
+    return spec
+
+
+def read_npz_model(path: str | Path) -> tuple[dict, dict[str, np.ndarray], bytes]:
+    """(spec, arrays, file bytes) of a sepgen ``.npz`` model; pickled/object arrays are refused."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError:  # np.load falls back to "pickle" for anything that is not zip/npy
+        raise ModelFileError(f"{path}: not a .npz archive (neither a zip archive nor a .npy array; "
+                             "pickled data is never loaded)") from None
+    except Exception as exc:  # BadZipFile, OSError, EOFError, zlib.error, ...
+        raise ModelFileError(f"{path}: not a readable .npz archive ({type(exc).__name__}: "
+                             f"{_one_line(str(exc))})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path}: a single .npy array, not a .npz archive with a '{SPEC_KEY}' entry")
+    arrays: dict[str, np.ndarray] = {}
+    with npz:
+        for key in npz.files:
+            try:
+                value = npz[key]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise ModelFileError(f"{path}: array '{key}' is an object/pickled array, which sepgen "
+                                         "refuses to load (allow_pickle=False); store numeric arrays only") from None
+                raise ModelFileError(f"{path}: array '{key}' is unreadable ({_one_line(str(exc))})") from None
+            except Exception as exc:
+                raise ModelFileError(f"{path}: array '{key}' is unreadable ({type(exc).__name__}: "
+                                     f"{_one_line(str(exc))})") from None
+            if not isinstance(value, np.ndarray):
+                raise ModelFileError(f"{path}: member '{key}' is not a .npy array")
+            arrays[key] = value
+    if SPEC_KEY not in arrays:
+        hint = (" (this looks like a graph saved by 'sepgen generate': pass its directory instead)"
+                if path.name.endswith(".sepgen.npz") else "")
+        raise ModelFileError(f"{path}: no '{SPEC_KEY}' entry: not a {FORMAT} model; see docs/numpy-format.md"
+                             f"{hint}")
+    return _parse_spec(str(path), arrays.pop(SPEC_KEY)), arrays, data
+
+
+# ------------------------------------------------------------- layer options
+class _LayerSpec:
+    """One layer dict being translated: typed accessors whose errors name the file and the layer."""
+
+    def __init__(self, source: str, entry: dict, arrays: dict[str, np.ndarray], name: str, kind: str) -> None:
+        self.source, self.entry, self.arrays, self.name, self.kind = source, entry, arrays, name, kind
+
+    def error(self, what: str) -> ModelFileError:
+        return ModelFileError(_one_line(f"{self.source}: layer '{self.name}': {what}"))
+
+    def array(self, key: str, required: bool = True) -> np.ndarray | None:
+        """The float array the option ``key`` names (a key into the archive)."""
+        ref = self.entry.get(key)
+        if ref is None:
+            if required:
+                raise self.error(f"{self.kind} needs '{key}' (the key of a float array in the archive)")
+            return None
+        if not isinstance(ref, str):
+            raise self.error(f"'{key}' must be the string key of an array in the archive, got {ref!r}")
+        if ref not in self.arrays:
+            raise self.error(f"'{key}' refers to array '{ref}', which is not in the archive "
+                             f"({len(self.arrays)} arrays: {', '.join(sorted(self.arrays)[:8])}"
+                             f"{', ...' if len(self.arrays) > 8 else ''})")
+        value = self.arrays[ref]
+        if not np.issubdtype(value.dtype, np.floating):
+            raise self.error(f"array '{ref}' ('{key}') has dtype {value.dtype}; weights must be floating "
+                             "point (float16/float32/float64)")
+        if not np.all(np.isfinite(value)):
+            raise self.error(f"array '{ref}' ('{key}') contains NaN or infinity")
+        return value
+
+    def vector(self, key: str, length: int, required: bool = True) -> np.ndarray | None:
+        """A float array of shape ``(length,)``."""
+        value = self.array(key, required)
+        if value is not None and value.shape != (length,):
+            raise self.error(f"array '{self.entry[key]}' ('{key}') has shape {value.shape}, expected ({length},)")
+        return value
+
+    def ints(self, key: str, default: Any) -> Any:
+        """An int or a list of 2 positive ints (strides, dilation, pool_size)."""
+        value = self._get(key, default)
+        if value is None or (_is_int(value) and value >= 1):
+            return value
+        if isinstance(value, list) and len(value) == 2 and all(_is_int(v) and v >= 1 for v in value):
+            return tuple(value)
+        raise self.error(f"'{key}' must be a positive integer or a list of 2 positive integers, got {value!r}")
+
+    def _get(self, key: str, default: Any) -> Any:
+        """The option's value; absent and JSON null both mean the default."""
+        value = self.entry.get(key)
+        return default if value is None else value
+
+    def string(self, key: str, default: str) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self.error(f"'{key}' must be a string, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.error(f"'{key}' must be a number, got {value!r}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(f"'{key}' must be true or false, got {value!r}")
+        return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+Handler = Callable[[GraphBuilder, _LayerSpec, list[str]], str]
+_HANDLERS: dict[str, tuple[Handler, tuple[str, ...]]] = {}
+
+
+def _handler(kind: str, *keys: str) -> Callable[[Handler], Handler]:
+    """Register the translation of layer type ``kind``, which accepts ``keys`` besides name/type/inputs."""
+
+    def wrap(fn: Handler) -> Handler:
+        _HANDLERS[kind] = (fn, _COMMON_KEYS + keys)
+        return fn
+
+    return wrap
+
+
+_SPATIAL = ("strides", "dilation", "padding", "activation")
+
+
+@_handler("conv2d", "kernel", "bias", *_SPATIAL)
+def _conv2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.conv2d(s.name, xs[0], s.array("kernel"), s.array("bias", False), s.ints("strides", 1),
+                    s.ints("dilation", 1), s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("depthwise_conv2d", "kernel", "bias", *_SPATIAL)
+def _depthwise_conv2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.depthwise_conv2d(s.name, xs[0], s.array("kernel"), s.array("bias", False), s.ints("strides", 1),
+                              s.ints("dilation", 1), s.string("padding", "valid"),
+                              s.string("activation", "linear"))
+
+
+@_handler("separable_conv2d", "depthwise_kernel", "pointwise_kernel", "bias", *_SPATIAL)
+def _separable_conv2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.separable_conv2d(s.name, xs[0], s.array("depthwise_kernel"), s.array("pointwise_kernel"),
+                              s.array("bias", False), s.ints("strides", 1), s.ints("dilation", 1),
+                              s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("dense", "kernel", "bias", "activation")
+def _dense(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    kernel = s.array("kernel")
+    bias = s.vector("bias", kernel.shape[-1], False) if kernel.ndim == 2 else s.array("bias", False)
+    return b.dense(s.name, xs[0], kernel, bias, s.string("activation", "linear"))
+
+
+@_handler("batch_norm", "gamma", "beta", "moving_mean", "moving_variance", "epsilon")
+def _batch_norm(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    c = b.shape(xs[0])[-1]
+    epsilon = s.number("epsilon", 1e-3)
+    variance = s.vector("moving_variance", c)
+    if epsilon < 0 or np.any(variance.astype(np.float64) + epsilon <= 0):
+        raise s.error("moving_variance + epsilon must be positive")
+    return b.batch_norm(s.name, xs[0], s.vector("gamma", c, False), s.vector("beta", c, False),
+                        s.vector("moving_mean", c), variance, epsilon)
+
+
+@_handler("relu")
+def _relu(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.activation(s.name, xs[0], "relu")
+
+
+@_handler("relu6")
+def _relu6(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.activation(s.name, xs[0], "relu6")
+
+
+@_handler("max_pool2d", "pool_size", "strides", "padding")
+def _max_pool2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.max_pool2d(s.name, xs[0], s.ints("pool_size", 2), s.ints("strides", None),
+                        s.string("padding", "valid"))
+
+
+@_handler("avg_pool2d", "pool_size", "strides", "padding")
+def _avg_pool2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.avg_pool2d(s.name, xs[0], s.ints("pool_size", 2), s.ints("strides", None),
+                        s.string("padding", "valid"))
+
+
+@_handler("global_avg_pool2d", "keepdims")
+def _global_avg_pool2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.global_avg_pool2d(s.name, xs[0], s.boolean("keepdims", False))
+
+
+@_handler("flatten")
+def _flatten(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.flatten(s.name, xs[0])
+
+
+@_handler("reshape", "target_shape")
+def _reshape(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    shape = s.entry.get("target_shape")
+    if (not isinstance(shape, list) or not shape or not all(_is_int(d) and (d >= 1 or d == -1) for d in shape)
+            or shape.count(-1) > 1):
+        raise s.error(f"reshape needs 'target_shape': a list of positive integers (at most one -1), got {shape!r}")
+    if -1 in shape:
+        known, total = int(np.prod([d for d in shape if d != -1])), int(np.prod(b.shape(xs[0])))
+        if total % known:
+            raise s.error(f"cannot reshape {b.shape(xs[0])} to {shape}")
+        shape = [total // known if d == -1 else d for d in shape]
+    return b.reshape(s.name, xs[0], tuple(shape))
+
+
+@_handler("add", "activation")
+def _add(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.add(s.name, xs, s.string("activation", "linear"))
+
+
+@_handler("softmax")
+def _softmax(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.softmax(s.name, xs[0])
+
+
+@_handler("dropout", "rate")
+def _dropout(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    rate = s.number("rate", 0.0)
+    if not 0.0 <= rate < 1.0:
+        raise s.error(f"'rate' must be in [0, 1), got {rate}")
+    return xs[0]  # identity at inference
+
+
+#: Layer types the spec accepts (sorted), for messages and docs.
+LAYER_TYPES: tuple[str, ...] = tuple(sorted(_HANDLERS))
+
+
+# --------------------------------------------------------------- the graph
+def _with_source(exc: UnsupportedLayer, source: str) -> UnsupportedLayer:
+    """Prefix an UnsupportedLayer's message with the file name (name/kind/detail stay as they are)."""
+    if not str(exc).startswith(f"{source}: "):
+        exc.args = (_one_line(f"{source}: {exc}"),)
+    return exc
+
+
+def _check_name(source: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ModelFileError(f"{source}: {what} must be a non-empty printable string, got {value!r}")
+    return value
+
+
+def graph_from_spec(spec: dict, arrays: dict[str, np.ndarray], source: str = "<memory>",
+                    source_bytes: bytes | None = None, default_name: str = "model",
+                    graph_source: str | None = None) -> Graph:
+    """Translate a parsed spec and its arrays into a float Graph (strictly validated).
+
+    ``source`` names the file in error messages; ``graph_source`` (default: ``source``) becomes
+    ``Graph.source``, the name printed in the generated C banner.
+    """
+    try:
+        return _translate(spec, arrays, source, source_bytes, default_name,
+                          source if graph_source is None else graph_source)
+    except UnsupportedLayer as exc:
+        raise _with_source(exc, source) from None
+
+
+def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_bytes: bytes | None,
+               default_name: str, graph_source: str) -> Graph:
+    unknown = sorted(set(spec) - _TOP_KEYS)
+    if unknown:
+        raise ModelFileError(f"{source}: unknown top-level key '{unknown[0]}' in the spec "
+                             f"(allowed: {', '.join(sorted(_TOP_KEYS))})")
+    if spec.get("format") != FORMAT:
+        raise ModelFileError(f"{source}: spec 'format' is {spec.get('format')!r}; expected '{FORMAT}'")
+    version = spec.get("version")
+    if not _is_int(version) or version != VERSION:
+        raise ModelFileError(f"{source}: spec 'version' is {version!r}; this sepgen reads version {VERSION}")
+    name = _check_name(source, spec.get("name", default_name), "'name'")
+    shape = spec.get("input_shape")
+    if (not isinstance(shape, list) or len(shape) not in (1, 3)
+            or not all(_is_int(d) and d >= 1 for d in shape)):
+        raise ModelFileError(f"{source}: 'input_shape' must be [H, W, C] (or [N] for a vector) of positive "
+                             f"integers, batch excluded; got {shape!r}")
+    layers = spec.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ModelFileError(f"{source}: 'layers' must be a non-empty list of layer objects")
+
+    b = GraphBuilder(tuple(shape), name=name, input_name=INPUT_NAME)
+    outputs: dict[str, str] = {INPUT_NAME: b.input}  # layer name -> its output tensor
+    previous = b.input
+    for i, entry in enumerate(layers):
+        if not isinstance(entry, dict):
+            raise ModelFileError(f"{source}: layers[{i}] must be a JSON object, got {type(entry).__name__}")
+        lname = _check_name(source, entry.get("name"), f"layers[{i}] 'name'")
+        if lname in outputs:
+            raise ModelFileError(f"{source}: layer '{lname}': duplicate layer name"
+                                 + (f" ('{INPUT_NAME}' names the model input)" if lname == INPUT_NAME else ""))
+        kind = entry.get("type")
+        if not isinstance(kind, str):
+            raise ModelFileError(f"{source}: layer '{lname}': 'type' must be one of {', '.join(LAYER_TYPES)}, "
+                                 f"got {kind!r}")
+        if kind not in _HANDLERS:
+            raise UnsupportedLayer(lname, f"layer type '{kind}'", f"supported: {', '.join(LAYER_TYPES)}")
+        handler, allowed = _HANDLERS[kind]
+        extra = sorted(set(entry) - set(allowed))
+        if extra:
+            raise ModelFileError(f"{source}: layer '{lname}': unknown key '{extra[0]}' for type '{kind}' "
+                                 f"(allowed: {', '.join(sorted(allowed))})")
+        refs = entry.get("inputs")
+        if refs is None:
+            if kind == "add":
+                raise ModelFileError(f"{source}: layer '{lname}': add needs 'inputs': the names of 2 layers")
+            xs = [previous]
+        else:
+            if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or not refs:
+                raise ModelFileError(f"{source}: layer '{lname}': 'inputs' must be a non-empty list of layer "
+                                     f"names, got {refs!r}")
+            missing = [r for r in refs if r not in outputs]
+            if missing:
+                raise ModelFileError(f"{source}: layer '{lname}': input '{missing[0]}' is not '{INPUT_NAME}' "
+                                     "or an earlier layer")
+            if kind != "add" and len(refs) != 1:
+                raise ModelFileError(f"{source}: layer '{lname}': {kind} takes exactly 1 input, got {len(refs)}")
+            xs = [outputs[r] for r in refs]
+        try:
+            previous = outputs[lname] = handler(b, _LayerSpec(source, entry, arrays, lname, kind), xs)
+        except UnsupportedLayer as exc:
+            if exc.name == "?":  # GraphBuilder.shape() does not know which layer asked
+                raise UnsupportedLayer(lname, exc.kind, exc.detail) from None
+            raise
+
+    out_name = spec.get("output")
+    if out_name is None:
+        out_name = layers[-1]["name"]
+    elif not isinstance(out_name, str) or out_name not in outputs or out_name == INPUT_NAME:
+        raise ModelFileError(f"{source}: 'output' must name a layer, got {out_name!r}")
+    return b.build(outputs[out_name], source=graph_source, source_bytes=source_bytes)
+
+
+@register(".npz")
+def load_npz(path: str | Path, **options: Any) -> Graph:
+    """Load a sepgen ``.npz`` model (see ``docs/numpy-format.md``) as a float Graph."""
+    path = Path(path)
+    if options:
+        raise TypeError(f"the .npz loader takes no options, got {', '.join(sorted(options))}")
+    spec, arrays, data = read_npz_model(path)
+    # Graph.source is the bare file name so that the generated C does not depend on the directory.
+    return graph_from_spec(spec, arrays, source=str(path), source_bytes=data, default_name=path.stem,
+                           graph_source=path.name)
