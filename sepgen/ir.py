@@ -135,8 +135,9 @@ class _WeightedLayer(Layer):
         return int(self.kernel.size) + (0 if self.bias is None else int(self.bias.size))
 
     def weight_bytes(self) -> int:
+        """int8 kernel + int32 bias (if any) + per channel an int32 multiplier and an int8 shift."""
         bias = 0 if self.bias is None else 4 * self.out_channels
-        return int(self.kernel.size) + bias + 8 * self.out_channels
+        return int(self.kernel.size) + bias + 5 * self.out_channels
 
 
 @dataclass(frozen=True, eq=False)
