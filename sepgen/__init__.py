@@ -11,19 +11,13 @@ The public API (re-exports only)::
 
 __version__ = "0.1.0"
 
+from .budget import budget  # noqa: E402  (the function shadows the submodule name on purpose)
 from .api import MissingCalibration, generate, load_generated, prepare, verify  # noqa: E402
 from .evaluate import agreement  # noqa: E402
 from .frontends import ModelFileError, load  # noqa: E402
 from .ir import Graph, UnsupportedLayer  # noqa: E402
 from .quantize import quantize  # noqa: E402
 from .simulate import run, run_float  # noqa: E402
-
-
-def budget(graph, arena_bytes=None):
-    """Per-layer and total MACs, parameters, flash and RAM (see :mod:`sepgen.budget`)."""
-    from .budget import budget as _budget
-
-    return _budget(graph, arena_bytes)
 
 
 __all__ = ["Graph", "MissingCalibration", "ModelFileError", "UnsupportedLayer", "agreement", "budget", "generate",

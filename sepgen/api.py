@@ -121,5 +121,10 @@ def verify(graph: Graph, inputs: np.ndarray | None = None, files: dict[str, str]
     return _verify.verify_host(graph, x, prefix, sanitize, files)
 
 
+def random_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:
+    """Full-range random int8 inputs (the first two are all -128 and all 127)."""
+    return _verify.random_inputs(graph, count, seed)
+
+
 def run_int8(graph: Graph, x: np.ndarray) -> np.ndarray:
     return simulate.run(graph, x)

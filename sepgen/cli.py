@@ -93,7 +93,8 @@ def cmd_generate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import budget as _budget, report as _report
+    from . import report as _report
+    from .budget import budget as compute_budget
 
     path = Path(args.model)
     if path.is_dir():
@@ -104,7 +105,7 @@ def cmd_report(args) -> int:
         from .frontends import load
 
         graph = load(path)
-    b = _budget.budget(graph)
+    b = compute_budget(graph)
     if args.json:
         print(json.dumps(_report.to_json(b), indent=2))
     elif args.markdown:
@@ -120,6 +121,9 @@ def cmd_report(args) -> int:
 def cmd_verify(args) -> int:
     graph, prefix, files = _load(args)
     inputs = api.load_array(args.inputs, "inputs") if args.inputs else None
+    if inputs is None and args.calibration:  # random inputs plus the calibration samples
+        calibration = api.as_int8_inputs(graph, api.load_array(args.calibration, "calibration")[: args.count])
+        inputs = np.concatenate([api.random_inputs(graph, args.count), calibration])
     result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
     if not result.ok:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
