@@ -59,8 +59,25 @@ class LayerBudget:
     block: str | None = None  # label of the separable block this layer belongs to, if any
 
 
+class _Savings:
+    """standard_* / own figures: how many times fewer MACs and parameters (inf when own is 0)."""
+
+    standard_macs: int
+    macs: int
+    standard_params: int
+    params: int
+
+    @property
+    def mac_saving(self) -> float:
+        return _ratio(self.standard_macs, self.macs)
+
+    @property
+    def param_saving(self) -> float:
+        return _ratio(self.standard_params, self.params)
+
+
 @dataclass(frozen=True)
-class Block:
+class Block(_Savings):
     """A separable block (two layers) next to the one standard Conv2D it replaces.
 
     ``kind`` is :data:`DEPTHWISE_SEPARABLE` or :data:`SPATIALLY_SEPARABLE`; ``standard`` describes
@@ -83,19 +100,9 @@ class Block:
         kh, kw = self.kernel_size
         return f"conv2d {kh}x{kw}, {self.in_channels} -> {self.out_channels} channels"
 
-    @property
-    def mac_saving(self) -> float:
-        """standard_macs / macs (how many times fewer MACs the block needs)."""
-        return _ratio(self.standard_macs, self.macs)
-
-    @property
-    def param_saving(self) -> float:
-        """standard_params / params."""
-        return _ratio(self.standard_params, self.params)
-
 
 @dataclass(frozen=True)
-class Totals:
+class Totals(_Savings):
     """Sums over all layers, plus the arena RAM (``ram_bytes``) of the whole model."""
 
     params: int
@@ -105,14 +112,6 @@ class Totals:
     flash_bytes: int
     ram_bytes: int  # == <PREFIX>_ARENA_SIZE
     max_scratch_bytes: int = 0  # largest per-layer scratch (informational; layers run one at a time)
-
-    @property
-    def mac_saving(self) -> float:
-        return _ratio(self.standard_macs, self.macs)
-
-    @property
-    def param_saving(self) -> float:
-        return _ratio(self.standard_params, self.params)
 
 
 @dataclass(frozen=True)
