@@ -150,6 +150,9 @@ COMMANDS = {"generate": cmd_generate, "report": cmd_report, "verify": cmd_verify
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow (imported lazily for Keras input) must not add log lines to our one-line errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import fixedpoint as fp
 from .ir import (
-    Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, MaxPool2D, Mean, Reshape, Softmax,
+    AvgPool2D, Conv2D, DepthwiseConv2D, Graph, Layer,
 )
 
 FloatOp = Callable[[Layer, list[np.ndarray]], np.ndarray]

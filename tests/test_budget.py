@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-import sepgen
 from sepgen import report, zoo
 from sepgen.budget import DEPTHWISE_SEPARABLE, SPATIALLY_SEPARABLE, budget
 from sepgen.frontends.builder import GraphBuilder

@@ -16,7 +16,7 @@ from ..ir import Graph
 Loader = Callable[..., Graph]
 _LOADERS: dict[str, Loader] = {}
 #: suffix -> module that registers it (imported on first use)
-_MODULES = {".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".npz": "numpy", ".tflite": "tflite"}
+_MODULES = {".keras": "keras_files", ".h5": "keras_files", ".hdf5": "keras_files", ".npz": "numpy", ".tflite": "tflite"}
 
 
 class ModelFileError(ValueError):

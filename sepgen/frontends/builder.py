@@ -236,6 +236,8 @@ class GraphBuilder:
             raise UnsupportedLayer(name, "BatchNormalization",
                                    "only directly after Conv2D/DepthwiseConv2D/SeparableConv2D/Dense without activation")
         c = producer.output_shape[-1]
+        if not np.all(np.asarray(variance, np.float64) + float(epsilon) > 0):
+            raise UnsupportedLayer(name, "BatchNormalization", "moving_variance + epsilon must be > 0")
         gamma = np.ones(c) if gamma is None else np.asarray(gamma, np.float64)
         beta = np.zeros(c) if beta is None else np.asarray(beta, np.float64)
         factor = gamma / np.sqrt(np.asarray(variance, np.float64) + float(epsilon))
