@@ -122,6 +122,9 @@ class _WeightedLayer(Layer):
     kernel: np.ndarray = field(default=None)  # float32, Keras layout
     bias: np.ndarray | None = None  # float32 (out,) or None
     activation: str = "none"
+    #: Parameters of layers folded into this one (BatchNormalization), less the bias the fold created,
+    #: so that params() still counts what Keras count_params() counted before folding.
+    folded_params: int = 0
     # Filled by quantize():
     qkernel: np.ndarray | None = None  # int8, TFLite layout
     qbias: np.ndarray | None = None  # int32 (out,) (zeros when the float layer had no bias)
@@ -132,7 +135,7 @@ class _WeightedLayer(Layer):
         return self.output_shape[-1]
 
     def params(self) -> int:
-        return int(self.kernel.size) + (0 if self.bias is None else int(self.bias.size))
+        return int(self.kernel.size) + (0 if self.bias is None else int(self.bias.size)) + self.folded_params
 
     def weight_bytes(self) -> int:
         """int8 kernel + int32 bias (if any) + per channel an int32 multiplier and an int8 shift."""

@@ -140,7 +140,7 @@ def test_sequential_every_layer_matches_keras():
     assert graph.layer("dw_stride").strides == (1, 2)
     assert graph.layer("fc1").activation == "relu6" and graph.layer("fc1").output == "act6"
     assert graph.layer("fc2/softmax").op == "softmax"
-    assert sum(layer.params() for layer in graph.layers) < model.count_params()  # BN parameters are folded away
+    assert sum(layer.params() for layer in graph.layers) == model.count_params()  # folded BN still counted
     assert_same_as_keras(model, graph)
 
 
@@ -518,3 +518,22 @@ def test_missing_file_and_bad_option(tmp_path):
     _seq(L.Conv2D(2, 1)).save(path)
     with pytest.raises(TypeError, match="option"):
         load_keras_file(path, calibration=None)
+
+
+def test_params_count_like_keras_after_batchnorm_folding():
+    """BatchNormalization is folded into the conv, but params still count as Keras count_params() does."""
+    import sepgen
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.SeparableConv2D(8, 3, padding="same")(x)
+    x = keras.layers.BatchNormalization(center=False)(x)
+    x = keras.layers.DepthwiseConv2D(3, use_bias=True)(x)
+    x = keras.layers.BatchNormalization(scale=False)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(4)(x)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, x)
+    graph = from_keras_model(model)
+    assert sepgen.budget(graph).totals.params == model.count_params()

@@ -238,6 +238,7 @@ class GraphBuilder:
         c = producer.output_shape[-1]
         if not np.all(np.asarray(variance, np.float64) + float(epsilon) > 0):
             raise UnsupportedLayer(name, "BatchNormalization", "moving_variance + epsilon must be > 0")
+        gamma_given, beta_given = gamma, beta
         gamma = np.ones(c) if gamma is None else np.asarray(gamma, np.float64)
         beta = np.zeros(c) if beta is None else np.asarray(beta, np.float64)
         factor = gamma / np.sqrt(np.asarray(variance, np.float64) + float(epsilon))
@@ -248,7 +249,9 @@ class GraphBuilder:
             kernel = k * factor.reshape(k.shape[2], k.shape[3])
         else:
             kernel = k * factor  # broadcast over the last (output) axis
-        new = dataclasses.replace(producer, kernel=_f32(kernel), bias=_f32(bias))
+        bn_params = 2 * c + (0 if gamma_given is None else c) + (0 if beta_given is None else c)
+        folded = producer.folded_params + bn_params - (c if producer.bias is None else 0)
+        new = dataclasses.replace(producer, kernel=_f32(kernel), bias=_f32(bias), folded_params=folded)
         return self._replace_producer(producer, new, name)
 
     # -------------------------------------------------------------- finish
