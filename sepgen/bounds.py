@@ -50,7 +50,8 @@ def accumulator_bound(graph: Graph, layer: Layer) -> int:
         # only differences >= diff_min are rescaled: |diff| << input_left_shift
         return abs(layer.diff_min) << layer.input_left_shift
     if isinstance(layer, Mean):
-        return layer.input_shape[0] * layer.input_shape[1] * 128
+        acc = layer.input_shape[0] * layer.input_shape[1] * _max_input_magnitude(graph, layer.inputs[0])
+        return acc << max(int(layer.requant.shift[0]), 0)
     return 0
 
 

@@ -180,7 +180,7 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
     layers: list[Layer] = []
     for layer in graph.layers:
         in_q = quants[layer.inputs[0]]
-        if isinstance(layer, (MaxPool2D, AvgPool2D, Mean, Reshape)):
+        if isinstance(layer, (MaxPool2D, AvgPool2D, Reshape)):
             out_q = in_q  # TFLite requires identical quantization through these ops
         elif isinstance(layer, Softmax):
             out_q = SOFTMAX_OUTPUT
@@ -190,6 +190,8 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
             out_q = choose_quant_params(*ranges[layer.output])
         if isinstance(layer, (Conv2D, DepthwiseConv2D, FullyConnected)):
             layer = _quantize_weighted(layer, in_q, out_q)
+        elif isinstance(layer, Mean):  # TFLite MEAN: rescale input_scale / output_scale, then divide
+            layer = dataclasses.replace(layer, requant=requant_for([np.float64(in_q.scale) / np.float64(out_q.scale)]))
         elif isinstance(layer, Add):
             layer = _quantize_add(layer, in_q, quants[layer.inputs[1]], out_q)
         quants[layer.output] = out_q

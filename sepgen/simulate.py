@@ -192,12 +192,15 @@ def int_avg_pool(layer, graph, xs):
 
 @_int_op("mean")
 def int_mean(layer, graph, xs):
-    """Mean over H, W with equal input/output quantization: rounded-half-away integer division."""
+    """TFLite reference integer MEAN over H, W: sum of (x - input_zp), requantize by
+    input_scale/output_scale, divide by the count rounding half away from zero, + output_zp."""
     h, w = layer.input_shape[:2]
-    acc = xs[0].astype(np.int64).sum(axis=(1, 2))
     count = h * w
+    acc = (xs[0].astype(np.int64) + _input_offset(graph, layer)).sum(axis=(1, 2))
+    acc = fp.multiply_by_quantized_multiplier(acc, layer.requant.multiplier, layer.requant.shift)
     avg = np.where(acc > 0, (acc + count // 2) // count, -((-acc + count // 2) // count))
-    return np.clip(avg, -128, 127).astype(np.int8)
+    out = avg + graph.tensors[layer.output].quant.zero_point
+    return np.clip(out, -128, 127).astype(np.int8)
 
 
 @_int_op("add")

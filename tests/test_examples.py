@@ -1,0 +1,36 @@
+"""The bundled examples run end to end (the README's main job is examples/digits.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import require_module
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], capture_output=True, text=True,
+                          timeout=900, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_digits_main_job(tmp_path):
+    require_module("tensorflow")
+    require_module("sklearn")
+    proc = run_example("digits.py", "--out", str(tmp_path / "digits"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "PASS" in out and out.count("ok: generated C == simulator, byte for byte") == 2
+    assert "total" in out and "RAM:" in out
+    generated = tmp_path / "digits" / "c"
+    assert sorted(p.name for p in generated.iterdir()) == [
+        "digits.c", "digits.h", "digits.sepgen.json", "digits.sepgen.npz", "sepgen_fixedpoint.h"]
+
+
+def test_vgg_cifar10_example(tmp_path):
+    proc = run_example("vgg_cifar10.py", "--out", str(tmp_path / "vgg"), "--inputs", "3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "params: SeparableConv2D 174,821 vs Conv2D 1,186,378" in proc.stdout
+    assert "verify: ok, byte-exact" in proc.stdout
