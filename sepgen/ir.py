@@ -63,6 +63,8 @@ class TensorSpec:
     name: str
     shape: tuple[int, ...]
     quant: QuantParams | None = None
+    #: Index of this tensor in the source file (a .tflite tensor index), for comparing with TFLM.
+    source_index: int | None = None
 
     @property
     def size(self) -> int:

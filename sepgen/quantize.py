@@ -196,5 +196,5 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
             layer = _quantize_add(layer, in_q, quants[layer.inputs[1]], out_q)
         quants[layer.output] = out_q
         layers.append(layer)
-    tensors = {name: TensorSpec(name, spec.shape, quants[name]) for name, spec in graph.tensors.items()}
+    tensors = {name: dataclasses.replace(spec, quant=quants[name]) for name, spec in graph.tensors.items()}
     return graph.replace_layers(layers, tensors=tensors, quantizer="sepgen")

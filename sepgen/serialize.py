@@ -57,7 +57,8 @@ def to_bytes(graph: Graph) -> tuple[bytes, bytes]:
         "format": FORMAT, "version": VERSION, "name": graph.name, "input": graph.input, "output": graph.output,
         "source": graph.source, "source_sha256": graph.source_sha256, "quantizer": graph.quantizer,
         "tensors": [{"name": t.name, "shape": list(t.shape),
-                     "quant": None if t.quant is None else [t.quant.scale, t.quant.zero_point]}
+                     "quant": None if t.quant is None else [t.quant.scale, t.quant.zero_point],
+                     "source_index": t.source_index}
                     for t in graph.tensors.values()],
         "layers": layers,
     }
@@ -73,7 +74,8 @@ def from_files(json_path: Path, npz_path: Path) -> Graph:
     with np.load(npz_path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     tensors = {t["name"]: TensorSpec(t["name"], tuple(t["shape"]),
-                                     None if t["quant"] is None else QuantParams(*t["quant"]))
+                                     None if t["quant"] is None else QuantParams(*t["quant"]),
+                                     t.get("source_index"))
                for t in doc["tensors"]}
     layers = []
     for entry in doc["layers"]:
