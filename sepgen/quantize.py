@@ -18,7 +18,7 @@ import numpy as np
 
 from .ir import (
     Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, MaxPool2D, Mean, QuantParams,
-    Requant, Reshape, Softmax, TensorSpec,
+    Requant, Reshape, Softmax,
 )
 
 QMIN, QMAX = -128, 127
