@@ -59,6 +59,13 @@ def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(_i64(x) << left, multiplier), right)
 
 
+def rounded_divide(acc, count) -> np.ndarray:
+    """TFLite's pooling/mean division: acc / count rounded half away from zero (count > 0), as C computes
+    ``acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count`` with truncating division."""
+    acc, count = _i64(acc), _i64(count)
+    return np.where(acc > 0, (acc + count // 2) // count, -((-acc + count // 2) // count))
+
+
 def saturating_left_shift(x, exponent: int) -> np.ndarray:
     """gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent (int32 saturation)."""
     x = _i64(x)

@@ -185,7 +185,7 @@ def int_avg_pool(layer, graph, xs):
                    layer.output_shape[:2], 0)
     acc = win.sum(axis=(4, 5))
     count = _valid_counts(layer)[None, :, :, None]
-    avg = np.where(acc > 0, (acc + count // 2) // count, -((-acc + count // 2) // count))  # C truncation
+    avg = fp.rounded_divide(acc, count)
     lo, hi = activation_range(graph, layer)
     return np.clip(avg, lo, hi).astype(np.int8)
 

@@ -42,6 +42,12 @@ static inline int32_t sepgen_multiply_by_quantized_multiplier(int32_t x, int32_t
     return sepgen_rounding_divide_by_pot(sepgen_srdhm(x * (1 << left_shift), multiplier), right_shift);
 }
 
+/* acc / count rounded half away from zero (count > 0): TFLite's pooling and mean division. */
+static inline int32_t sepgen_rounded_divide(int32_t acc, int32_t count)
+{
+    return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+}
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent. */
 static inline int32_t sepgen_saturating_left_shift(int32_t x, int exponent)
 {

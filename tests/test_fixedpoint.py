@@ -91,6 +91,14 @@ def test_rounding_half_sum(driver, pairs):
     assert [r[0] for r in run_c(driver, "halfsum", rows)] == want.tolist()
 
 
+@SETTINGS
+@given(st.lists(st.tuples(st.integers(-(1 << 24), 1 << 24), st.integers(1, 1 << 16)), min_size=1, max_size=200))
+def test_rounded_divide(driver, pairs):
+    rows = [(a, c, 0) for a, c in pairs]
+    want = fp.rounded_divide([r[0] for r in rows], [r[1] for r in rows])
+    assert [r[0] for r in run_c(driver, "rdiv", rows)] == want.tolist()
+
+
 def test_exp_matches_real_exp():
     """Sanity of the definition itself: exp in Q0.31 within 1e-6 of the real function."""
     a = np.linspace(-16, 0, 4001)

@@ -21,6 +21,8 @@ int main(void)
             int bits = 0;
             const int32_t r = sepgen_get_reciprocal((int32_t)a, (int)b, &bits);
             printf("%ld %d\n", (long)r, bits);
+        } else if (strcmp(op, "rdiv") == 0) {
+            printf("%ld\n", (long)sepgen_rounded_divide((int32_t)a, (int32_t)b));
         } else if (strcmp(op, "halfsum") == 0) {
             printf("%ld\n", (long)sepgen_rounding_half_sum((int32_t)a, (int32_t)b));
         } else {
