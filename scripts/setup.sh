@@ -21,4 +21,4 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[keras,test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[keras,tflite,test]"

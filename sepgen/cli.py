@@ -18,10 +18,11 @@ from .bounds import AccumulatorOverflow
 from .codegen import InvalidIdentifier
 from .frontends import ModelFileError
 from .ir import Graph, UnsupportedLayer
+from .tflm import TFLMUnavailable
 from .toolchain import ToolchainError
 
 USER_ERRORS = (UnsupportedLayer, ModelFileError, api.MissingCalibration, InvalidIdentifier, AccumulatorOverflow,
-               FileNotFoundError, NotADirectoryError, ToolchainError, ValueError)
+               FileNotFoundError, NotADirectoryError, ToolchainError, TFLMUnavailable, ValueError)
 TARGETS = ("host",)  # generated C is portable C99; Cortex-M verification comes with the firmware harness
 
 
@@ -124,10 +125,20 @@ def cmd_verify(args) -> int:
     if inputs is None and args.calibration:  # random inputs plus the calibration samples
         calibration = api.as_int8_inputs(graph, api.load_array(args.calibration, "calibration")[: args.count])
         inputs = np.concatenate([api.random_inputs(graph, args.count), calibration])
+    if inputs is None:
+        inputs = api.random_inputs(graph, args.count)
     result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
     if not result.ok:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
         return 1
+    if Path(args.model).suffix.lower() == ".tflite":  # the independent oracle: TFLite Micro's kernels
+        from .tflm import compare_with_tflm
+
+        mismatch = compare_with_tflm(graph, args.model, api.as_int8_inputs(graph, inputs))
+        if mismatch is not None:
+            print(f"sepgen: MISMATCH with TFLite Micro (expected = TFLM): {mismatch}", file=sys.stderr)
+            return 1
+        print(f"ok: simulator == TFLite Micro on every tensor, {len(inputs)} inputs")
     print(f"ok: generated C == simulator, byte for byte, on {result.samples} inputs x {result.layers} layers "
           f"({args.target})")
     return 0

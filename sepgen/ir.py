@@ -242,6 +242,18 @@ class Mean(Layer):
     op: ClassVar[str] = "mean"
     requant: Requant | None = None
 
+    @property
+    def count(self) -> int:
+        return int(self.input_shape[0] * self.input_shape[1])
+
+    def folded_requant(self) -> tuple[int, int]:
+        """TFLM QuantizedMeanOrSum: 1/count folded into ``requant`` with integer arithmetic only:
+        s = min(floor(log2(count)), 32, 31 + shift); multiplier' = (multiplier << s) / count (truncating);
+        shift' = shift - s.  Returns (multiplier', shift')."""
+        multiplier, shift = int(self.requant.multiplier[0]), int(self.requant.shift[0])
+        s = min(self.count.bit_length() - 1, 32, 31 + shift)
+        return (multiplier << s) // self.count, shift - s  # multiplier >= 0 (scales are positive): < 2^31
+
 
 @dataclass(frozen=True, eq=False)
 class Add(Layer):
@@ -276,9 +288,25 @@ class Reshape(Layer):
     aliases_input: ClassVar[bool] = True
 
 
+@dataclass(frozen=True, eq=False)
+class Pad(Layer):
+    """Constant padding of an (H, W, C) tensor (TFLite PAD/PADV2); output quantization equals the input's.
+
+    ``paddings`` = ((top, bottom), (left, right), (front, back)) for H, W, C; ``value`` is the int8 fill
+    (TFLite: the zero point, i.e. real 0, unless PADV2 gives a constant).  The float op pads with 0.0.
+    """
+
+    op: ClassVar[str] = "pad"
+    paddings: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
+    value: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paddings", tuple(tuple(int(v) for v in p) for p in self.paddings))
+
+
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.op: cls
-    for cls in (Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, AvgPool2D, Mean, Add, Softmax, Reshape)
+    for cls in (Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, AvgPool2D, Mean, Add, Softmax, Reshape, Pad)
 }
 
 

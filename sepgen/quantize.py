@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from .ir import (
-    Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, MaxPool2D, Mean, QuantParams,
+    Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, MaxPool2D, Mean, Pad, QuantParams,
     Requant, Reshape, Softmax,
 )
 
@@ -180,8 +180,10 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
     layers: list[Layer] = []
     for layer in graph.layers:
         in_q = quants[layer.inputs[0]]
-        if isinstance(layer, (MaxPool2D, AvgPool2D, Reshape)):
+        if isinstance(layer, (MaxPool2D, AvgPool2D, Reshape, Pad)):
             out_q = in_q  # TFLite requires identical quantization through these ops
+            if isinstance(layer, Pad):
+                layer = dataclasses.replace(layer, value=in_q.zero_point)  # pads with real 0
         elif isinstance(layer, Softmax):
             out_q = SOFTMAX_OUTPUT
             m, s, d = softmax_params(layer.beta, in_q.scale)

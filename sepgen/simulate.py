@@ -125,6 +125,11 @@ def float_softmax(layer, xs):
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+@_float_op("pad")
+def float_pad(layer, xs):
+    return np.pad(xs[0], ((0, 0),) + tuple(layer.paddings), constant_values=0.0).astype(np.float32)
+
+
 @_float_op("reshape")
 def float_reshape(layer, xs):
     return xs[0].reshape((xs[0].shape[0],) + tuple(layer.output_shape))
@@ -192,14 +197,16 @@ def int_avg_pool(layer, graph, xs):
 
 @_int_op("mean")
 def int_mean(layer, graph, xs):
-    """TFLite reference integer MEAN over H, W: sum of (x - input_zp), requantize by
-    input_scale/output_scale, divide by the count rounding half away from zero, + output_zp."""
-    h, w = layer.input_shape[:2]
-    count = h * w
-    acc = (xs[0].astype(np.int64) + _input_offset(graph, layer)).sum(axis=(1, 2))
-    acc = fp.multiply_by_quantized_multiplier(acc, layer.requant.multiplier, layer.requant.shift)
-    avg = np.where(acc > 0, (acc + count // 2) // count, -((-acc + count // 2) // count))
-    out = avg + graph.tensors[layer.output].quant.zero_point
+    """TFLM integer MEAN over H, W (reduce_common.cc EvalIntegerMean -> reference_ops::QuantizedMeanOrSum):
+    the int32 sum minus input_zp * count, requantized by input_scale/output_scale with 1/count folded
+    into the multiplier (:meth:`Mean.folded_requant`), + output_zp, clamped.  TFLM takes this path
+    also when input and output quantization are identical (older TFLM had a plain sum/count path there).
+    """
+    in_zp = graph.tensors[layer.inputs[0]].quant.zero_point
+    out_zp = graph.tensors[layer.output].quant.zero_point
+    total = xs[0].astype(np.int64).sum(axis=(1, 2))
+    multiplier, shift = layer.folded_requant()
+    out = fp.multiply_by_quantized_multiplier(total - in_zp * layer.count, multiplier, shift) + out_zp
     return np.clip(out, -128, 127).astype(np.int8)
 
 
@@ -234,6 +241,12 @@ def int_softmax(layer, graph, xs):
                                       num_bits_over_unit + 31 - 8)
     out = np.clip(unsat - 128, -128, 127)
     return np.where(valid, out, -128).astype(np.int8)
+
+
+@_int_op("pad")
+def int_pad(layer, graph, xs):
+    """TFLite PAD: the int8 ``value`` (the zero point, i.e. real 0) around the tensor."""
+    return np.pad(xs[0], ((0, 0),) + tuple(layer.paddings), constant_values=layer.value).astype(np.int8)
 
 
 @_int_op("reshape")

@@ -188,7 +188,7 @@ UNSUPPORTED = {
     "Conv2DTranspose": (lambda: _seq(L.Conv2DTranspose(4, 3, name="up")), "up", "Conv2DTranspose"),
     "LSTM": (lambda: _seq(L.LSTM(4, name="lstm"), shape=(5, 3)), "lstm", "LSTM"),
     "Conv1D": (lambda: _seq(L.Conv1D(4, 3, name="c1d"), shape=(8, 3)), "c1d", "Conv1D"),
-    "ZeroPadding2D": (lambda: _seq(L.ZeroPadding2D(name="pad")), "pad", "ZeroPadding2D"),
+    "UpSampling2D": (lambda: _seq(L.UpSampling2D(name="up")), "up", "UpSampling2D"),
     "GlobalMaxPooling2D": (lambda: _seq(L.GlobalMaxPooling2D(name="gmp")), "gmp", "GlobalMaxPooling2D"),
     "Lambda": (lambda: _seq(L.Conv2D(4, 1), L.Lambda(lambda t: t * 2, name="lam")), "lam", "Lambda"),
     "subclass": (lambda: _seq(_MyConv(4, 1, name="mine")), "mine", "_MyConv"),
@@ -537,3 +537,14 @@ def test_params_count_like_keras_after_batchnorm_folding():
     model = keras.Model(inputs, x)
     graph = from_keras_model(model)
     assert sepgen.budget(graph).totals.params == model.count_params()
+
+
+def test_zero_padding_then_valid_conv():
+    inputs = keras.Input((7, 6, 2))
+    x = L.ZeroPadding2D(((1, 2), (0, 1)))(inputs)
+    x = L.DepthwiseConv2D(3)(x)
+    model = keras.Model(inputs, x)
+    graph = from_keras_model(model)
+    assert [layer.op for layer in graph.layers] == ["pad", "depthwise_conv2d"]
+    x = np.random.default_rng(0).normal(size=(4, 7, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), np.asarray(model(x)), rtol=RTOL, atol=ATOL)

@@ -148,3 +148,14 @@ def test_flatten_feeds_dense_in_nhwc_order():
         return b.dense("fc", b.flatten("flat", y), rand(rng, 4 * 3 * 3, 5), rand(rng, 5))
 
     assert_c_matches(*quantized(single_layer((8, 7, 2), build), rng))
+
+
+@pytest.mark.parametrize("paddings", [((1, 0), (0, 2)), ((2, 2), (1, 1)), ((0, 0), (3, 0))])
+def test_pad_then_valid_depthwise(paddings):
+    rng = np.random.default_rng(sum(sum(p) for p in paddings))
+
+    def build(b, x):
+        y = b.pad("pad", x, paddings)
+        return b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 3, 1), rand(rng, 3), padding="valid")
+
+    assert_c_matches(*quantized(single_layer((5, 6, 3), build), rng, kind="positive"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import (
     ACTIVATIONS, PADDINGS, Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer,
-    MaxPool2D, Mean, Reshape, Softmax, TensorSpec, UnsupportedLayer, conv_output_size,
+    MaxPool2D, Mean, Pad, Reshape, Softmax, TensorSpec, UnsupportedLayer, conv_output_size,
 )
 
 
@@ -175,6 +175,15 @@ class GraphBuilder:
         h, w, c = self._need_hwc(x, name, "GlobalAveragePooling2D")
         out = self._add(Mean, name, [x], (c,))
         return self.reshape(f"{name}/keepdims", out, (1, 1, c)) if keepdims else out
+
+    def pad(self, name: str, x: str, paddings) -> str:
+        """ZeroPadding2D: ``paddings`` = ((top, bottom), (left, right)) pixels of real 0."""
+        h, w, c = self._need_hwc(x, name, "ZeroPadding2D")
+        (top, bottom), (left, right) = ((int(a), int(b)) for a, b in paddings)
+        if min(top, bottom, left, right) < 0:
+            raise UnsupportedLayer(name, "ZeroPadding2D", f"negative padding {paddings}")
+        return self._add(Pad, name, [x], (h + top + bottom, w + left + right, c),
+                         paddings=((top, bottom), (left, right), (0, 0)))
 
     def reshape(self, name: str, x: str, shape: tuple[int, ...]) -> str:
         shape = tuple(int(d) for d in shape)

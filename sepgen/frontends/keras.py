@@ -222,6 +222,12 @@ def _reshape(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.reshape(name, xs[0], tuple(shape))
 
 
+@_handler("ZeroPadding2D")
+def _zero_padding(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    _channels_last(layer, name)
+    return t.b.pad(name, xs[0], layer.padding)
+
+
 @_handler("Add")
 def _add(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.add(name, xs)

@@ -1,0 +1,358 @@
+"""int8 .tflite import: simulator == TensorFlow Lite Micro on every tensor, generated C == simulator.
+
+Models are built here with Keras, converted by the TF converter (full int8,
+representative data generated in the test) once per session, loaded with
+sepgen's .tflite frontend and run on >= 20 int8 inputs (random full range, the two
+constant extremes, quantized representative samples).  Integer tensors are
+compared with no tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+from conftest import require_module
+from util import assert_c_matches
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# ----------------------------------------------------------------- models
+def _seq(keras, shape, *layers):
+    return keras.Sequential([keras.Input(shape, batch_size=1)] + list(layers))
+
+
+def _randomize(model, seed: int) -> None:
+    """Non-trivial weights, biases and BatchNorm statistics (not the Keras initial values)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        new = []
+        for w, var in zip(weights, layer.weights):
+            if "moving_variance" in var.path:
+                new.append(rng.uniform(0.5, 2.0, w.shape).astype(np.float32))
+            elif "gamma" in var.path:
+                new.append(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+            elif w.ndim == 1:
+                new.append((rng.normal(size=w.shape) * 0.1).astype(np.float32))
+            else:
+                fan_in = int(np.prod(w.shape[:-1])) if "depthwise" not in var.path else int(np.prod(w.shape[:2]))
+                new.append((rng.normal(size=w.shape) / np.sqrt(fan_in)).astype(np.float32))
+        layer.set_weights(new)
+
+
+def _ds_cnn(keras):
+    L = keras.layers
+    x = inp = keras.Input((49, 10, 1), batch_size=1)
+    x = L.Conv2D(64, (10, 4), strides=2, padding="same", use_bias=False)(x)
+    x = L.ReLU()(L.BatchNormalization()(x))
+    for _ in range(4):
+        x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.Conv2D(64, 1, use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+    x = L.AveragePooling2D(pool_size=(25, 5))(x)
+    x = L.Flatten()(x)
+    x = L.Softmax()(L.Dense(12)(x))
+    return keras.Model(inp, x)
+
+
+def _mobilenet_v1_025(keras):
+    L = keras.layers
+
+    def bn_relu6(x):
+        return L.ReLU(6.0)(L.BatchNormalization()(x))
+
+    x = inp = keras.Input((96, 96, 3), batch_size=1)
+    x = bn_relu6(L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x))
+    for stride, channels in zip([1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1],
+                                [16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256]):
+        x = bn_relu6(L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
+        x = bn_relu6(L.Conv2D(channels, 1, use_bias=False)(x))
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Softmax()(L.Dense(2)(x))
+    return keras.Model(inp, x)
+
+
+def _residual(keras):
+    L = keras.layers
+    inp = keras.Input((8, 8, 4), batch_size=1)
+    y = L.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    y = L.DepthwiseConv2D(3, padding="same")(y)
+    x = L.ReLU()(L.Add()([inp, y]))
+    x = L.Conv2D(6, 1)(x)
+    y = L.Conv2D(6, 3, padding="same")(x)
+    x = L.Add()([x, y])
+    x = L.GlobalAveragePooling2D(keepdims=True)(x)
+    return keras.Model(inp, x)
+
+
+def _models(keras):
+    """name -> (model factory, input shape, representative data kind, converter options)."""
+    L = keras.layers
+    return {
+        "depth_multiplier_2": (lambda: _seq(keras, (9, 7, 3), L.DepthwiseConv2D(3, depth_multiplier=2,
+                                                                                   padding="same", activation="relu"),
+                                            L.Conv2D(5, 1, activation="relu6")), (9, 7, 3), "normal", {}),
+        "depth_multiplier_3_dilation_2": (lambda: _seq(
+            keras, (11, 9, 2), L.DepthwiseConv2D(3, depth_multiplier=3, dilation_rate=2, activation="relu6"),
+            L.DepthwiseConv2D(3, dilation_rate=2, padding="same")), (11, 9, 2), "normal", {}),
+        "stride_2_same_odd": (lambda: _seq(
+            keras, (9, 7, 3), L.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+            L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2),
+            L.Conv2D(3, (2, 3), strides=2, padding="same")), (9, 7, 3), "normal", {}),
+        "residual_add": (lambda: _residual(keras), (8, 8, 4), "normal", {}),
+        "kx1_1xk": (lambda: _seq(keras, (11, 9, 2), L.Conv2D(4, (5, 1), activation="relu"),
+                                 L.Conv2D(4, (1, 5), padding="same"), L.DepthwiseConv2D((3, 1), padding="same"),
+                                 L.DepthwiseConv2D((1, 3), strides=(1, 2))), (11, 9, 2), "normal", {}),
+        "pools": (lambda: _seq(keras, (11, 9, 3), L.Conv2D(4, 3, padding="same"),
+                               L.AveragePooling2D(3, strides=2, padding="same"), L.MaxPooling2D(2),
+                               L.MaxPooling2D(3, strides=1, padding="same"), L.AveragePooling2D((2, 1))),
+                  (11, 9, 3), "normal", {}),
+        "pad_gap_dense_softmax": (lambda: _seq(
+            keras, (7, 7, 3), L.ZeroPadding2D(((1, 2), (0, 1))), L.Conv2D(8, 3, activation="relu"),
+            L.GlobalAveragePooling2D(), L.Dense(16, activation="relu"), L.Dense(10), L.Softmax()),
+            (7, 7, 3), "normal", {}),
+        "dense_per_tensor_no_bias": (lambda: _seq(
+            keras, (4, 4, 2), L.Flatten(), L.Dense(12, use_bias=False), L.Dense(6), L.Softmax()),
+            (4, 4, 2), "normal", {"_experimental_disable_per_channel_quantization_for_dense_layers": True}),
+        "input_positive": (lambda: _seq(keras, (7, 5, 2), L.Conv2D(3, 3, padding="same"), L.AveragePooling2D(2)),
+                           (7, 5, 2), "positive", {}),
+        "input_negative": (lambda: _seq(keras, (7, 5, 2), L.DepthwiseConv2D(3, padding="same", depth_multiplier=2),
+                                        L.GlobalAveragePooling2D(), L.Dense(3)), (7, 5, 2), "negative", {}),
+        "input_wide": (lambda: _seq(keras, (6, 6, 1), L.Conv2D(2, 3, activation="relu6"), L.Flatten(), L.Dense(4)),
+                       (6, 6, 1), "wide", {}),
+        "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
+        "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
+    }
+
+
+def representative(shape, kind: str, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n,) + tuple(shape)).astype(np.float32)
+    if kind == "positive":
+        x = np.abs(x) * 3.0 + 0.5  # input zero point -128
+    elif kind == "negative":
+        x = -np.abs(x) - 0.1  # input zero point 127
+    elif kind == "wide":
+        x = x * 300.0 + 50.0
+    return x
+
+
+def convert(model, data: np.ndarray, float_io: bool = False, **options) -> bytes:
+    import tensorflow as tf
+
+    def rep():
+        for sample in data:
+            yield [sample[None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = rep
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not float_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    for key, value in options.items():
+        setattr(converter, key, value)
+    return converter.convert()
+
+
+@pytest.fixture(scope="session")
+def tflite_model(tmp_path_factory):
+    """get(name) -> (path of the converted .tflite, float representative data); converted once per session."""
+    cache: dict[str, tuple] = {}
+    root = tmp_path_factory.mktemp("tflite")
+
+    def get(name: str):
+        if name not in cache:
+            require_module("tflite_micro")
+            keras = require_module("keras")
+            factory, shape, kind, options = _models(keras)[name]
+            seed = zlib.crc32(name.encode())
+            keras.utils.set_random_seed(seed % (1 << 31))
+            model = factory()
+            _randomize(model, seed)
+            data = representative(shape, kind, 64, seed)
+            path = root / f"{name}.tflite"
+            path.write_bytes(convert(model, data, **options))
+            cache[name] = (path, data, model)
+        return cache[name]
+
+    return get
+
+
+def _inputs(graph, data: np.ndarray, count: int = 24) -> np.ndarray:
+    from sepgen.quantize import quantize_tensor
+    from sepgen.verification import random_inputs
+
+    return np.concatenate([random_inputs(graph, count - 8, seed=1),
+                           quantize_tensor(data[:8], graph.tensors[graph.input].quant)])
+
+
+def _check(tflite_model, name: str, c_check: bool = True, sanitize: bool = True):
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    path, data, _ = tflite_model(name)
+    graph = load(path)
+    assert graph.quantizer == "tflite"
+    inputs = _inputs(graph, data)
+    assert len(inputs) >= 20
+    mismatch = compare_with_tflm(graph, path, inputs)
+    assert mismatch is None, f"simulator vs TFLM: {mismatch}"
+    if c_check:
+        assert_c_matches(graph, inputs, sanitize=sanitize)
+    return graph
+
+
+SMALL = ["depth_multiplier_2", "depth_multiplier_3_dilation_2", "stride_2_same_odd", "residual_add", "kx1_1xk",
+         "pools", "pad_gap_dense_softmax", "dense_per_tensor_no_bias", "input_positive", "input_negative",
+         "input_wide"]
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_small_models_match_tflm_and_c(tflite_model, name):
+    _check(tflite_model, name)
+
+
+def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
+    graph = _check(tflite_model, "ds_cnn_kws")
+    assert [layer.op for layer in graph.layers] == (
+        ["conv2d"] + ["depthwise_conv2d", "conv2d"] * 4 + ["avg_pool2d", "reshape", "fully_connected", "softmax"])
+    assert graph.layers[0].output_shape == (25, 5, 64)
+
+
+def test_mobilenet_v1_025_matches_tflm_and_c(tflite_model):
+    # ~7 s here; the sanitizer build is left to the smaller models.
+    graph = _check(tflite_model, "mobilenet_v1_025_96", sanitize=False)
+    assert sum(layer.op == "depthwise_conv2d" for layer in graph.layers) == 13
+
+
+# --------------------------------------------------------- import details
+def test_graph_metadata_and_source_indices(tflite_model):
+    from sepgen.frontends import load
+
+    path, _, model = tflite_model("pad_gap_dense_softmax")
+    graph = load(path)
+    ops = [layer.op for layer in graph.layers]
+    assert ops == ["pad", "conv2d", "mean", "fully_connected", "fully_connected", "softmax"]
+    assert all(spec.source_index is not None for spec in graph.tensors.values())
+    assert len({spec.source_index for spec in graph.tensors.values()}) == len(graph.tensors)
+    conv = graph.layers[1]
+    assert conv.qkernel.shape == (8, 3, 3, 3) and conv.kernel.shape == (3, 3, 3, 8)  # OHWI / HWIO
+    keras_kernel = model.layers[1].get_weights()[0]
+    scale = np.abs(keras_kernel).max(axis=(0, 1, 2)) / 127
+    assert np.all(np.abs(conv.kernel - keras_kernel) <= scale * 0.51 + 1e-7)  # dequantized = Keras +- 1/2 LSB
+    assert conv.activation == "relu"
+    assert graph.layers[0].paddings == ((1, 2), (0, 1), (0, 0))
+    assert graph.layers[0].value == graph.tensors[graph.input].quant.zero_point
+    assert graph.tensors[graph.output].quant.scale == np.float32(1 / 256)
+    assert graph.tensors[graph.output].quant.zero_point == -128
+
+
+def test_float_io_model_strips_quantize_dequantize(tflite_model, tmp_path):
+    keras = require_module("keras")
+    require_module("tflite_micro")
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    L = keras.layers
+    model = _seq(keras, (6, 6, 2), L.Conv2D(3, 3, activation="relu6"), L.GlobalAveragePooling2D(), L.Dense(4))
+    _randomize(model, 5)
+    data = representative((6, 6, 2), "normal", 32, 5)
+    path = tmp_path / "float_io.tflite"
+    path.write_bytes(convert(model, data, float_io=True))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["conv2d", "mean", "fully_connected"]
+    assert compare_with_tflm(graph, path, _inputs(graph, data)) is None
+
+
+def test_mean_with_identical_quantization(tflite_model, tmp_path):
+    """Older TFLM divided the raw sum (truncating) when MEAN's input and output quantization are equal;
+    the current TFLM uses QuantizedMeanOrSum there too.  The converter never emits equal
+    quantization, so the file is edited to force it."""
+    from sepgen.frontends import load
+    from sepgen.frontends.tflite import parse_model
+    from sepgen.tflm import compare_with_tflm
+
+    flatbuffers = require_module("flatbuffers")
+    path, data, _ = tflite_model("input_negative")
+    _, model = parse_model(path.read_bytes(), path)
+    graph = load(path)
+    mean = next(layer for layer in graph.layers if layer.op == "mean")
+    src = model.subgraphs[0].tensors[graph.tensors[mean.inputs[0]].source_index].quantization
+    dst = model.subgraphs[0].tensors[graph.tensors[mean.output].source_index].quantization
+    dst.scale, dst.zeroPoint = list(src.scale), list(src.zeroPoint)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    edited = tmp_path / "mean_same_quant.tflite"
+    edited.write_bytes(bytes(builder.Output()))
+    graph = load(edited)
+    mean = next(layer for layer in graph.layers if layer.op == "mean")
+    assert graph.tensors[mean.inputs[0]].quant == graph.tensors[mean.output].quant
+    inputs = _inputs(graph, data)
+    assert compare_with_tflm(graph, edited, inputs) is None
+    assert_c_matches(graph, inputs, sanitize=False)
+
+
+def test_float_tflite_is_rejected(tmp_path):
+    keras = require_module("keras")
+    require_module("tflite_micro")
+    import tensorflow as tf
+
+    from sepgen.frontends import ModelFileError, load
+
+    model = _seq(keras, (5, 5, 1), keras.layers.Conv2D(2, 3))
+    path = tmp_path / "float.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with pytest.raises(ModelFileError, match="int8 model"):
+        load(path)
+
+
+def test_corrupt_and_truncated_files_name_the_file(tflite_model, tmp_path):
+    require_module("tflite_micro")
+    from sepgen.frontends import ModelFileError, load
+
+    path, _, _ = tflite_model("input_wide")
+    data = path.read_bytes()
+    for label, content in [("garbage", b"not a flatbuffer at all"), ("truncated", data[: len(data) // 3])]:
+        bad = tmp_path / f"{label}.tflite"
+        bad.write_bytes(content)
+        with pytest.raises(ModelFileError, match=label):
+            load(bad)
+
+
+def test_unsupported_op_is_named(tmp_path):
+    keras = require_module("keras")
+    require_module("tflite_micro")
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+
+    L = keras.layers
+    model = _seq(keras, (6, 6, 2), L.Conv2D(3, 3), L.Activation("tanh"))
+    path = tmp_path / "tanh.tflite"
+    path.write_bytes(convert(model, representative((6, 6, 2), "normal", 16, 3)))
+    with pytest.raises(UnsupportedLayer, match="TANH"):
+        load(path)
+
+
+def test_cli_verify_tflite_checks_c_and_tflm(tflite_model, tmp_path):
+    import subprocess
+    import sys
+
+    path, _, _ = tflite_model("residual_add")
+    proc = subprocess.run([sys.executable, "-m", "sepgen.cli", "verify", str(path), "--count", "20"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "generated C == simulator, byte for byte, on 20 inputs" in proc.stdout
+    assert "simulator == TFLite Micro on every tensor, 20 inputs" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "sepgen.cli", "report", str(path), "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert '"model"' in proc.stdout
