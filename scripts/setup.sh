@@ -11,6 +11,10 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip python3-venv)
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
+# Cortex-M targets (sepgen verify/profile --target cortex-m4|cortex-m7|cortex-m55): cross compiler, newlib, QEMU.
+command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi)
+[ -d /usr/lib/arm-none-eabi/newlib ] || need_apt+=(libnewlib-arm-none-eabi)
+command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq

@@ -23,7 +23,8 @@ from .toolchain import ToolchainError
 
 USER_ERRORS = (UnsupportedLayer, ModelFileError, api.MissingCalibration, InvalidIdentifier, AccumulatorOverflow,
                FileNotFoundError, NotADirectoryError, ToolchainError, TFLMUnavailable, ValueError)
-TARGETS = ("host",)  # generated C is portable C99; Cortex-M verification comes with the firmware harness
+TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")  # Cortex-M: QEMU boards, see firmware/README.md
+PROFILE_TARGETS = TARGETS[1:]
 
 
 class UserError(Exception):
@@ -63,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=100, help="random inputs when --inputs is not given")
     p.add_argument("--target", choices=TARGETS, default="host")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
+    p.add_argument("--prefix", default="model", help="prefix when MODEL is a model file")
+
+    p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
+    _model_arg(p, dir_ok=True)
+    p.add_argument("--target", choices=PROFILE_TARGETS, required=True)
     p.add_argument("--prefix", default="model", help="prefix when MODEL is a model file")
 
     p = sub.add_parser("simulate", help="run the int8 simulator: int8 NHWC in, int8 out")
@@ -127,7 +133,12 @@ def cmd_verify(args) -> int:
         inputs = np.concatenate([api.random_inputs(graph, args.count), calibration])
     if inputs is None:
         inputs = api.random_inputs(graph, args.count)
-    result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
+    if args.target == "host":
+        result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
+    else:
+        from .firmware import verify_target
+
+        result = verify_target(graph, api.as_int8_inputs(graph, inputs), args.target, prefix, files)
     if not result.ok:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
         return 1
@@ -144,6 +155,16 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def cmd_profile(args) -> int:
+    from .firmware import format_profile, format_sizes, profile, sizes
+
+    graph, prefix, files = _load(args)
+    print(format_profile(profile(graph, args.target, prefix, files)))
+    print()
+    print(format_sizes(sizes(graph, args.target, prefix, files)))
+    return 0
+
+
 def cmd_simulate(args) -> int:
     graph, _, _ = _load(args, quiet=True)
     x = api.load_array(args.input, "input")
@@ -157,7 +178,8 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "report": cmd_report, "verify": cmd_verify, "simulate": cmd_simulate}
+COMMANDS = {"generate": cmd_generate, "report": cmd_report, "verify": cmd_verify, "simulate": cmd_simulate,
+            "profile": cmd_profile}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, *USER_ERRORS) as exc:
         if os.environ.get("SEPGEN_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = " ".join(str(exc).split())[:500] if str(exc).strip() else type(exc).__name__
         print(f"sepgen: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

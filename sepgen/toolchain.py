@@ -34,6 +34,15 @@ class Compiler:
         return Path(self.path).name
 
 
+def find_tool(name: str, package: str) -> str:
+    """Absolute path of a program on PATH, or a ToolchainError naming the Debian package to install."""
+    path = shutil.which(name)
+    if path is None:
+        raise ToolchainError(f"'{name}' not found on PATH (install the Debian package {package}, "
+                             "e.g. with scripts/setup.sh)")
+    return path
+
+
 def find_host_compiler() -> Compiler:
     """$CC if set, else the first of cc, gcc, clang on PATH."""
     candidates = [os.environ["CC"]] if os.environ.get("CC") else ["cc", "gcc", "clang"]
@@ -52,7 +61,11 @@ def cache_dir() -> Path:
 
 def compile_executable(sources: dict[str, str], flags: tuple[str, ...] = HOST_FLAGS,
                        defines: tuple[str, ...] = (), compiler: Compiler | None = None) -> Path:
-    """Compile C sources given as {filename: text} into an executable; returns its (cached) path."""
+    """Compile C sources given as {filename: text} into an executable; returns its (cached) path.
+
+    Every file is written to one build directory, which is also the compiler's working directory,
+    so flags may name non-C files among ``sources`` by relative path (a linker script: ``-T x.ld``).
+    """
     compiler = compiler or find_host_compiler()
     key = hashlib.sha256()
     for part in (compiler.path, *flags, *defines):
@@ -68,7 +81,7 @@ def compile_executable(sources: dict[str, str], flags: tuple[str, ...] = HOST_FL
         c_files = sorted(str(Path(tmp) / n) for n in sources if n.endswith(".c"))
         out = Path(tmp) / "a.out"
         cmd = [compiler.path, *flags, *(f"-D{d}" for d in defines), "-I", tmp, *c_files, "-o", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp)
         if proc.returncode != 0:
             raise ToolchainError(f"{compiler.name} failed ({' '.join(flags)}):\n{proc.stderr[-4000:]}")
         partial = exe.with_suffix(f".{os.getpid()}.tmp")
@@ -77,9 +90,9 @@ def compile_executable(sources: dict[str, str], flags: tuple[str, ...] = HOST_FL
     return exe
 
 
-def run(cmd: list[str], timeout: float = 300.0) -> subprocess.CompletedProcess:
-    """Run a command, capturing output; raises ToolchainError on timeout."""
+def run(cmd: list[str], timeout: float = 300.0, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
+    """Run a command (stdin closed), capturing output; raises ToolchainError on timeout."""
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=timeout)
+        return subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ToolchainError(f"{cmd[0]} timed out after {timeout:.0f} s") from None

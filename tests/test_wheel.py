@@ -48,7 +48,8 @@ def test_wheel_contains_and_renders_templates(tmp_path):
     wheel = next(wheel_dir.glob("sepgen-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for template in ("sepgen/templates/model.c.j2", "sepgen/templates/model.h.j2",
-                     "sepgen/templates/sepgen_fixedpoint.h", "sepgen/templates/harness/host.c.j2"):
+                     "sepgen/templates/sepgen_fixedpoint.h", "sepgen/templates/harness/host.c.j2",
+                     "sepgen/firmware_src/sepgen_startup.c", "sepgen/firmware_src/mps2-an386.ld"):
         assert template in names
     for op in ("conv2d", "depthwise_conv2d", "fully_connected", "softmax"):
         assert f"sepgen/templates/layers/{op}.c.j2" in names
