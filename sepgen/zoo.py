@@ -85,3 +85,32 @@ def vgg_cifar10_keras(separable: bool, seed: int | None = None):
     model.add(layers.Flatten(name="flatten"))
     model.add(layers.Dense(VGG_CLASSES, activation="softmax", kernel_initializer=init(), name="predictions"))
     return model
+
+
+def ds_cnn_kws(seed: int = 0, blocks: int = 4, channels: int = 64) -> Graph:
+    """The MLPerf Tiny DS-CNN keyword-spotting architecture as a float Graph, random weights.
+
+    Input 49x10x1 (MFCC); Conv2D 64 10x4 stride 2 'same' + ReLU (BatchNorm folded); four blocks of
+    DepthwiseConv2D 3x3 'same' + ReLU and Conv2D 64 1x1 + ReLU; AveragePooling2D over 25x5; Flatten;
+    Dense 12; Softmax.
+    """
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder((49, 10, 1), name="ds_cnn_kws")
+    y = b.conv2d("conv1", b.input, _he(rng, (10, 4, 1, channels), 40), _bias(rng, channels), 2, 1, "same", "relu")
+    for i in range(1, blocks + 1):
+        y = b.depthwise_conv2d(f"dw{i}", y, _he(rng, (3, 3, channels, 1), 9), _bias(rng, channels), 1, 1, "same",
+                               "relu")
+        y = b.conv2d(f"pw{i}", y, _he(rng, (1, 1, channels, channels), channels), _bias(rng, channels),
+                     activation="relu")
+    y = b.avg_pool2d("pool", y, (25, 5))
+    y = b.dense("fc", b.flatten("flatten", y), _he(rng, (channels, 12), channels), _bias(rng, 12), "softmax")
+    return b.build(y)
+
+
+def ds_cnn_block(seed: int = 0) -> Graph:
+    """One DS-CNN block: 25x5x64 input, depthwise 3x3 'same' + ReLU, pointwise 64->64 + ReLU."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder((25, 5, 64), name="ds_cnn_block")
+    y = b.depthwise_conv2d("dw", b.input, _he(rng, (3, 3, 64, 1), 9), _bias(rng, 64), 1, 1, "same", "relu")
+    y = b.conv2d("pw", y, _he(rng, (1, 1, 64, 64), 64), _bias(rng, 64), activation="relu")
+    return b.build(y)
