@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import require_module
+from conftest import require_module, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +34,8 @@ def test_vgg_cifar10_example(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "params: SeparableConv2D 174,821 vs Conv2D 1,186,378" in proc.stdout
     assert "verify: ok, byte-exact" in proc.stdout
+    for target in ("cortex-m4", "cortex-m7", "cortex-m55"):  # the example's C on the emulated boards
+        require_tool("qemu-system-arm")
+        cmd = [sys.executable, "-m", "sepgen.cli", "verify", str(tmp_path / "vgg"), "--target", target, "--count", "2"]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0 and f"({target})" in run.stdout, run.stderr
