@@ -27,6 +27,11 @@ def test_digits_main_job(tmp_path):
     generated = tmp_path / "digits" / "c"
     assert sorted(p.name for p in generated.iterdir()) == [
         "digits.c", "digits.h", "digits.sepgen.json", "digits.sepgen.npz", "sepgen_fixedpoint.h"]
+    require_tool("qemu-system-arm")
+    for target in ("cortex-m4", "cortex-m7", "cortex-m55"):
+        cmd = [sys.executable, "-m", "sepgen.cli", "verify", str(generated), "--target", target, "--count", "20"]
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0 and f"({target})" in run.stdout, run.stderr
 
 
 def test_vgg_cifar10_example(tmp_path):
