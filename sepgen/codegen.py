@@ -55,13 +55,21 @@ def c_int_array(values, per_line: int = 16, indent: str = "    ") -> str:
     return (",\n" + indent).join(lines)
 
 
+def data_dir(installed: str, repository: str, marker: str) -> Path:
+    """Shipped data: ``sepgen/<installed>`` in an installed wheel, else ``<repository>/`` of a checkout.
+
+    ``marker`` is a file that must be inside; a missing directory means a broken installation.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / installed, here.parent / repository):
+        if (candidate / marker).is_file():
+            return candidate
+    raise FileNotFoundError(f"sepgen {repository}/ not found (broken installation)")
+
+
 def templates_dir() -> Path:
     """``sepgen/templates`` in an installed wheel, else the repository's ``templates/``."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if (candidate / "model.c.j2").is_file():
-            return candidate
-    raise FileNotFoundError("sepgen templates not found (broken installation)")
+    return data_dir("templates", "templates", "model.c.j2")
 
 
 @lru_cache(maxsize=1)

@@ -79,11 +79,7 @@ def get_target(target: str | Target) -> Target:
 
 def firmware_dir() -> Path:
     """``sepgen/firmware_src`` in an installed wheel, else the repository's ``firmware/``."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "firmware_src", here.parent / "firmware"):
-        if (candidate / "sepgen_startup.c").is_file():
-            return candidate
-    raise FileNotFoundError("sepgen firmware sources not found (broken installation)")
+    return codegen.data_dir("firmware_src", "firmware", "sepgen_startup.c")
 
 
 def firmware_sources(target: Target) -> dict[str, str]:
