@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .bounds import prove_no_overflow
 from .ir import Graph, Layer
-from .plan import MemoryPlan, plan
+from .plan import plan
 from .quantize import activation_range
 
 C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
@@ -130,13 +130,6 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
 
-def _buffer_expr(memory: MemoryPlan, tensor: str, prefix: str) -> str:
-    loc = memory.locations[tensor]
-    if loc.buffer == "arena":
-        return f"{prefix}_arena_bytes + {loc.offset}"
-    return loc.buffer
-
-
 def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
     """Render the C sources of a quantized graph.  Returns {filename: text}; deterministic."""
     c_ident(prefix)
@@ -146,8 +139,8 @@ def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
     memory = plan(graph)
     layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name])
               for i, layer in enumerate(graph.layers) if not layer.aliases_input]
-    calls = [dict(ctx=ctx, inputs=[_buffer_expr(memory, t, prefix) for t in ctx.layer.inputs],
-                  output=_buffer_expr(memory, ctx.layer.output, prefix),
+    calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
+                  output=memory.locations[ctx.layer.output],
                   size=graph.tensors[ctx.layer.output].size) for ctx in layers]
     in_spec, out_spec = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(
