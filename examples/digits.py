@@ -98,6 +98,14 @@ def main(argv=None) -> int:
     print(f"test accuracy: float {100 * float_acc:.2f} %, int8 {100 * int8_acc:.2f} % "
           f"({len(y_test)} held-out digits)")
 
+    # The same model quantized by the TFLite converter (--quantizer tflite), for comparison.
+    tgraph = sepgen.prepare(model_path, x_train[:300], progress=False, quantizer="tflite").graph
+    t_in, t_out = tgraph.tensors[tgraph.input].quant, tgraph.tensors[tgraph.output].quant
+    t_scores = dequantize_tensor(sepgen.run(tgraph, quantize_tensor(x_test, t_in)), t_out)
+    tflite_acc = float((t_scores.argmax(1) == y_test).mean())
+    print(f"int8 test accuracy by quantizer: sepgen {100 * int8_acc:.2f} %, TFLite converter "
+          f"{100 * tflite_acc:.2f} %")
+
     # The same pipeline through the command line, as a user runs it.
     c_dir = out / "c"
     sepgen_cli("generate", str(model_path), "--calibration", str(out / "calibration.npy"), "-o", str(c_dir),

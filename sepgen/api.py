@@ -40,11 +40,18 @@ class Prepared:
     agreement: Agreement | None = None
 
 
-def prepare(model, calibration: np.ndarray | str | Path | None = None, progress: bool = True) -> Prepared:
+QUANTIZERS = ("sepgen", "tflite")
+
+
+def prepare(model, calibration: np.ndarray | str | Path | None = None, progress: bool = True,
+            quantizer: str = "sepgen") -> Prepared:
     """Load a model (path, Keras model or Graph) and quantize it if it is float.
 
     ``calibration``: representative float inputs (N, H, W, C) NHWC, as array or .npy path.
+    ``quantizer``: "sepgen" (default) or "tflite" (the TensorFlow Lite converter; Keras input only).
     """
+    if quantizer not in QUANTIZERS:
+        raise ValueError(f"unknown quantizer '{quantizer}' (supported: {', '.join(QUANTIZERS)})")
     graph = model if isinstance(model, Graph) else load(model)
     if graph.quantizer != "none":
         return Prepared(graph)
@@ -54,6 +61,15 @@ def prepare(model, calibration: np.ndarray | str | Path | None = None, progress:
     if isinstance(calibration, (str, Path)):
         calibration = load_array(calibration, "calibration")
     calibration = np.asarray(calibration, np.float32)
+    if quantizer == "tflite":
+        keras_input = not isinstance(model, (Graph, str, Path)) or Path(model).suffix.lower() in (
+            ".keras", ".h5", ".hdf5")
+        if not keras_input:
+            raise ValueError(f"{graph.source}: --quantizer tflite needs a Keras model (.keras/.h5)")
+        from .tfconvert import quantize_with_tflite
+
+        qgraph = quantize_with_tflite(model, calibration, graph.source)[0]
+        return Prepared(qgraph, graph, agreement(graph, qgraph, calibration))
     qgraph = quantize(graph, calibration, progress=progress)
     return Prepared(qgraph, graph, agreement(graph, qgraph, calibration))
 

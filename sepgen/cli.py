@@ -37,6 +37,8 @@ def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
                         help=f"{what}a .keras/.h5/.npz/.tflite model")
     parser.add_argument("--calibration", metavar="X.npy",
                         help="representative float inputs (N,H,W,C) for quantizing a float model")
+    parser.add_argument("--quantizer", choices=api.QUANTIZERS, default="sepgen",
+                        help="sepgen's own post-training quantizer (default) or the TFLite converter (Keras input)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,14 +85,14 @@ def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]
     path = Path(args.model)
     if path.is_dir():
         return api.load_generated(path)
-    prepared = api.prepare(path, args.calibration, progress=not quiet)
+    prepared = api.prepare(path, args.calibration, progress=not quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {path.name}: {prepared.agreement}", file=sys.stderr)
     return prepared.graph, getattr(args, "prefix", "model"), None
 
 
 def cmd_generate(args) -> int:
-    prepared = api.prepare(args.model, args.calibration, progress=not args.quiet)
+    prepared = api.prepare(args.model, args.calibration, progress=not args.quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
     out = api.generate(prepared.graph, args.output, args.prefix)
@@ -107,7 +109,7 @@ def cmd_report(args) -> int:
     if path.is_dir():
         graph = api.load_generated(path)[0]
     elif args.calibration:
-        graph = api.prepare(path, args.calibration, progress=False).graph
+        graph = api.prepare(path, args.calibration, progress=False, quantizer=args.quantizer).graph
     else:
         from .frontends import load
 

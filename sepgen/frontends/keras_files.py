@@ -234,6 +234,16 @@ def _load_h5(path: Path, data: bytes):
     return _keras_load(path) if model is None else model
 
 
+def load_keras_model(path: str | Path):
+    """The keras.Model of a .keras/.h5 file, loaded safely (as :func:`load_keras_file` does)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return _load_keras_archive(path, data) if path.suffix.lower() == ".keras" else _load_h5(path, data)
+
+
 def _with_source(exc: UnsupportedLayer, source: str) -> UnsupportedLayer:
     """Prefix an UnsupportedLayer's message with the file name (name/kind/detail stay as they are)."""
     if not str(exc).startswith(f"{source}: "):
