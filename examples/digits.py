@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     sepgen_cli("report", str(c_dir))
 
     ok = float_acc >= 0.95 and int8_acc >= float_acc - 0.01
-    print(("PASS" if ok else "FAIL") + f": float >= 95 % and int8 within 1 point of float")
+    print(("PASS" if ok else "FAIL") + ": float >= 95 % and int8 within 1 point of float")
     return 0 if ok else 1
 
 
