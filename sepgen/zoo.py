@@ -114,3 +114,63 @@ def ds_cnn_block(seed: int = 0) -> Graph:
     y = b.depthwise_conv2d("dw", b.input, _he(rng, (3, 3, 64, 1), 9), _bias(rng, 64), 1, 1, "same", "relu")
     y = b.conv2d("pw", y, _he(rng, (1, 1, 64, 64), 64), _bias(rng, 64), activation="relu")
     return b.build(y)
+
+
+def randomize_keras_weights(model, seed: int) -> None:
+    """Non-trivial weights, biases and BatchNorm statistics (not the Keras initial values)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        new = []
+        for w, var in zip(weights, layer.weights):
+            if "moving_variance" in var.path:
+                new.append(rng.uniform(0.5, 2.0, w.shape).astype(np.float32))
+            elif "gamma" in var.path:
+                new.append(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
+            elif w.ndim == 1:
+                new.append((rng.normal(size=w.shape) * 0.1).astype(np.float32))
+            else:
+                fan_in = int(np.prod(w.shape[:-1])) if "depthwise" not in var.path else int(np.prod(w.shape[:2]))
+                new.append((rng.normal(size=w.shape) / np.sqrt(fan_in)).astype(np.float32))
+        layer.set_weights(new)
+
+
+def ds_cnn_kws_keras():
+    """DS-CNN keyword spotting as a Keras model (BatchNorm not folded), batch 1, Keras initial weights."""
+    import keras
+
+    L = keras.layers
+    x = inp = keras.Input((49, 10, 1), batch_size=1)
+    x = L.Conv2D(64, (10, 4), strides=2, padding="same", use_bias=False)(x)
+    x = L.ReLU()(L.BatchNormalization()(x))
+    for _ in range(4):
+        x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+        x = L.Conv2D(64, 1, use_bias=False)(x)
+        x = L.ReLU()(L.BatchNormalization()(x))
+    x = L.AveragePooling2D(pool_size=(25, 5))(x)
+    x = L.Flatten()(x)
+    x = L.Softmax()(L.Dense(12)(x))
+    return keras.Model(inp, x)
+
+
+def mobilenet_v1_025_keras():
+    """MobileNetV1 width 0.25 on 96x96x3 (13 separable blocks, 2 classes) as a Keras model, batch 1."""
+    import keras
+
+    L = keras.layers
+
+    def bn_relu6(x):
+        return L.ReLU(6.0)(L.BatchNormalization()(x))
+
+    x = inp = keras.Input((96, 96, 3), batch_size=1)
+    x = bn_relu6(L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x))
+    for stride, channels in zip([1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1],
+                                [16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256]):
+        x = bn_relu6(L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
+        x = bn_relu6(L.Conv2D(channels, 1, use_bias=False)(x))
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Softmax()(L.Dense(2)(x))
+    return keras.Model(inp, x)

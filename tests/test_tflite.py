@@ -17,6 +17,8 @@ import pytest
 from conftest import require_module
 from util import assert_c_matches
 
+from sepgen import zoo
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -26,57 +28,15 @@ def _seq(keras, shape, *layers):
 
 
 def _randomize(model, seed: int) -> None:
-    """Non-trivial weights, biases and BatchNorm statistics (not the Keras initial values)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        new = []
-        for w, var in zip(weights, layer.weights):
-            if "moving_variance" in var.path:
-                new.append(rng.uniform(0.5, 2.0, w.shape).astype(np.float32))
-            elif "gamma" in var.path:
-                new.append(rng.uniform(0.5, 1.5, w.shape).astype(np.float32))
-            elif w.ndim == 1:
-                new.append((rng.normal(size=w.shape) * 0.1).astype(np.float32))
-            else:
-                fan_in = int(np.prod(w.shape[:-1])) if "depthwise" not in var.path else int(np.prod(w.shape[:2]))
-                new.append((rng.normal(size=w.shape) / np.sqrt(fan_in)).astype(np.float32))
-        layer.set_weights(new)
+    zoo.randomize_keras_weights(model, seed)
 
 
 def _ds_cnn(keras):
-    L = keras.layers
-    x = inp = keras.Input((49, 10, 1), batch_size=1)
-    x = L.Conv2D(64, (10, 4), strides=2, padding="same", use_bias=False)(x)
-    x = L.ReLU()(L.BatchNormalization()(x))
-    for _ in range(4):
-        x = L.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
-        x = L.Conv2D(64, 1, use_bias=False)(x)
-        x = L.ReLU()(L.BatchNormalization()(x))
-    x = L.AveragePooling2D(pool_size=(25, 5))(x)
-    x = L.Flatten()(x)
-    x = L.Softmax()(L.Dense(12)(x))
-    return keras.Model(inp, x)
+    return zoo.ds_cnn_kws_keras()
 
 
 def _mobilenet_v1_025(keras):
-    L = keras.layers
-
-    def bn_relu6(x):
-        return L.ReLU(6.0)(L.BatchNormalization()(x))
-
-    x = inp = keras.Input((96, 96, 3), batch_size=1)
-    x = bn_relu6(L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x))
-    for stride, channels in zip([1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1],
-                                [16, 32, 32, 64, 64, 128, 128, 128, 128, 128, 128, 256, 256]):
-        x = bn_relu6(L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
-        x = bn_relu6(L.Conv2D(channels, 1, use_bias=False)(x))
-    x = L.GlobalAveragePooling2D()(x)
-    x = L.Softmax()(L.Dense(2)(x))
-    return keras.Model(inp, x)
+    return zoo.mobilenet_v1_025_keras()
 
 
 def _residual(keras):
