@@ -16,8 +16,12 @@ import numpy as np
 from .ir import Graph
 
 
-def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
-    """Full-int8 .tflite bytes of a keras.Model; ``calibration`` is float NHWC (N, H, W, C)."""
+def keras_to_int8_tflite(model, calibration: np.ndarray, float_io: bool = False, **converter_options) -> bytes:
+    """Full-int8 .tflite bytes of a keras.Model; ``calibration`` is float NHWC (N, H, W, C).
+
+    ``float_io`` keeps float input/output (the converter adds QUANTIZE/DEQUANTIZE at the edges);
+    ``converter_options`` are set as attributes of the TFLiteConverter.
+    """
     import tensorflow as tf
 
     data = np.asarray(calibration, np.float32)
@@ -30,8 +34,11 @@ def keras_to_int8_tflite(model, calibration: np.ndarray) -> bytes:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    if not float_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    for key, value in converter_options.items():
+        setattr(converter, key, value)
     return converter.convert()
 
 

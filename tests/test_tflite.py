@@ -105,22 +105,9 @@ def representative(shape, kind: str, n: int, seed: int) -> np.ndarray:
 
 
 def convert(model, data: np.ndarray, float_io: bool = False, **options) -> bytes:
-    import tensorflow as tf
+    from sepgen.tfconvert import keras_to_int8_tflite
 
-    def rep():
-        for sample in data:
-            yield [sample[None]]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = rep
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if not float_io:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    for key, value in options.items():
-        setattr(converter, key, value)
-    return converter.convert()
+    return keras_to_int8_tflite(model, data, float_io, **options)
 
 
 @pytest.fixture(scope="session")
