@@ -26,7 +26,7 @@ import numpy as np
 from . import __version__, codegen, toolchain
 from .ir import Graph
 from .toolchain import ToolchainError
-from .verification import VerifyResult, compare
+from .verification import VerifyResult, compare, parse_trace
 
 CROSS_COMPILER = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
@@ -148,19 +148,8 @@ def run_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: s
     """Run the generated C on the target; same result layout as :func:`sepgen.verification.run_c`."""
     x = np.ascontiguousarray(inputs, dtype=np.int8)
     elf = build(graph, target, prefix, files, mode="verify")
-    raw = np.frombuffer(run_elf(elf, target, x.tobytes(), "trace.bin", timeout=timeout), dtype=np.int8)
-    names = [layer.output for _, layer in traced_layers(graph)] + ["__output__"]
-    shapes = [graph.tensors[n].shape for n in names[:-1]] + [graph.tensors[graph.output].shape]
-    sizes = [int(np.prod(s)) for s in shapes]
-    n = len(x)
-    if raw.size != n * sum(sizes):
-        raise ToolchainError(f"{get_target(target).name}: firmware wrote {raw.size} trace bytes, "
-                             f"expected {n * sum(sizes)}")
-    records, result, start = raw.reshape(n, sum(sizes)), {}, 0
-    for name, shape, size in zip(names, shapes, sizes):
-        result[name] = records[:, start:start + size].reshape((n,) + tuple(shape))
-        start += size
-    return result
+    raw = run_elf(elf, target, x.tobytes(), "trace.bin", timeout=timeout)
+    return parse_trace(graph, raw, len(x), f"{get_target(target).name} firmware")
 
 
 def verify_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",

@@ -58,24 +58,29 @@ def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: boo
     flags = toolchain.SANITIZE_FLAGS if sanitize else toolchain.HOST_FLAGS
     exe = toolchain.compile_executable(files, flags, defines=(f"{prefix.upper()}_TRACE",))
     x = np.ascontiguousarray(inputs, dtype=np.int8)
-    traced = [layer for layer in graph.layers if not layer.aliases_input]
-    shapes = [graph.tensors[layer.output].shape for layer in traced] + [graph.tensors[graph.output].shape]
-    sizes = [int(np.prod(s)) for s in shapes]
     with tempfile.TemporaryDirectory(prefix="sepgen-run-") as tmp:
         in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
         in_path.write_bytes(x.tobytes())
         proc = toolchain.run([str(exe), str(in_path), str(out_path)])
         if proc.returncode != 0:
             raise VerificationFailed(f"harness exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-3000:]}")
-        raw = np.frombuffer(out_path.read_bytes(), dtype=np.int8)
-    n = len(x)
-    if raw.size != n * sum(sizes):
-        raise VerificationFailed(f"harness wrote {raw.size} bytes, expected {n * sum(sizes)}")
-    records = raw.reshape(n, sum(sizes))
-    result, start = {}, 0
+        raw = out_path.read_bytes()
+    return parse_trace(graph, raw, len(x), "harness")
+
+
+def parse_trace(graph: Graph, raw: bytes, samples: int, what: str) -> dict[str, np.ndarray]:
+    """Split a harness trace (per sample: every computed layer's output in order, then the output
+    buffer) into {tensor name: int8 (N,)+shape}, with "__output__" for the caller's output buffer."""
+    traced = [layer for layer in graph.layers if not layer.aliases_input]
     names = [layer.output for layer in traced] + ["__output__"]
+    shapes = [graph.tensors[layer.output].shape for layer in traced] + [graph.tensors[graph.output].shape]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    data = np.frombuffer(raw, dtype=np.int8)
+    if data.size != samples * sum(sizes):
+        raise VerificationFailed(f"{what} wrote {data.size} trace bytes, expected {samples * sum(sizes)}")
+    records, result, start = data.reshape(samples, sum(sizes)), {}, 0
     for name, shape, size in zip(names, shapes, sizes):
-        result[name] = records[:, start:start + size].reshape((n,) + tuple(shape))
+        result[name] = records[:, start:start + size].reshape((samples,) + tuple(shape))
         start += size
     return result
 
