@@ -1,7 +1,8 @@
 """Keras frontend: in-memory models, .keras / .h5 files (Keras 3 and Keras 2) -> float Graph.
 
 The oracle is Keras itself: ``model(x)`` (float) must equal ``sepgen.simulate.run_float`` on the
-translated graph to ~1e-4 relative.  Models are tiny so the whole file runs in seconds.
+translated graph to ~1e-4 relative (unequal depthwise strides, which TensorFlow's CPU kernel refuses
+on some CPUs, are computed with Keras's stride-1 op and subsampled: see ``keras_reference``).  Models are tiny so the whole file runs in seconds.
 """
 
 from __future__ import annotations
@@ -62,9 +63,40 @@ def inputs_for(model: "keras.Model", n: int = 3, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n,) + shape).astype(np.float32)
 
 
+def _unequal_strides(layer, replay_all: bool = False) -> bool:
+    return isinstance(layer, L.DepthwiseConv2D) and (replay_all or layer.strides[0] != layer.strides[1])
+
+
+def keras_reference(model: "keras.Model", x: np.ndarray, replay_all: bool = False) -> np.ndarray:
+    """Keras's own float output, computed in a way every x86 CPU supports.
+
+    TensorFlow's CPU ``DepthwiseConv2dNative`` refuses unequal strides unless oneDNN ops are on (they
+    are off by default on some CPUs, and always with TF_ENABLE_ONEDNN_OPTS=0).  A 'valid'
+    DepthwiseConv2D with strides (sy, sx) equals the same layer at stride 1, subsampled every sy-th
+    row and sx-th column; so a Sequential model is replayed layer by layer with such layers run
+    that way (Keras's depthwise op at stride 1, then its bias and activation).  Other models run as is.
+    """
+    if not any(_unequal_strides(layer, replay_all) for layer in model.layers):
+        return keras.ops.convert_to_numpy(model(x, training=False))
+    assert isinstance(model, keras.Sequential), "layer-by-layer replay needs a Sequential model"
+    y = x
+    for layer in model.layers:
+        if not _unequal_strides(layer, replay_all):
+            y = layer(y, training=False)
+            continue
+        assert layer.padding == "valid", "subsampling a stride-1 output equals strides only for 'valid'"
+        sy, sx = layer.strides
+        y = keras.ops.depthwise_conv(y, layer.kernel, strides=1, padding="valid",
+                                     dilation_rate=layer.dilation_rate)[:, ::sy, ::sx, :]
+        if layer.use_bias:
+            y = y + layer.bias
+        y = layer.activation(y)
+    return keras.ops.convert_to_numpy(y)
+
+
 def assert_same_as_keras(model: "keras.Model", graph: ir.Graph, n: int = 3) -> None:
     x = inputs_for(model, n)
-    want = keras.ops.convert_to_numpy(model(x, training=False))
+    want = keras_reference(model, x)
     got = run_float(graph, x)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
@@ -142,6 +174,16 @@ def test_sequential_every_layer_matches_keras():
     assert graph.layer("fc2/softmax").op == "softmax"
     assert sum(layer.params() for layer in graph.layers) == model.count_params()  # folded BN still counted
     assert_same_as_keras(model, graph)
+
+
+def test_strided_depthwise_replay_equals_keras():
+    """The CPU-independent reference (stride 1, then subsample) equals Keras where TF runs the strides."""
+    model = randomize(keras.Sequential([keras.Input((9, 11, 3)), L.Conv2D(4, 1, name="c"),
+                                        L.DepthwiseConv2D((3, 2), strides=2, depth_multiplier=2, activation="relu",
+                                                          name="dw")]))
+    x = inputs_for(model, 2)
+    np.testing.assert_allclose(keras_reference(model, x, replay_all=True),
+                               keras.ops.convert_to_numpy(model(x, training=False)), rtol=RTOL, atol=ATOL)
 
 
 def test_functional_residual_matches_keras():
