@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import codegen, serialize, simulate, verification as _verify
+from . import codegen, output, serialize, simulate, verification as _verify
+from .arrays import calibration_data, load_array, model_inputs
+from .errors import UserError, one_line
 from .evaluate import Agreement, agreement
 from .frontends import ModelFileError, load
 from .ir import Graph
 from .quantize import quantize, quantize_tensor
 
 
-class MissingCalibration(ValueError):
+class MissingCalibration(UserError):
     """A float model needs representative data to be quantized."""
-
-
-def load_array(path: str | Path, what: str) -> np.ndarray:
-    """np.load of a .npy file without pickle; errors name the file."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such {what} file") from None
-    except (ValueError, OSError) as exc:
-        raise ModelFileError(f"{path}: not a readable .npy {what} array ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -51,21 +40,22 @@ def prepare(model, calibration: np.ndarray | str | Path | None = None, progress:
     ``quantizer``: "sepgen" (default) or "tflite" (the TensorFlow Lite converter; Keras input only).
     """
     if quantizer not in QUANTIZERS:
-        raise ValueError(f"unknown quantizer '{quantizer}' (supported: {', '.join(QUANTIZERS)})")
+        raise UserError(f"unknown quantizer '{quantizer}' (supported: {', '.join(QUANTIZERS)})")
     graph = model if isinstance(model, Graph) else load(model)
     if graph.quantizer != "none":
         return Prepared(graph)
     if calibration is None:
         raise MissingCalibration(f"{graph.source}: float model; pass representative inputs with --calibration X.npy "
                                  "(float32, NHWC, batch first)")
+    source = "calibration data"
     if isinstance(calibration, (str, Path)):
-        calibration = load_array(calibration, "calibration")
-    calibration = np.asarray(calibration, np.float32)
+        source, calibration = str(calibration), load_array(calibration, "calibration")
+    calibration = calibration_data(graph, calibration, source)
     if quantizer == "tflite":
         keras_input = not isinstance(model, (Graph, str, Path)) or Path(model).suffix.lower() in (
             ".keras", ".h5", ".hdf5")
         if not keras_input:
-            raise ValueError(f"{graph.source}: --quantizer tflite needs a Keras model (.keras/.h5)")
+            raise UserError(f"{graph.source}: --quantizer tflite needs a Keras model (.keras/.h5)")
         from .tfconvert import quantize_with_tflite
 
         qgraph = quantize_with_tflite(model, calibration, graph.source)[0]
@@ -78,56 +68,39 @@ def load_generated(directory: str | Path) -> tuple[Graph, str, dict[str, str]]:
     """(graph, prefix, C files) of a directory written by :func:`generate`."""
     json_path, npz_path, prefix = serialize.find_graph_files(Path(directory))
     graph = serialize.from_files(json_path, npz_path)
-    files = {p.name: p.read_text() for p in sorted(Path(directory).iterdir()) if p.suffix in (".c", ".h")}
+    files = {}
+    for path in sorted(Path(directory).iterdir()):
+        if path.suffix in (".c", ".h"):
+            try:
+                files[path.name] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ModelFileError(f"{path}: unreadable generated source ({one_line(exc, 120)})") from None
     return graph, prefix, files
 
 
-def write_atomically(out_dir: str | Path, files: dict[str, bytes]) -> Path:
-    """Write files into a fresh directory, then move it into place (no half-written output)."""
-    out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bool = False,
+             inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """Write the C sources and the quantized graph (<prefix>.sepgen.json/.npz) into out_dir.
 
-
-def write_file_atomically(path: str | Path, data: bytes) -> Path:
-    """Write one file via a temporary sibling and os.replace."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def generate(graph: Graph, out_dir: str | Path, prefix: str = "model") -> Path:
-    """Write the C sources and the quantized graph (<prefix>.sepgen.json/.npz) into out_dir."""
+    The directory is written atomically and only where that destroys nothing sepgen did not
+    create (:mod:`sepgen.output`): a new or empty directory, or sepgen's own earlier output (files
+    changed since then are replaced only with ``force``).  ``inputs`` are the files the graph was
+    made from: ``out_dir`` may not contain them.
+    """
     files = {name: text.encode() for name, text in codegen.render(graph, prefix).items()}
     json_bytes, npz_bytes = serialize.to_bytes(graph)
-    files[f"{prefix}.sepgen.json"], files[f"{prefix}.sepgen.npz"] = json_bytes, npz_bytes
-    return write_atomically(out_dir, files)
+    manifest = f"{prefix}.sepgen.json"
+    files[manifest], files[f"{prefix}.sepgen.npz"] = json_bytes, npz_bytes
+    return output.write_directory(out_dir, files, manifest, inputs=inputs, force=force)
 
 
-def as_int8_inputs(graph: Graph, x: np.ndarray) -> np.ndarray:
-    """int8 inputs as given, float inputs quantized with the model's input quantization."""
-    x = np.asarray(x)
-    if x.dtype == np.int8:
-        return x
-    if np.issubdtype(x.dtype, np.floating):
-        return quantize_tensor(x, graph.tensors[graph.input].quant)
-    raise ValueError(f"inputs must be int8 (quantized) or float, got {x.dtype}")
+def as_int8_inputs(graph: Graph, x: np.ndarray, source: str = "inputs") -> np.ndarray:
+    """int8 inputs (N,) + input shape: int8 as given, float quantized with the model's input quantization.
+
+    ``source`` (a file name) is named in the DataError raised for a wrong shape, dtype or value.
+    """
+    quant = graph.tensors[graph.input].quant
+    return model_inputs(graph, x, source, quantize=lambda v: quantize_tensor(v, quant))
 
 
 def verify(graph: Graph, inputs: np.ndarray | None = None, files: dict[str, str] | None = None,

@@ -1,34 +1,56 @@
-"""Command line: a thin layer over :mod:`sepgen.api` (DESIGN.md §6).
+"""Command line: a thin layer over :mod:`sepgen.api` (the README's "Command line" section is the contract).
 
-User errors print one line on stderr and exit 2; a failed verification exits 1.
+User errors (:class:`sepgen.errors.UserError`) print one line on stderr and exit 2; a failed
+verification exits 1; any other exception is a bug: its traceback is kept, a line asks for a
+report, and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, api
-from .bounds import AccumulatorOverflow
-from .codegen import InvalidIdentifier
-from .frontends import ModelFileError
-from .ir import Graph, UnsupportedLayer
-from .tflm import TFLMUnavailable
-from .toolchain import ToolchainError
+from . import __version__, api, output
+from .codegen import check_prefix
+from .errors import UserError, one_line
+from .frontends import check_model_path
+from .ir import Graph
 
-USER_ERRORS = (UnsupportedLayer, ModelFileError, api.MissingCalibration, InvalidIdentifier, AccumulatorOverflow,
-               FileNotFoundError, NotADirectoryError, ToolchainError, TFLMUnavailable, ValueError)
 TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")  # Cortex-M: QEMU boards, see firmware/README.md
 PROFILE_TARGETS = TARGETS[1:]
+#: Model files that hold a float model, which needs --calibration to be quantized.
+FLOAT_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
 
 
-class UserError(Exception):
-    pass
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is not in 1..1000000")
+    return value
+
+
+def _prefix(text: str) -> str:
+    try:
+        return check_prefix(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in sepgen's one-line form (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"sepgen: error: {one_line(message, 500)} (see '{self.prog} --help')\n")
 
 
 def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
@@ -42,46 +64,65 @@ def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sepgen", description="Depthwise-separable CNNs -> int8 -> fixed-size C, verified bit for bit.")
+    parser = _Parser(prog="sepgen", description="Depthwise-separable CNNs -> int8 -> fixed-size C, verified bit for bit.")
     parser.add_argument("--version", action="version", version=f"sepgen {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("generate", help="quantize (if needed) and write C sources")
     _model_arg(p, dir_ok=False)
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
-    p.add_argument("--prefix", default="model", help="C symbol and file prefix (default: model)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="output directory: new, empty, or sepgen's own earlier output (written atomically)")
+    p.add_argument("--force", action="store_true",
+                   help="also replace files of sepgen's earlier output in DIR that were edited since")
+    p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=TARGETS, default="host")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
     _model_arg(p, dir_ok=True)
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="one JSON object (schema: DESIGN.md §6)")
-    fmt.add_argument("--markdown", action="store_true")
-    fmt.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    fmt.add_argument("--json", action="store_true", help="one JSON object (schema: README, 'JSON report')")
+    fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
+    fmt.add_argument("--html", metavar="FILE", help="write a self-contained HTML report to FILE")
+    p.add_argument("--force", action="store_true", help="overwrite FILE even if sepgen did not write it")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
     p.add_argument("--inputs", metavar="X.npy", help="int8 or float inputs (N,H,W,C); default: random int8")
-    p.add_argument("--count", type=int, default=100, help="random inputs when --inputs is not given")
+    p.add_argument("--count", type=_positive, default=100, help="random inputs when --inputs is not given")
     p.add_argument("--target", choices=TARGETS, default="host")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
-    p.add_argument("--prefix", default="model", help="prefix when MODEL is a model file")
+    p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
 
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
     p.add_argument("--target", choices=PROFILE_TARGETS, required=True)
-    p.add_argument("--prefix", default="model", help="prefix when MODEL is a model file")
+    p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
 
     p = sub.add_parser("simulate", help="run the int8 simulator: int8 NHWC in, int8 out")
     _model_arg(p, dir_ok=True)
     p.add_argument("--input", required=True, metavar="X.npy", help="int8 inputs (N,H,W,C)")
-    p.add_argument("--output", required=True, metavar="Y.npy")
+    p.add_argument("--output", required=True, metavar="Y.npy", help="int8 outputs, written at exactly this path")
+    p.add_argument("--force", action="store_true", help="overwrite Y.npy if it exists")
     return parser
+
+
+def _precheck_model(args) -> None:
+    """Fail in milliseconds, before TensorFlow loads, on what can be known from the arguments alone."""
+    path = Path(args.model)
+    if path.is_dir():
+        return
+    check_model_path(path)
+    if path.suffix.lower() in FLOAT_SUFFIXES and not args.calibration and args.command != "report":
+        raise api.MissingCalibration(f"{path}: float model; pass representative inputs with --calibration X.npy "
+                                     "(float32, NHWC, batch first)")
+    if args.calibration:
+        api.load_array(args.calibration, "calibration")
 
 
 def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]:
     """(quantized graph, prefix, generated C files or None) from a DIR or a model file."""
+    _precheck_model(args)
     path = Path(args.model)
     if path.is_dir():
         return api.load_generated(path)
@@ -92,10 +133,15 @@ def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]
 
 
 def cmd_generate(args) -> int:
+    inputs = (args.model, args.calibration)
+    output.check_directory(args.output, inputs, args.force)  # refuse before the long work
+    if Path(args.model).is_dir():
+        raise UserError(f"{args.model}: is a directory; generate takes a model file (.keras/.h5/.npz/.tflite)")
+    _precheck_model(args)
     prepared = api.prepare(args.model, args.calibration, progress=not args.quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
-    out = api.generate(prepared.graph, args.output, args.prefix)
+    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs)
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
@@ -105,6 +151,9 @@ def cmd_report(args) -> int:
     from . import report as _report
     from .budget import budget as compute_budget
 
+    _precheck_model(args)
+    if args.html:  # refuse before the long work
+        output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
     path = Path(args.model)
     if path.is_dir():
         graph = api.load_generated(path)[0]
@@ -120,7 +169,8 @@ def cmd_report(args) -> int:
     elif args.markdown:
         print(_report.to_markdown(b))
     elif args.html:
-        api.write_file_atomically(args.html, _report.to_html(b).encode())
+        output.write_file(args.html, _report.to_html(b).encode(), inputs=(args.model, args.calibration),
+                          force=args.force, is_ours=_report.is_html_report)
         print(f"wrote {args.html}")
     else:
         print(_report.to_text(b))
@@ -129,25 +179,26 @@ def cmd_report(args) -> int:
 
 def cmd_verify(args) -> int:
     graph, prefix, files = _load(args)
-    inputs = api.load_array(args.inputs, "inputs") if args.inputs else None
-    if inputs is None and args.calibration:  # random inputs plus the calibration samples
-        calibration = api.as_int8_inputs(graph, api.load_array(args.calibration, "calibration")[: args.count])
-        inputs = np.concatenate([api.random_inputs(graph, args.count), calibration])
-    if inputs is None:
+    if args.inputs:
+        inputs = api.as_int8_inputs(graph, api.load_array(args.inputs, "inputs"), args.inputs)
+    else:
         inputs = api.random_inputs(graph, args.count)
+        if args.calibration:  # random inputs plus the calibration samples
+            calibration = api.load_array(args.calibration, "calibration")
+            inputs = np.concatenate([inputs, api.as_int8_inputs(graph, calibration, args.calibration)[: args.count]])
     if args.target == "host":
         result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
     else:
         from .firmware import verify_target
 
-        result = verify_target(graph, api.as_int8_inputs(graph, inputs), args.target, prefix, files)
+        result = verify_target(graph, inputs, args.target, prefix, files)
     if not result.ok:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
         return 1
     if Path(args.model).suffix.lower() == ".tflite":  # the independent oracle: TFLite Micro's kernels
         from .tflm import compare_with_tflm
 
-        mismatch = compare_with_tflm(graph, args.model, api.as_int8_inputs(graph, inputs))
+        mismatch = compare_with_tflm(graph, args.model, inputs)
         if mismatch is not None:
             print(f"sepgen: MISMATCH with TFLite Micro (expected = TFLM): {mismatch}", file=sys.stderr)
             return 1
@@ -168,15 +219,19 @@ def cmd_profile(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    in_paths = (args.model, args.calibration, args.input)
+    output.check_file(args.output, in_paths, args.force)  # refuse before the long work
     graph, _, _ = _load(args, quiet=True)
     x = api.load_array(args.input, "input")
     if x.dtype != np.int8:
+        quant = graph.tensors[graph.input].quant
         raise UserError(f"{args.input}: int8 inputs expected, got {x.dtype} (quantize with the model's input "
-                        f"scale {graph.tensors[graph.input].quant.scale:g} and zero point "
-                        f"{graph.tensors[graph.input].quant.zero_point})")
-    y = api.run_int8(graph, x)
-    np.save(args.output, y, allow_pickle=False)
-    print(f"wrote {args.output}: int8 {y.shape}")
+                        f"scale {quant.scale:g} and zero point {quant.zero_point})")
+    y = api.run_int8(graph, api.as_int8_inputs(graph, x, args.input))
+    buffer = io.BytesIO()
+    np.save(buffer, y, allow_pickle=False)
+    written = output.write_file(args.output, buffer.getvalue(), inputs=in_paths, force=args.force)
+    print(f"wrote {written}: int8 {y.shape}")
     return 0
 
 
@@ -188,17 +243,25 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow (imported lazily for Keras input) must not add log lines to our one-line errors.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
+        return int(exc.code or 0)
     try:
         return COMMANDS[args.command](args)
-    except (UserError, *USER_ERRORS) as exc:
+    except UserError as exc:
         if os.environ.get("SEPGEN_DEBUG"):
             raise
-        message = " ".join(str(exc).split())[:500] if str(exc).strip() else type(exc).__name__
-        print(f"sepgen: error: {message}", file=sys.stderr)
+        print(f"sepgen: error: {one_line(exc, 500) or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("sepgen: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - a bug: keep the traceback and ask for a report
+        traceback.print_exc()
+        print(f"sepgen: internal error (sepgen {__version__}): this is a bug in sepgen, not in your model or "
+              "data; please report it with the command line and the traceback above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

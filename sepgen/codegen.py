@@ -18,6 +18,7 @@ import numpy as np
 
 from . import __version__
 from .bounds import prove_no_overflow
+from .errors import UserError
 from .ir import Graph, Layer
 from .plan import plan
 from .quantize import activation_range
@@ -29,7 +30,7 @@ _Thread_local""".split())
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-class InvalidIdentifier(ValueError):
+class InvalidIdentifier(UserError):
     """A name that cannot be used as (part of) a C identifier."""
 
 
@@ -39,6 +40,31 @@ def c_ident(name: str) -> str:
         raise InvalidIdentifier(f"'{name}' is not a valid C identifier (need [A-Za-z_][A-Za-z0-9_]*, "
                                 "not a C keyword, not starting with '__')")
     return name
+
+
+#: Longest --prefix: C99 guarantees 31 significant characters in external identifiers, and the longest
+#: external symbol sepgen emits is ``<prefix>_invoke``.
+MAX_PREFIX = 24
+
+
+def check_prefix(prefix: str) -> str:
+    """Return ``prefix`` if it can name the generated files and prefix every C symbol; else InvalidIdentifier.
+
+    Allowed: a letter, then letters, digits and '_', at most :data:`MAX_PREFIX` characters; not a C
+    keyword; not ``sepgen``/``sepgen_*`` (any case), which names sepgen's own headers and helpers.
+    A leading underscore is refused: ``_x`` would give the reserved identifier ``_X_H``.
+    """
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", prefix):
+        raise InvalidIdentifier(f"prefix {str(prefix)[:40]!r}: use a letter followed by letters, digits or '_' "
+                                "(it names the files and starts every C symbol)")
+    if len(prefix) > MAX_PREFIX:
+        raise InvalidIdentifier(f"prefix '{prefix[:40]}...': {len(prefix)} characters; at most {MAX_PREFIX} "
+                                "(C99 keeps 31 significant characters of '<prefix>_invoke')")
+    if prefix in C_KEYWORDS:
+        raise InvalidIdentifier(f"prefix '{prefix}' is a C keyword")
+    if prefix.lower() == "sepgen" or prefix.lower().startswith("sepgen_"):
+        raise InvalidIdentifier(f"prefix '{prefix}' is reserved: 'sepgen_*' names sepgen's own files and helpers")
+    return prefix
 
 
 def c_comment(text: str) -> str:
@@ -132,9 +158,9 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
 
 def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
     """Render the C sources of a quantized graph.  Returns {filename: text}; deterministic."""
-    c_ident(prefix)
+    check_prefix(prefix)
     if not graph.is_quantized:
-        raise ValueError(f"model '{graph.name}' is not quantized")
+        raise UserError(f"model '{graph.name}' is not quantized; quantize it first (sepgen.quantize)")
     bounds = prove_no_overflow(graph)
     memory = plan(graph)
     layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name])

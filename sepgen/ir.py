@@ -23,11 +23,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from .errors import UserError
+
 PADDINGS = ("same", "valid")
 ACTIVATIONS = ("none", "relu", "relu6")
 
 
-class UnsupportedLayer(ValueError):
+class UnsupportedLayer(UserError):
     """A layer (or layer option) sepgen cannot compile.  Carries the layer name and kind."""
 
     def __init__(self, name: str, kind: str, detail: str = "") -> None:

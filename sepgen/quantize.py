@@ -16,6 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .errors import DataError, UserError
 from .ir import (
     Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, MaxPool2D, Mean, Pad, QuantParams,
     Requant, Reshape, Softmax,
@@ -30,6 +31,8 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     frexp split, round half away from zero, the 2^31 edge case moves into the
     shift, and shifts below -31 flush to (0, 0).  ``shift`` > 0 means left shift.
     """
+    if not math.isfinite(real):
+        raise UserError(f"rescale factor {real} is not finite (a tensor scale is zero, infinite or NaN)")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -40,7 +43,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if shift < -31:
         shift, q_fixed = 0, 0
     if not -(1 << 31) <= q_fixed < (1 << 31):
-        raise ValueError(f"multiplier {real} does not fit a Q31 value")
+        raise UserError(f"multiplier {real} does not fit a Q31 value")
     return q_fixed, shift
 
 
@@ -138,7 +141,8 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     real = min(beta * input_scale * (1 << (31 - scaled_diff_integer_bits)), (1 << 31) - 1.0)
     multiplier, left_shift = quantize_multiplier(real)
     if left_shift < 0:
-        raise ValueError(f"softmax input scale {input_scale} too small")
+        raise UserError(f"softmax input scale {input_scale:g} too small: TFLite's int8 softmax needs "
+                        f"beta * input_scale >= 2^-27")
     max_input_rescaled = (1.0 * ((1 << scaled_diff_integer_bits) - 1) * (1 << (31 - scaled_diff_integer_bits))
                           / (1 << left_shift))
     return multiplier, left_shift, -int(math.floor(max_input_rescaled))
@@ -155,26 +159,33 @@ def calibrate(graph: Graph, calibration: np.ndarray, batch_size: int = 64,
 
     from .simulate import run_float
 
-    x = np.asarray(calibration, np.float32)
-    if x.shape == graph.tensors[graph.input].shape:
-        x = x[None]
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError("calibration data is empty")
+    from .arrays import calibration_data
+
+    x = calibration_data(graph, calibration)
     ranges: dict[str, tuple[float, float]] = {}
     starts = range(0, len(x), batch_size)
-    for start in tqdm(starts, desc="calibrating", unit="batch", disable=not progress, leave=False):
-        values = run_float(graph, x[start:start + batch_size], all_tensors=True)
+    # progress: a bar on a terminal only (disable=None), so logs and one-line errors stay clean
+    for start in tqdm(starts, desc="calibrating", unit="batch", disable=None if progress else True, leave=False):
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by layer
+            values = run_float(graph, x[start:start + batch_size], all_tensors=True)
         for name, v in values.items():
             lo, hi = float(v.min()), float(v.max())
             old = ranges.get(name, (lo, hi))
             ranges[name] = (min(old[0], lo), max(old[1], hi))
+    for name, (lo, hi) in ranges.items():
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            producer = graph.producer(name)
+            where = f"layer '{producer.name}'" if producer is not None else f"the input '{name}'"
+            raise DataError(f"{where}: float values overflow (range [{lo:g}, {hi:g}]) on the calibration data; "
+                            f"is the calibration data scaled like the training data (max |x| "
+                            f"{float(np.abs(x).max()):.3g})?")
     return ranges
 
 
 def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progress: bool = True) -> Graph:
     """Quantize a float graph with sepgen's own post-training int8 quantizer."""
     if graph.quantizer != "none":
-        raise ValueError(f"model '{graph.name}' is already quantized ({graph.quantizer})")
+        raise UserError(f"model '{graph.name}' is already quantized ({graph.quantizer})")
     ranges = calibrate(graph, calibration, batch_size, progress)
     quants: dict[str, QuantParams] = {graph.input: choose_quant_params(*ranges[graph.input])}
     layers: list[Layer] = []

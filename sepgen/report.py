@@ -148,6 +148,15 @@ tr.total td { font-weight: bold; border-top: 2px solid #888; }
 """
 
 
+#: Marks an HTML report as sepgen's, so that ``report --html FILE`` may overwrite its own earlier report.
+HTML_GENERATOR = '<meta name="generator" content="sepgen">'
+
+
+def is_html_report(data: bytes) -> bool:
+    """True if ``data`` is an HTML report written by :func:`to_html`."""
+    return HTML_GENERATOR.encode() in data[:512]
+
+
 def to_html(b: Budget) -> str:
     """A small self-contained HTML page (inline CSS, no scripts); every name is escaped."""
     e = html.escape
@@ -166,6 +175,7 @@ def to_html(b: Budget) -> str:
     body.append(f'<tr class="total">{total}</tr>')
     title = f"sepgen budget: {b.model}"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"{HTML_GENERATOR}\n"
             f"<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             f"<h1>{e(title)}</h1>\n<p>{e(_header(b))}</p>\n"
             f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .bounds import check_integer_parameters
+from .errors import UserError, one_line
+from .frontends import ModelFileError
 from .ir import LAYER_TYPES, Graph, QuantParams, Requant, TensorSpec
 
 FORMAT = "sepgen-graph"
@@ -68,17 +71,44 @@ def to_bytes(graph: Graph) -> tuple[bytes, bytes]:
 
 
 def from_files(json_path: Path, npz_path: Path) -> Graph:
-    doc = json.loads(Path(json_path).read_text())
-    if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ValueError(f"{json_path}: not a {FORMAT} v{VERSION} file")
-    with np.load(npz_path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    tensors = {t["name"]: TensorSpec(t["name"], tuple(t["shape"]),
+    """The Graph saved by :func:`to_bytes`; any unreadable, corrupt or inconsistent file is a
+    ModelFileError naming it (a graph with unrepresentable integers: UnrepresentableModel)."""
+    json_path, npz_path = Path(json_path), Path(npz_path)
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelFileError(f"{json_path}: unreadable sepgen graph ({type(exc).__name__}: "
+                             f"{one_line(exc, 120)})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
+        raise ModelFileError(f"{json_path}: not a {FORMAT} v{VERSION} file")
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"{npz_path}: missing (the arrays of {json_path.name})") from None
+    except Exception as exc:  # noqa: BLE001 - BadZipFile, EOFError, zlib.error, ValueError (pickle), ...
+        raise ModelFileError(f"{npz_path}: corrupt or unreadable ({type(exc).__name__}: "
+                             f"{one_line(exc, 120)})") from None
+    try:
+        graph = _graph(doc, arrays)
+        graph.validate()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise ModelFileError(f"{json_path}: inconsistent sepgen graph ({type(exc).__name__}: "
+                             f"{one_line(exc, 120)})") from None
+    check_integer_parameters(graph)
+    return graph
+
+
+def _graph(doc: dict, arrays: dict[str, np.ndarray]) -> Graph:
+    tensors = {t["name"]: TensorSpec(t["name"], tuple(int(d) for d in t["shape"]),
                                      None if t["quant"] is None else QuantParams(*t["quant"]),
                                      t.get("source_index"))
                for t in doc["tensors"]}
     layers = []
     for entry in doc["layers"]:
+        entry = dict(entry)
         cls = LAYER_TYPES[entry.pop("op")]
         layers.append(cls(**{k: _decode(v, arrays) for k, v in entry.items()}))
     return Graph(name=doc["name"], layers=tuple(layers), tensors=tensors, input=doc["input"],
@@ -90,7 +120,7 @@ def find_graph_files(directory: Path) -> tuple[Path, Path, str]:
     """The (json, npz, prefix) of the one graph saved in a generated directory."""
     found = sorted(Path(directory).glob("*.sepgen.json"))
     if len(found) != 1:
-        raise FileNotFoundError(f"{directory}: expected one *.sepgen.json (made by 'sepgen generate'), "
-                                f"found {len(found)}")
+        raise ModelFileError(f"{directory}: not a directory written by 'sepgen generate' (expected one "
+                             f"*.sepgen.json, found {len(found)})")
     prefix = found[0].name[: -len(".sepgen.json")]
     return found[0], found[0].with_name(prefix + ".sepgen.npz"), prefix

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from . import simulate
+from .errors import UserError
 from .ir import Graph
 from .quantize import dequantize_tensor
 from .verification import Mismatch
 
 
-class TFLMUnavailable(RuntimeError):
+class TFLMUnavailable(UserError):
     """The tflite-micro wheel is not installed."""
 
 
@@ -46,6 +47,23 @@ def _model_io(data: bytes) -> tuple[int, int, int, int]:
     return len(g.tensors), int(g.inputs[0]), int(g.outputs[0]), int(g.tensors[g.inputs[0]].type)
 
 
+def _arena_size(data: bytes) -> int:
+    """Arena bytes for TFLM with every tensor preserved.
+
+    The wheel's default (10 x the model size) is too small for tiny models, and the wheel does not
+    survive a failed allocation (it crashes the process): so every tensor's bytes (all are kept
+    alive by kPreserveAllTensors), twice, plus alignment and a fixed allowance for the interpreter.
+    """
+    from .frontends.tflite import parse_model
+
+    _, model = parse_model(data, Path("<tflite>"))
+    itemsize = {0: 4, 2: 4, 3: 1, 4: 8, 7: 2, 9: 1}  # FLOAT32, INT32, UINT8, INT64, INT16, INT8
+    tensors = model.subgraphs[0].tensors
+    total = sum(int(np.prod(t.shape if t.shape is not None else ())) * itemsize.get(int(t.type), 8) + 16
+                for t in tensors)
+    return 10 * len(data) + 2 * total + (64 << 10)
+
+
 def run_tflm(tflite, inputs: np.ndarray, tensors: list[int] | None = None,
              input_quant=None) -> list[dict[int, np.ndarray]]:
     """Invoke TFLM once per input; returns per sample {tensor index: array (without batch)}.
@@ -62,7 +80,7 @@ def run_tflm(tflite, inputs: np.ndarray, tensors: list[int] | None = None,
     if any(not 0 <= t < count for t in wanted):
         raise ValueError(f"tensor index out of range (the model has {count} tensors)")
     interpreter = runtime.Interpreter.from_bytes(
-        data, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+        data, arena_size=_arena_size(data), intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
     results = []
     for x in np.asarray(inputs):
         if in_type == 0:  # FLOAT32 input: feed real values whose QUANTIZE is x

@@ -11,6 +11,7 @@ import importlib
 from pathlib import Path
 from typing import Callable
 
+from ..errors import UserError
 from ..ir import Graph
 
 Loader = Callable[..., Graph]
@@ -19,7 +20,7 @@ _LOADERS: dict[str, Loader] = {}
 _MODULES = {".keras": "keras_files", ".h5": "keras_files", ".hdf5": "keras_files", ".npz": "numpy", ".tflite": "tflite"}
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError):
     """A model file that cannot be read (missing, corrupt, wrong kind).  Names the file."""
 
 
@@ -38,12 +39,8 @@ def supported_suffixes() -> list[str]:
     return sorted(_MODULES)
 
 
-def load(model, **options) -> Graph:
-    """Load a float (or, for .tflite, int8) Graph from a path or an in-memory Keras model."""
-    if not isinstance(model, (str, Path)):
-        from .keras import from_keras_model
-
-        return from_keras_model(model, **options)
+def check_model_path(model: str | Path) -> Path:
+    """``model`` as a Path if it names an existing file of a supported type; else ModelFileError."""
     path = Path(model)
     suffix = path.suffix.lower()
     if not path.exists() and suffix in (*_MODULES, ""):
@@ -53,6 +50,17 @@ def load(model, **options) -> Graph:
                              f"(supported: {', '.join(supported_suffixes())})")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
+    return path
+
+
+def load(model, **options) -> Graph:
+    """Load a float (or, for .tflite, int8) Graph from a path or an in-memory Keras model."""
+    if not isinstance(model, (str, Path)):
+        from .keras import from_keras_model
+
+        return from_keras_model(model, **options)
+    path = check_model_path(model)
+    suffix = path.suffix.lower()
     if suffix not in _LOADERS:
         try:
             importlib.import_module(f".{_MODULES[suffix]}", __name__)
@@ -61,4 +69,9 @@ def load(model, **options) -> Graph:
                 raise
             raise ModelFileError(f"{path}: reading {suffix} files needs the '{exc.name}' package "
                                  f"(pip install 'sepgen[keras]')") from None
-    return _LOADERS[suffix](path, **options)
+    try:
+        return _LOADERS[suffix](path, **options)
+    except UserError as exc:  # every message names the file
+        if not str(exc).startswith(f"{path}: "):
+            exc.args = (f"{path}: {exc}",)
+        raise

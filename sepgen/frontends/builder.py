@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..ir import (
     ACTIVATIONS, PADDINGS, Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer,
     MaxPool2D, Mean, Pad, Reshape, Softmax, TensorSpec, UnsupportedLayer, conv_output_size,
@@ -20,11 +21,14 @@ from ..ir import (
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
+    """(a, b) from an int or a pair of ints, each in 1..MAX_EXTENT."""
     if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
+        value = (int(value), int(value))
     value = tuple(int(v) for v in value)
     if len(value) != 2:
         raise UnsupportedLayer(name, what, f"expected 2 values, got {value}")
+    if not all(1 <= v <= MAX_EXTENT for v in value):
+        raise UnsupportedLayer(name, f"{what} {value}", f"each value must be in 1..{MAX_EXTENT}")
     return value  # type: ignore[return-value]
 
 
@@ -32,12 +36,22 @@ def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
 
 
+def _finite(name: str, what: str, value) -> np.ndarray:
+    """float32 weights, refused with the layer's name when any value is NaN/infinite (or overflows float32)."""
+    value = _f32(value)
+    if not np.all(np.isfinite(value)):
+        bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+        raise UnsupportedLayer(name, f"{what} with {bad} NaN or infinite value{'s' if bad > 1 else ''}",
+                               "weights must be finite float32 numbers (was training diverging?)")
+    return value
+
+
 class GraphBuilder:
     """Incrementally builds a float :class:`Graph`.  Every method returns the output tensor name."""
 
     def __init__(self, input_shape: tuple[int, ...], name: str = "model", input_name: str = "input") -> None:
         shape = tuple(int(d) for d in input_shape)
-        if len(shape) not in (1, 3) or any(d <= 0 for d in shape):
+        if len(shape) not in (1, 3) or any(d <= 0 for d in shape) or int(np.prod(shape, dtype=object)) >= MAX_TENSOR:
             raise UnsupportedLayer(input_name, "input shape", f"{shape}; need (H, W, C) or (N,) with batch 1")
         self.name = name
         self.layers: list[Layer] = []
@@ -70,6 +84,8 @@ class GraphBuilder:
 
     def _add(self, cls: type[Layer], name: str, inputs: list[str], out_shape: tuple[int, ...], **fields) -> str:
         inputs = [self._resolve(t, name) for t in inputs]
+        if int(np.prod(out_shape, dtype=object)) >= MAX_TENSOR:
+            raise UnsupportedLayer(name, f"output shape {tuple(out_shape)}", "tensors must stay under 2^31 elements")
         self._used.update(inputs)
         out = self._new_tensor(name, out_shape)
         layer = cls(name=name, inputs=tuple(inputs), output=out, input_shape=self.tensors[inputs[0]].shape,
@@ -112,7 +128,7 @@ class GraphBuilder:
 
     def _spatial(self, cls, name, x, kernel, bias, strides, dilation, padding, activation) -> str:
         h, w, c = self._need_hwc(x, name, cls.op)
-        kernel = _f32(kernel)
+        kernel = _finite(name, "kernel", kernel)
         strides, dilation = _pair(strides, name, "strides"), _pair(dilation, name, "dilation_rate")
         padding = str(padding).lower()
         if padding not in PADDINGS:
@@ -129,7 +145,7 @@ class GraphBuilder:
             raise UnsupportedLayer(name, "kernel size", str(exc)) from None
         cout = kernel.shape[3] if cls is Conv2D else kernel.shape[2] * kernel.shape[3]
         if bias is not None:
-            bias = _f32(bias)
+            bias = _finite(name, "bias", bias)
             if bias.shape != (cout,):
                 raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({cout},)")
         return self._add(cls, name, [x], (oh, ow, cout), kernel=kernel, bias=bias, strides=strides,
@@ -137,13 +153,13 @@ class GraphBuilder:
 
     def dense(self, name: str, x: str, kernel, bias=None, activation: str | None = None) -> str:
         shape = self.shape(x, name)
-        kernel = _f32(kernel)
+        kernel = _finite(name, "kernel", kernel)
         if len(shape) != 1:
             raise UnsupportedLayer(name, "Dense input", f"rank {len(shape) + 1} input; add Flatten first")
         if kernel.ndim != 2 or kernel.shape[0] != shape[0]:
             raise UnsupportedLayer(name, "kernel shape", f"{kernel.shape} for {shape[0]} inputs")
         if bias is not None:
-            bias = _f32(bias)
+            bias = _finite(name, "bias", bias)
             if bias.shape != (kernel.shape[1],):
                 raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({kernel.shape[1]},)")
         softmax = activation == "softmax"
@@ -245,6 +261,10 @@ class GraphBuilder:
             raise UnsupportedLayer(name, "BatchNormalization",
                                    "only directly after Conv2D/DepthwiseConv2D/SeparableConv2D/Dense without activation")
         c = producer.output_shape[-1]
+        for what, value in (("gamma", gamma), ("beta", beta), ("moving_mean", mean), ("moving_variance", variance),
+                            ("epsilon", epsilon)):
+            if value is not None:
+                _finite(name, f"BatchNormalization {what}", value)
         if not np.all(np.asarray(variance, np.float64) + float(epsilon) > 0):
             raise UnsupportedLayer(name, "BatchNormalization", "moving_variance + epsilon must be > 0")
         gamma_given, beta_given = gamma, beta
@@ -260,7 +280,8 @@ class GraphBuilder:
             kernel = k * factor  # broadcast over the last (output) axis
         bn_params = 2 * c + (0 if gamma_given is None else c) + (0 if beta_given is None else c)
         folded = producer.folded_params + bn_params - (c if producer.bias is None else 0)
-        new = dataclasses.replace(producer, kernel=_f32(kernel), bias=_f32(bias), folded_params=folded)
+        new = dataclasses.replace(producer, kernel=_finite(name, "folded kernel", kernel),
+                                  bias=_finite(name, "folded bias", bias), folded_params=folded)
         return self._replace_producer(producer, new, name)
 
     # -------------------------------------------------------------- finish

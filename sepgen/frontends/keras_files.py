@@ -32,17 +32,27 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 # ===================================================================== files
+def _is_custom(item: dict) -> bool:
+    """A serialized object of a user's own class (registered name 'package>Class' or a non-Keras module)."""
+    registered, module = item.get("registered_name"), item.get("module")
+    return (isinstance(registered, str) and ">" in registered) or (
+        "module" in item and not (isinstance(module, str) and module.startswith("keras")))
+
+
 def _refuse_code_layers(config: Any) -> None:
-    """Raise UnsupportedLayer for any Lambda-like layer anywhere in a model config (JSON)."""
+    """Raise UnsupportedLayer for any Lambda-like or custom-class layer anywhere in a model config (JSON)."""
     stack = [config]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
+            inner = item.get("config")
+            lname = inner.get("name", "?") if isinstance(inner, dict) else item.get("name", "?")
             if item.get("class_name") in REFUSED_CLASSES:
-                inner = item.get("config")
-                lname = inner.get("name", "?") if isinstance(inner, dict) else item.get("name", "?")
                 raise UnsupportedLayer(str(lname), str(item["class_name"]),
                                        "layers holding Python code are never loaded; " + _supported_text())
+            if "class_name" in item and _is_custom(item):
+                raise UnsupportedLayer(str(lname), f"custom class '{item['class_name']}'",
+                                       "custom code is never loaded; " + _supported_text())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
@@ -55,6 +65,8 @@ def _parse_json(path: Path, text: Any, what: str) -> Any:
         return json.loads(str(text))
     except ValueError as exc:
         raise ModelFileError(f"{path}: {what} is not valid JSON ({_one_line(exc)})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: {what} is nested too deeply to be a Keras model configuration") from None
 
 
 def _keras_load(path: Path):

@@ -82,6 +82,8 @@ def _parse_spec(source: str, raw: np.ndarray) -> dict:
         spec = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise ModelFileError(f"{source}: '{SPEC_KEY}' is not valid JSON ({_one_line(str(exc))})") from None
+    except RecursionError:
+        raise ModelFileError(f"{source}: '{SPEC_KEY}' is nested too deeply to be a layer spec") from None
     if not isinstance(spec, dict):
         raise ModelFileError(f"{source}: '{SPEC_KEY}' must be a JSON object, got {type(spec).__name__}")
     return spec

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import check_integer_parameters
+from ..errors import UserError
 from ..ir import (
     Add,
     AvgPool2D,
@@ -122,6 +124,10 @@ class _Reader:
         if self.dtype(index) != "INT8" or len(scales) != 1:
             raise UnsupportedLayer(layer, f"{self.dtype(index)} activation tensor '{self.tname(index)}'",
                                    "an int8 per-tensor quantized tensor is needed")
+        if not (np.isfinite(scales[0]) and scales[0] > 0) or not -128 <= zps[0] <= 127:
+            raise UnsupportedLayer(layer, f"quantization of tensor '{self.tname(index)}'",
+                                   f"scale {scales[0]} and zero point {zps[0]}; need a positive finite scale and "
+                                   "a zero point in [-128, 127]")
         return QuantParams(float(scales[0]), int(zps[0]))
 
     def spec_for(self, index: int, layer: str) -> str:
@@ -203,6 +209,8 @@ class _Reader:
             raise UnsupportedLayer(name, "unquantized weights", "int8 weights with scales are needed")
         if np.any(zps != 0):
             raise UnsupportedLayer(name, "weights with a non-zero zero point", "TFLite int8 weights are symmetric")
+        if not np.all(np.isfinite(scales) & (scales >= 0)):
+            raise UnsupportedLayer(name, "weight scales", "every weight scale must be a finite number >= 0")
         cout = w.shape[3] if kind == "depthwise_conv2d" else w.shape[0]
         expect_dim = 3 if kind == "depthwise_conv2d" else 0
         if len(scales) not in (1, cout) or (len(scales) > 1 and qdim != expect_dim):
@@ -406,12 +414,18 @@ class _Reader:
             lname = self.layer_name(i, op)
             if code not in handlers:
                 raise UnsupportedLayer(lname, f"op {code}", f"supported: {SUPPORTED}")
-            handlers[code](i, op, lname)
+            try:
+                handlers[code](i, op, lname)
+            except UserError as exc:
+                if isinstance(exc, (UnsupportedLayer, ModelFileError)):
+                    raise
+                raise UnsupportedLayer(lname, f"{code} quantization", str(exc)) from None
         if graph_out not in self.names:
             raise UnsupportedLayer(name, "model", "its output is not computed by a supported op")
         graph = Graph(name=name, layers=tuple(self.layers), tensors=self.tensors, input=input_name,
                       output=self.names[graph_out], source=source, source_sha256=digest, quantizer="tflite")
         graph.validate()
+        check_integer_parameters(graph)
         return graph
 
     @staticmethod
@@ -465,13 +479,16 @@ def load_tflite(path, **options) -> Graph:
     if options:
         raise TypeError(f"unexpected options for .tflite: {', '.join(sorted(options))}")
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
     schema, model = parse_model(data, path)
     name = re.sub(r"\W", "_", path.stem) or "model"
     try:
         return _Reader(schema, model, path).build(name, str(path), hashlib.sha256(data).hexdigest())
-    except (IndexError, TypeError, AttributeError, ValueError) as exc:
-        if isinstance(exc, (UnsupportedLayer, ModelFileError)):
+    except (IndexError, TypeError, AttributeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, UserError):
             raise
         raise ModelFileError(f"{path}: corrupt or unexpected .tflite contents ({type(exc).__name__}: {exc})") \
             from None
