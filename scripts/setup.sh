@@ -9,6 +9,8 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
+# The generated C is also checked with clang -Weverything -Werror (tests/test_c_warnings.py).
+command -v clang >/dev/null || need_apt+=(clang)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip python3-venv)
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 # Cortex-M targets (sepgen verify/profile --target cortex-m4|cortex-m7|cortex-m55): cross compiler, newlib, QEMU.
