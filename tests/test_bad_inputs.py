@@ -65,6 +65,19 @@ def write_tflite(path: Path, spec: dict) -> Path:
     return path
 
 
+def write_tanh_tflite(path: Path) -> Path:
+    """An int8 .tflite whose one op (TANH) sepgen does not support."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    fm = FlatModel()
+    x = fm.activation("x", (4,), 0.05, 0)
+    y = fm.activation("y", (4,), 1.0 / 128, 0)
+    fm.operator("TANH", [x], [y])
+    path.write_bytes(fm.finish([x], [y]))
+    return path
+
+
 @pytest.fixture(scope="module")
 def generated_template(tmp_path_factory) -> Path:
     """A folder with the user's files and a 'gen' directory written by sepgen generate (copied per row)."""
@@ -308,6 +321,8 @@ ROWS = [
         ("x.npy", "(N, 4, 4, 2)"), needs="tflite_micro"),
     Row("tflite-truncated", lambda f: _truncate(write_tflite(f / "t.tflite", tflite_spec())) or
         ["generate", "t.tflite", "-o", "out"], ("t.tflite",), needs="tflite_micro"),
+    Row("tflite-unsupported-op", lambda f: ["generate", write_tanh_tflite(f / "tanh.tflite").name, "-o", "out"],
+        ("tanh.tflite", "op TANH", "supported:"), needs="tflite_micro"),
     Row("tflite-not-flatbuffer", lambda f: (f / "n.tflite").write_bytes(b"\0" * 64) and
         ["generate", "n.tflite", "-o", "out"], ("n.tflite", "not a TFLite flatbuffer"), needs="tflite_micro"),
     # ---- Keras models
