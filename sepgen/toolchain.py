@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 # Every build of generated C (host verification, sanitizer, Cortex-M) treats these warnings as errors, so
 # every verified model is also proof that its C is warning-free.  gcc and clang both accept the set.
 WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Wconversion", "-Wshadow", "-Wsign-conversion", "-pedantic",
@@ -26,7 +28,11 @@ SANITIZE_FLAGS = WARNINGS + ("-O1", "-g", "-fsanitize=address,undefined", "-fno-
 
 
 class ToolchainError(RuntimeError):
-    """A compiler is missing or a compilation failed (message includes the compiler output)."""
+    """A compilation failed or a tool misbehaved (message includes the tool's output)."""
+
+
+class ToolNotFound(ToolchainError, UserError):
+    """A compiler or emulator the user asked for is not installed: a user error (exit 2 on the command line)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ def find_tool(name: str, package: str) -> str:
     """Absolute path of a program on PATH, or a ToolchainError naming the Debian package to install."""
     path = shutil.which(name)
     if path is None:
-        raise ToolchainError(f"'{name}' not found on PATH (install the Debian package {package}, "
+        raise ToolNotFound(f"'{name}' not found on PATH (install the Debian package {package}, "
                              "e.g. with scripts/setup.sh)")
     return path
 
@@ -54,7 +60,7 @@ def find_host_compiler() -> Compiler:
         path = shutil.which(name)
         if path:
             return Compiler(path)
-    raise ToolchainError("no C compiler found (install gcc, or set CC)")
+    raise ToolNotFound("no C compiler found (install gcc, or set CC)")
 
 
 def cache_dir() -> Path:

@@ -369,3 +369,14 @@ def test_bad_input_is_one_line_and_touches_nothing(row: Row, folder: Path, capsy
 
 def test_every_row_id_is_unique():
     assert len({r.id for r in ROWS}) == len(ROWS) >= 55
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_missing_compiler_is_a_user_error(target, folder, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(folder / "no-tools-here"))
+    monkeypatch.delenv("CC", raising=False)
+    before = snapshot(folder)
+    assert main(["verify", "gen", "--target", target]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and ("not found" in lines[0] or "no C compiler" in lines[0]), lines
+    assert snapshot(folder) == before
