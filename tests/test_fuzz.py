@@ -1,0 +1,592 @@
+"""Fuzzed exactness: Hypothesis writes int8 .tflite models; simulator == TFLM and generated C == simulator.
+
+Each case is a tiny int8 model written directly as a flatbuffer (:mod:`tflite_build`) with
+Hypothesis-chosen kernels, strides, paddings, dilations, depth multipliers, sizes down to 1,
+zero points at -128/127, per-channel weight scales spanning 2^-30..2^10, multipliers at the
+2^31 rounding edge, shifts up to the +30/-31 limits and int32 biases at the accumulator
+proof's edge.  It is loaded by sepgen's .tflite frontend and run on random int8 inputs plus
+the all -128 / all 127 extremes:
+
+* simulator == TensorFlow Lite Micro on every tensor (where TFLM accepts the model), and
+* generated C == simulator on every layer (host compiler; a quarter of the cases under
+  ASan + UBSan), integers compared with no tolerance.
+
+A model sepgen refuses (one-line ValueError subclass naming the layer) passes only when an
+independent check of the spec says the refusal is legitimate (a rescale the kernels cannot
+represent: left shift > 30, right shift > 31, or an int32 accumulator bound >= 2^31); each
+test asserts that at least 80 % of its cases were compared in full, so it cannot go vacuous.
+
+Single layers (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, pools, MEAN, ADD, SOFTMAX, PAD,
+RESHAPE) and chains of 2-4 ops run in several test functions so that ``pytest -n 2`` spreads
+them: 520 cases in the default run, derandomized (the same cases on every run, reproducible).
+
+More cases: ``SEPGEN_FUZZ_EXAMPLES=N`` runs about N cases in total with a random seed
+(Hypothesis prints the seed and its database replays failures), e.g.
+``SEPGEN_FUZZ_EXAMPLES=5000 pytest -n 2 tests/test_fuzz.py``.
+
+A failure is shrunk by Hypothesis to a minimal model and saved as
+``tests/fuzz_regressions/<test>-<digest>.json`` (the spec of :mod:`tflite_build`);
+:func:`test_fuzz_regression` replays every saved case on every run.  Commit the file with
+the fix.  A case whose bug lives in code outside the fixed arithmetic may carry a
+``"skip"`` reason naming the bug.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import tflite_build as tb
+from conftest import require_module
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
+#: Cases per test function in the default (CI) run; they sum to 520.
+CI_EXAMPLES = {"conv2d": 100, "depthwise_conv2d": 100, "fully_connected": 60, "pool_mean": 60,
+               "add_softmax_pad_reshape": 60, "chains": 140}
+MIN_COMPARED = 0.80  # share of cases that must be compared in full (not refused)
+SANITIZE_EVERY = 4  # one case in 4 also runs the ASan+UBSan build
+INT32_LIMIT = 1 << 31
+
+
+def _examples(kind: str) -> tuple[int, bool]:
+    """(cases for this test, derandomize): CI default, or SEPGEN_FUZZ_EXAMPLES spread proportionally."""
+    wanted = os.environ.get("SEPGEN_FUZZ_EXAMPLES")
+    if not wanted:
+        return CI_EXAMPLES[kind], True
+    total = sum(CI_EXAMPLES.values())
+    return max(1, round(int(wanted) * CI_EXAMPLES[kind] / total)), False
+
+
+def fuzz_settings(kind: str) -> settings:
+    examples, derandomize = _examples(kind)
+    return settings(max_examples=examples, deadline=None, derandomize=derandomize,
+                    database=None if derandomize else settings.default.database, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much, HealthCheck.large_base_example,
+                                           HealthCheck.function_scoped_fixture])
+
+
+# ------------------------------------------------------------------ values
+#: Mantissas in [1, 2): exact powers of two, the float32 neighbours of 1 and 2, and the pair
+#: (2 - 2^-22) * (1 + 2^-23) = 2 (1 - 2^-46), whose product rounds to a Q31 multiplier of 2^31.
+MANTISSAS = (1.0, 1.0 + 2.0**-23, 2.0 - 2.0**-22, 2.0 - 2.0**-23, 1.5)
+MIN_ACT_EXP, MAX_ACT_EXP = -24, 6  # activation scales: 6 / scale must fit an int32 (RELU6 clamp)
+
+
+def f32(value: float) -> float:
+    return float(np.float32(value))
+
+
+def mantissa() -> st.SearchStrategy[float]:
+    return st.one_of(st.sampled_from(MANTISSAS), st.floats(1.0, 2.0, exclude_max=True, width=32))
+
+
+def act_scale(draw) -> float:
+    exponent = draw(st.one_of(st.integers(-10, 0), st.integers(MIN_ACT_EXP, MAX_ACT_EXP)))
+    return f32(draw(mantissa()) * 2.0**exponent)
+
+
+def clamp_act_scale(scale: float) -> float:
+    return f32(min(max(scale, 2.0**MIN_ACT_EXP), 2.0**(MAX_ACT_EXP + 1)))
+
+
+def zero_point(draw) -> int:
+    return draw(st.one_of(st.sampled_from([0, -128, 127, -127, 1]), st.integers(-128, 127)))
+
+
+def quant(draw) -> dict[str, Any]:
+    return {"scale": act_scale(draw), "zero_point": zero_point(draw)}
+
+
+def max_input_magnitude(zp: int) -> int:
+    """max |x - zp| over int8 x."""
+    return max(abs(-128 - zp), abs(127 - zp))
+
+
+# ------------------------------------------------------------------ chains
+@dataclass
+class Chain:
+    """A spec under construction: tensor shapes/quantizations so far (id 0 = input)."""
+
+    shapes: list[tuple[int, ...]]
+    quants: list[dict[str, Any]]
+    layers: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.shapes[-1]
+
+    @property
+    def quant(self) -> dict[str, Any]:
+        return self.quants[-1]
+
+    def push(self, layer: dict[str, Any]) -> None:
+        self.shapes.append(tb.out_shape(layer, self.shape))
+        self.quants.append(tb.SOFTMAX_QUANT if layer["op"] == "SOFTMAX" else layer.get("output", self.quant))
+        self.layers.append(layer)
+
+    def spec(self) -> dict[str, Any]:
+        return {"input": {"shape": list(self.shapes[0]), **self.quants[0]}, "layers": self.layers}
+
+
+def new_chain(draw, rank: int) -> Chain:
+    if rank == 3:
+        shape = (draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 4)))
+    else:
+        shape = (draw(st.integers(1, 16)),)
+    return Chain([shape], [quant(draw)])
+
+
+def spatial(draw, shape: tuple[int, ...], kernel: tuple[int, int], dilation: tuple[int, int]):
+    """(stride, padding); VALID only where the (dilated) window fits the input."""
+    stride = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    padding = draw(st.sampled_from(["VALID", "SAME"]))
+    if any((k - 1) * d + 1 > n for k, d, n in zip(kernel, dilation, shape[:2])):
+        padding = "SAME"
+    return stride, padding
+
+
+def weights(draw, shape: tuple[int, ...]) -> list:
+    style = draw(st.sampled_from(["constant", "random", "small", "random"]))
+    if style == "constant":
+        return np.full(shape, draw(st.sampled_from([0, 127, -127, 1])), np.int8).tolist()
+    bound = 127 if style == "random" else 3
+    return draw(hnp.arrays(np.int8, shape, elements=st.integers(-bound, bound))).tolist()
+
+
+def weight_scales(draw, in_scale: float, out_scale: float, channels: int) -> list[float]:
+    """Weight scales chosen through the effective rescale in * w / out they produce.
+
+    'same'/'narrow': channel exponents around a base effective exponent (mostly a typical right
+    shift, sometimes anywhere in 2^-33..2^10); 'wide': weight scale exponents anywhere in
+    [-30, 10] (as far as the effective scale stays within 2^-40..2^12).
+    """
+    ratio_exp = round(math.log2(out_scale / in_scale))
+    mode = draw(st.sampled_from(["same", "narrow", "wide"]))
+    base = draw(st.one_of(st.integers(-12, -5), st.integers(-33, 10)))
+    result = []
+    for _ in range(channels):
+        if mode == "same":
+            exponent = base
+        elif mode == "narrow":
+            exponent = base + draw(st.integers(-3, 3))
+        else:
+            lo, hi = max(-30 - ratio_exp, -40), min(10 - ratio_exp, 12)
+            exponent = draw(st.integers(lo, hi)) if lo <= hi else base
+        result.append(f32(draw(mantissa()) * 2.0**(exponent + ratio_exp)))
+    return result
+
+
+def bias(draw, w: np.ndarray, per_channel_abs: np.ndarray, in_zp: int) -> list[int] | None:
+    """None, small, wide, at the accumulator proof's edge (2^31 - 1 - sum|w| * max|x - zp|), or any int32."""
+    mode = draw(st.sampled_from(["none", "small", "small", "wide", "small", "edge", "wide", "extreme"]))
+    channels = len(per_channel_abs)
+    if mode == "none":
+        return None
+    if mode == "edge":
+        room = INT32_LIMIT - 1 - per_channel_abs * max_input_magnitude(in_zp)
+        signs = draw(hnp.arrays(np.int64, channels, elements=st.sampled_from([1, -1])))
+        return (signs * room).astype(np.int64).tolist()
+    limit = {"small": 1 << 10, "wide": 1 << 24, "extreme": INT32_LIMIT}[mode]
+    elements = st.integers(-limit, limit - 1)
+    if mode == "extreme":
+        elements = st.one_of(st.sampled_from([INT32_LIMIT - 1, -INT32_LIMIT, -(INT32_LIMIT - 1)]), elements)
+    return draw(hnp.arrays(np.int64, channels, elements=elements)).tolist()
+
+
+def activation(draw) -> str:
+    return draw(st.sampled_from(["NONE", "RELU", "RELU6"]))
+
+
+# ------------------------------------------------------------------ layers
+def conv2d(draw, chain: Chain) -> dict[str, Any]:
+    h, w, cin = chain.shape
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    stride, padding = spatial(draw, chain.shape, kernel, dilation)
+    cout = draw(st.integers(1, 4))
+    wts = np.asarray(weights(draw, (cout, kernel[0], kernel[1], cin)), np.int64)
+    out = quant(draw)
+    per_channel = draw(st.booleans())
+    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cout if per_channel else 1)
+    abs_sum = np.abs(wts).reshape(cout, -1).sum(axis=1)
+    return {"op": "CONV_2D", "weights": wts.tolist(), "weight_scales": scales,
+            "bias": bias(draw, wts, abs_sum, chain.quant["zero_point"]), "stride": stride,
+            "dilation": dilation, "padding": padding, "activation": activation(draw), "output": out}
+
+
+def depthwise_conv2d(draw, chain: Chain) -> dict[str, Any]:
+    h, w, cin = chain.shape
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    stride, padding = spatial(draw, chain.shape, kernel, dilation)
+    multiplier = draw(st.integers(1, 3))
+    cout = cin * multiplier
+    wts = np.asarray(weights(draw, (1, kernel[0], kernel[1], cout)), np.int64)
+    out = quant(draw)
+    per_channel = draw(st.booleans())
+    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cout if per_channel else 1)
+    abs_sum = np.abs(wts).reshape(-1, cout).sum(axis=0)
+    b = bias(draw, wts, abs_sum, chain.quant["zero_point"])
+    return {"op": "DEPTHWISE_CONV_2D", "weights": wts.tolist(), "weight_scales": scales,
+            "bias": [0] * cout if b is None else b, "stride": stride,  # see tflm_may_crash
+            "dilation": dilation, "padding": padding, "depth_multiplier": multiplier,
+            "activation": activation(draw), "output": out}
+
+
+def fully_connected(draw, chain: Chain, units: int | None = None) -> dict[str, Any]:
+    n_in = int(np.prod(chain.shape))
+    n_out = units or draw(st.integers(1, 6))
+    wts = np.asarray(weights(draw, (n_out, n_in)), np.int64)
+    out = quant(draw)
+    per_channel = draw(st.booleans())
+    scales = weight_scales(draw, chain.quant["scale"], out["scale"], n_out if per_channel else 1)
+    return {"op": "FULLY_CONNECTED", "weights": wts.tolist(), "weight_scales": scales,
+            "bias": bias(draw, wts, np.abs(wts).sum(axis=1), chain.quant["zero_point"]),
+            "activation": activation(draw), "output": out}
+
+
+def pool(draw, chain: Chain, op: str | None = None) -> dict[str, Any]:
+    op = op or draw(st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D"]))
+    size = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    stride, padding = spatial(draw, chain.shape, size, (1, 1))
+    return {"op": op, "filter": size, "stride": stride, "padding": padding, "activation": activation(draw)}
+
+
+def relative_scale(draw, reference: float, lo: int, hi: int) -> float:
+    """reference * mantissa * 2^d, d mostly near 0, sometimes anywhere in [lo, hi]."""
+    d = draw(st.one_of(st.integers(-3, 3), st.integers(lo, hi)))
+    return clamp_act_scale(draw(mantissa()) * 2.0**d * reference)
+
+
+def mean(draw, chain: Chain) -> dict[str, Any]:
+    out = {"scale": relative_scale(draw, chain.quant["scale"], -20, 34), "zero_point": zero_point(draw)}
+    return {"op": "MEAN", "keep_dims": draw(st.booleans()), "output": out}
+
+
+def add(draw, chain: Chain) -> dict[str, Any]:
+    same_shape = [i for i, s in enumerate(chain.shapes) if s == chain.shape]
+    other = draw(st.sampled_from(same_shape[::-1]))
+    larger = max(chain.quant["scale"], chain.quants[other]["scale"])
+    # TFLM aborts (TFLITE_CHECK) unless 2 * max input scale / (2^20 * output scale) < 1: d >= -17.
+    out = {"scale": relative_scale(draw, larger, -17, 12), "zero_point": zero_point(draw)}
+    if 2 * larger / ((1 << 20) * out["scale"]) >= 0.5:
+        out["scale"] = f32(larger * 2.0**-17)
+    return {"op": "ADD", "other": other, "activation": activation(draw), "output": out}
+
+
+def softmax(draw, chain: Chain) -> dict[str, Any]:
+    # TFLM aborts unless beta * input_scale * 2^26 > 1; activation scales are >= 2^-24, so beta >= 1/2.
+    beta = draw(st.one_of(st.sampled_from([1.0, 0.5, 2.0, 10.0]), st.floats(0.5, 16.0, width=32)))
+    return {"op": "SOFTMAX", "beta": f32(beta)}
+
+
+def pad(draw, chain: Chain) -> dict[str, Any]:
+    return {"op": "PAD", "paddings": [[draw(st.integers(0, 2)), draw(st.integers(0, 2))] for _ in range(3)]}
+
+
+def reshape(draw, chain: Chain) -> dict[str, Any]:
+    n = int(np.prod(chain.shape))
+    options = [[n], [1, 1, n], [n, 1, 1], [1, n, 1]]
+    if len(chain.shape) == 3:
+        h, w, c = chain.shape
+        options += [[h * w, 1, c], [w, h, c], [h, 1, w * c]]
+    return {"op": "RESHAPE", "shape": draw(st.sampled_from(options))}
+
+
+LAYERS_3D: dict[str, Callable] = {"CONV_2D": conv2d, "DEPTHWISE_CONV_2D": depthwise_conv2d,
+                                  "AVERAGE_POOL_2D": lambda d, c: pool(d, c, "AVERAGE_POOL_2D"),
+                                  "MAX_POOL_2D": lambda d, c: pool(d, c, "MAX_POOL_2D"), "MEAN": mean,
+                                  "FULLY_CONNECTED": fully_connected, "ADD": add, "PAD": pad, "RESHAPE": reshape}
+LAYERS_1D: dict[str, Callable] = {"FULLY_CONNECTED": fully_connected, "SOFTMAX": softmax, "ADD": add,
+                                  "RESHAPE": reshape}
+
+
+# ------------------------------------------------------------------ specs
+@st.composite
+def single_layer(draw, ops: tuple[str, ...]) -> dict[str, Any]:
+    """One layer of one of ``ops`` (ADD: sometimes after a shape-keeping layer, so input scales differ)."""
+    op = draw(st.sampled_from(ops))
+    rank = 1 if op == "SOFTMAX" else draw(st.sampled_from([3, 1])) if op in ("FULLY_CONNECTED", "ADD",
+                                                                            "RESHAPE") else 3
+    chain = new_chain(draw, rank)
+    if op == "RESHAPE":  # a model of one RESHAPE computes nothing: give it a computed input
+        chain.push(pad(draw, chain) if rank == 3 else fully_connected(draw, chain))
+    if op == "ADD" and draw(st.booleans()):
+        if rank == 3:
+            chain.push(conv2d_same_shape(draw, chain))
+        else:
+            chain.push(fully_connected(draw, chain, units=chain.shape[0]))
+    table = LAYERS_3D if rank == 3 else LAYERS_1D
+    chain.push(table[op](draw, chain))
+    return chain.spec()
+
+
+def conv2d_same_shape(draw, chain: Chain) -> dict[str, Any]:
+    """A 1x1 CONV_2D that keeps the shape (so ADD can take it and the input)."""
+    cin = chain.shape[2]
+    wts = np.asarray(weights(draw, (cin, 1, 1, cin)), np.int64)
+    out = quant(draw)
+    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cin)
+    return {"op": "CONV_2D", "weights": wts.tolist(), "weight_scales": scales,
+            "bias": bias(draw, wts, np.abs(wts).reshape(cin, -1).sum(axis=1), chain.quant["zero_point"]),
+            "stride": [1, 1], "dilation": [1, 1], "padding": "SAME", "activation": activation(draw),
+            "output": out}
+
+
+@st.composite
+def chains(draw) -> dict[str, Any]:
+    """2-4 layers, each chosen among the ops that accept the current shape."""
+    chain = new_chain(draw, draw(st.sampled_from([3, 1])))
+    for _ in range(draw(st.integers(2, 4))):
+        table = LAYERS_3D if len(chain.shape) == 3 else LAYERS_1D
+        op = draw(st.sampled_from(list(table)))
+        chain.push(table[op](draw, chain))
+    return chain.spec()
+
+
+# ------------------------------------------------------------------ oracle of refusals
+NOTHING_TO_COMPUTE = "only RESHAPE layers: the output is the input (nothing to compute)"
+
+
+def legitimate_refusals(spec: dict[str, Any]) -> list[str]:
+    """Reasons, found from the spec alone, for which sepgen may refuse the model.
+
+    A rescale the kernels cannot represent (Q31 multiplier with a left shift > 30, or a real
+    multiplier below 2^-32 whose right shift would exceed 31) or an int32 accumulator bound
+    (|bias| + sum|w| * max|x - zp|, times 2^left shift) that reaches 2^31.
+    """
+    quants, reasons = tb.tensor_quants(spec), []
+    shapes = tb.tensor_shapes(spec)
+    if all(layer["op"] == "RESHAPE" for layer in spec["layers"]):
+        reasons.append(NOTHING_TO_COMPUTE)
+    effective = tb.effective_scales(spec)
+    for i, layer in enumerate(spec["layers"]):
+        name, zp = f"layer {i} ({layer['op']})", quants[i]["zero_point"]
+        if effective[i] is not None:
+            w = np.abs(np.asarray(layer["weights"], np.int64))
+            cout = w.shape[-1] if layer["op"] == "DEPTHWISE_CONV_2D" else w.shape[0]
+            abs_sum = w.reshape(-1, cout).sum(axis=0) if layer["op"] == "DEPTHWISE_CONV_2D" \
+                else w.reshape(cout, -1).sum(axis=1)
+            b = np.zeros(cout, np.int64) if layer.get("bias") is None else np.abs(np.asarray(layer["bias"], np.int64))
+            scales = np.broadcast_to(effective[i], (cout,))
+            bounds = abs_sum * max_input_magnitude(zp) + b
+            reasons += _rescale_reasons(name, scales, bounds)
+        elif layer["op"] == "MEAN":
+            count = shapes[i][0] * shapes[i][1]
+            real = np.float64(np.float32(quants[i]["scale"])) / np.float64(np.float32(quants[i + 1]["scale"]))
+            reasons += _rescale_reasons(name, [real], [count * max_input_magnitude(zp)])
+        elif layer["op"] == "ADD":
+            s1, s2 = (float(np.float32(quants[j]["scale"])) for j in (i, layer["other"]))
+            for s in (s1, s2):
+                reasons += _rescale_reasons(name, [s / (2 * max(s1, s2))], [0])
+    return reasons
+
+
+def _rescale_reasons(name: str, reals, bounds) -> list[str]:
+    reasons = []
+    for real, bound in zip(reals, bounds):
+        if real <= 0 or not math.isfinite(real):
+            reasons.append(f"{name}: rescale {real}")
+            continue
+        shift = tb.frexp_shift(float(real))
+        if shift > 30:
+            reasons.append(f"{name}: left shift {shift}")
+        if shift < -31:
+            reasons.append(f"{name}: right shift {-shift} (multiplier {real:.3g})")
+        if int(bound) << max(shift, 0) >= INT32_LIMIT:
+            reasons.append(f"{name}: accumulator bound {int(bound)} << {max(shift, 0)}")
+    return reasons
+
+
+# ------------------------------------------------------------------ one case
+@dataclass
+class Mix:
+    """Outcomes of one test's cases: compared (TFLM and C), C only (TFLM refused), refused by sepgen."""
+
+    outcomes: Counter = field(default_factory=Counter)
+
+    def check(self, label: str, examples: int) -> None:
+        cases = sum(self.outcomes.values())
+        compared = self.outcomes["compared"]
+        print(f"\n{label}: {cases} cases, {dict(self.outcomes)}")
+        assert cases >= 0.9 * examples, f"only {cases} of {examples} cases ran"
+        assert compared >= MIN_COMPARED * cases, (
+            f"{label}: only {compared} of {cases} cases compared with TFLM and C ({dict(self.outcomes)}); "
+            "the generator produces too many refused models")
+
+
+def spec_digest(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_case(spec: dict[str, Any], tmp: Path, sanitize: bool | None = None) -> str:
+    """Build, load, compare; returns "compared", "c-only" (TFLM refused) or "refused" (legitimately)."""
+    require_module("tflite_micro")
+    from sepgen import codegen
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+    from sepgen.verification import random_inputs, verify_host
+
+    digest = spec_digest(spec)
+    path = tmp / f"fuzz_{digest}.tflite"
+    path.write_bytes(tb.build(spec))
+    try:
+        graph = load(path)
+        files = codegen.render(graph, "model")
+    except ValueError as exc:
+        reasons = legitimate_refusals(spec)
+        message = f"{type(exc).__name__}: {exc}"
+        if reasons != [NOTHING_TO_COMPUTE]:  # sepgen.plan raises a plain ValueError for that one
+            assert type(exc) is not ValueError, f"refusal is a bare ValueError, not a user error: {message}"
+        assert "\n" not in str(exc), f"refusal message is not one line: {message}"
+        assert reasons, f"sepgen refused a model the kernels can represent: {message}"
+        return "refused"
+    inputs = random_inputs(graph, 8, seed=zlib.crc32(digest.encode()))
+    outcome = "compared"
+    try:
+        if tflm_may_crash(spec):
+            raise RuntimeError("not run: TFLM would crash")
+        mismatch = compare_with_tflm(graph, path, inputs)
+    except RuntimeError:  # TFLM refused the model in Prepare (it aborts instead on the configs avoided above)
+        outcome = "c-only"
+    else:
+        assert mismatch is None, f"simulator != TFLM: {mismatch}"
+    if sanitize is None:
+        sanitize = int(digest, 16) % SANITIZE_EVERY == 0
+    result = verify_host(graph, inputs, files=files, sanitize=sanitize)
+    assert result.ok, f"generated C != simulator{' (sanitizer build)' if sanitize else ''}: {result.mismatch}"
+    return outcome
+
+
+def tflm_may_crash(spec: dict[str, Any]) -> bool:
+    """Configurations that crash the TFLM wheel's process (segfault in Prepare, also in a child process)
+    instead of being refused: DEPTHWISE_CONV_2D without a bias tensor (the converter always writes one,
+    so the generator writes zeros).  Only a saved case could still hold one: C is compared, TFLM is not."""
+    return any(layer["op"] == "DEPTHWISE_CONV_2D" and layer.get("bias") is None for layer in spec["layers"])
+
+
+def _is_final_run() -> bool:
+    """True on Hypothesis' last (minimal, reported) run of a failing example."""
+    try:
+        from hypothesis.control import current_build_context
+
+        return bool(current_build_context().is_final)
+    except Exception:  # noqa: BLE001 - outside a Hypothesis run, or an API change: save anyway
+        return True
+
+
+def save_regression(spec: dict[str, Any], test: str, exc: BaseException) -> Path:
+    """Write a failing spec as tests/fuzz_regressions/<test>-<digest>.json (replayed forever after)."""
+    REGRESSIONS.mkdir(exist_ok=True)
+    path = REGRESSIONS / f"{test}-{spec_digest(spec)}.json"
+    record = {"test": test, "failure": f"{type(exc).__name__}: {exc}".splitlines()[0][:500], "spec": spec}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def fuzz(kind: str, strategy: st.SearchStrategy, tmp: Path) -> None:
+    """Run ``strategy``'s specs through :func:`run_case` and check the case mix."""
+    mix = Mix()
+    test = f"test_fuzz_{kind}"
+
+    @fuzz_settings(kind)
+    @given(spec=strategy)
+    def check(spec: dict[str, Any]) -> None:
+        try:
+            mix.outcomes[run_case(spec, tmp)] += 1
+        except Exception as exc:
+            if isinstance(exc, hypothesis.errors.HypothesisException) or not _is_final_run():
+                raise
+            path = save_regression(spec, test, exc)
+            raise AssertionError(f"{exc}\nminimal failing model saved as {path}; it is replayed by "
+                                 "test_fuzz_regression (commit it with the fix)") from exc
+
+    check()
+    mix.check(test, _examples(kind)[0])
+
+
+# ------------------------------------------------------------------ tests
+def test_fuzz_conv2d(tmp_path):
+    fuzz("conv2d", single_layer(("CONV_2D",)), tmp_path)
+
+
+def test_fuzz_depthwise_conv2d(tmp_path):
+    fuzz("depthwise_conv2d", single_layer(("DEPTHWISE_CONV_2D",)), tmp_path)
+
+
+def test_fuzz_fully_connected(tmp_path):
+    fuzz("fully_connected", single_layer(("FULLY_CONNECTED",)), tmp_path)
+
+
+def test_fuzz_pool_mean(tmp_path):
+    fuzz("pool_mean", single_layer(("AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN")), tmp_path)
+
+
+def test_fuzz_add_softmax_pad_reshape(tmp_path):
+    fuzz("add_softmax_pad_reshape", single_layer(("ADD", "SOFTMAX", "PAD", "RESHAPE")), tmp_path)
+
+
+def test_fuzz_chains(tmp_path):
+    fuzz("chains", chains(), tmp_path)
+
+
+def _regression_files() -> list:
+    files = sorted(REGRESSIONS.glob("*.json"))
+    if not files:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="no saved fuzz regressions"))]
+    return [pytest.param(f, id=f.stem) for f in files]
+
+
+@pytest.mark.parametrize("case", _regression_files())
+def test_fuzz_regression(case: Path | None, tmp_path):
+    """Every saved case (shrunk failures and hand-written seeds) still passes; "expect" pins the outcome."""
+    record = json.loads(case.read_text())
+    if record.get("skip"):
+        pytest.skip(record["skip"])
+    outcome = run_case(record["spec"], tmp_path, sanitize=True)
+    if "expect" in record:
+        assert outcome == record["expect"], f"{case.name}: expected outcome {record['expect']}, got {outcome}"
+
+
+# ------------------------------------------------------------------ the generator reaches the edges
+def test_generator_reaches_the_limits():
+    """The strategies can produce what the module docstring promises (searched, nothing compiled)."""
+    from hypothesis import find
+
+    from sepgen.quantize import quantize_multiplier
+
+    quick = settings(max_examples=3000, database=None, derandomize=True, deadline=None,
+                     suppress_health_check=list(HealthCheck))
+
+    def weighted(spec):
+        return [l for l in spec["layers"] if "weight_scales" in l]
+
+    def multipliers(spec):
+        return [quantize_multiplier(float(r)) for e in tb.effective_scales(spec) if e is not None for r in e]
+
+    conv = single_layer(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
+    find(conv, lambda s: any(min(l["weight_scales"]) <= 2.0**-29 and max(l["weight_scales"]) >= 2.0**9
+                             for l in weighted(s)), settings=quick)
+    find(conv, lambda s: any(m == 1 << 30 and not legitimate_refusals(s) for m, _ in multipliers(s)
+                             if m) and s["input"]["zero_point"] in (-128, 127), settings=quick)
+    find(conv, lambda s: any(sh == -31 for _, sh in multipliers(s)), settings=quick)
+    find(conv, lambda s: any(sh >= 10 for _, sh in multipliers(s)) and not legitimate_refusals(s), settings=quick)
+    find(conv, lambda s: any(l.get("bias") and max(abs(b) for b in l["bias"]) > 2**31 - 2**12 for l in weighted(s))
+         and not legitimate_refusals(s), settings=quick)
