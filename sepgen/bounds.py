@@ -1,13 +1,12 @@
-"""Generation-time proofs that no int32 intermediate can overflow.
+"""Generation-time proofs that the int8 kernels are exact: integers in range, no int32 overflow.
 
-For a convolution or dense output channel c, with x + input_offset in
-[-128 - zp, 127 - zp]:
+Each op states its own bound (:meth:`sepgen.ir.Layer.accumulator_bound`), e.g. for a convolution
+output channel c, with x + input_offset in [-128 - zp, 127 - zp]:
 
     |acc| <= |bias[c]| + sum |w[c, ...]| * max|x + input_offset|
 
-and requantization first multiplies acc by 2^max(shift, 0).  Both must stay
-below 2^31.  Each function returns the largest magnitude it proved, so the
-generated C can state it in a comment; :class:`AccumulatorOverflow` is raised
+and requantization first multiplies acc by 2^max(shift, 0); both must stay below 2^31.  The largest
+magnitude proved is stated in a comment of the generated C; :class:`AccumulatorOverflow` is raised
 when the bound does not hold.
 """
 
@@ -19,7 +18,7 @@ import math
 import numpy as np
 
 from .errors import UserError
-from .ir import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, Mean, Pad, Requant, Softmax
+from .ir import Graph, Layer, Requant
 
 LIMIT = 1 << 31
 #: Shifts the requantization kernels support: ``x * (1 << shift)`` for shift > 0 must not shift into the
@@ -89,55 +88,17 @@ def check_integer_parameters(graph: Graph) -> None:
             values = getattr(layer, field_name, None)
             if values is not None and not all(1 <= int(v) <= MAX_EXTENT for v in values):
                 raise UnrepresentableModel(f"layer '{layer.name}': {field_name} {tuple(values)} outside 1..{MAX_EXTENT}")
-        if isinstance(layer, (Conv2D, DepthwiseConv2D)) and max(layer.kernel_size) > MAX_EXTENT:
-            raise UnrepresentableModel(f"layer '{layer.name}': kernel {layer.kernel_size} larger than {MAX_EXTENT}")
-        channels = layer.output_shape[-1] if isinstance(layer, (Conv2D, DepthwiseConv2D, FullyConnected)) else 1
+        kernel_size = getattr(layer, "kernel_size", (1, 1))
+        if max(kernel_size) > MAX_EXTENT:
+            raise UnrepresentableModel(f"layer '{layer.name}': kernel {kernel_size} larger than {MAX_EXTENT}")
         for what, rq in _requants(layer):
-            _check_requant(layer, what, rq, channels)
-        if isinstance(layer, Mean):
-            _check_requant(layer, "requant with 1/count folded in",
-                           Requant(*(np.array([v], np.int64) for v in layer.folded_requant())), 1)
-        if isinstance(layer, Add) and layer.left_shift != 20:
-            raise UnrepresentableModel(f"layer '{layer.name}': ADD left_shift {layer.left_shift}; TFLite uses 20")
-        if isinstance(layer, Softmax) and not (0 <= layer.input_left_shift <= 31 and layer.diff_min <= 0
-                                               and 0 <= layer.input_multiplier < LIMIT):
-            raise UnrepresentableModel(f"layer '{layer.name}': softmax parameters (multiplier "
-                                       f"{layer.input_multiplier}, left shift {layer.input_left_shift}, diff_min "
-                                       f"{layer.diff_min}) out of range")
-        if isinstance(layer, Pad) and not -128 <= layer.value <= 127:
-            raise UnrepresentableModel(f"layer '{layer.name}': pad value {layer.value} outside int8")
-
-
-def _max_input_magnitude(graph: Graph, tensor: str) -> int:
-    zp = graph.tensors[tensor].quant.zero_point
-    return max(abs(-128 - zp), abs(127 - zp))
-
-
-def accumulator_bound(graph: Graph, layer: Layer) -> int:
-    """Largest |int32| any accumulator or pre-shifted value of ``layer`` can reach."""
-    if isinstance(layer, (Conv2D, DepthwiseConv2D, FullyConnected)):
-        w = np.abs(layer.qkernel.astype(np.int64))
-        per_channel = w.reshape(w.shape[0], -1).sum(axis=1) if not isinstance(layer, DepthwiseConv2D) \
-            else w.reshape(-1, w.shape[-1]).sum(axis=0)
-        acc = per_channel * _max_input_magnitude(graph, layer.inputs[0]) + np.abs(layer.qbias.astype(np.int64))
-        shifts = np.broadcast_to(layer.requant.shift, acc.shape)
-        # Python integers: acc << shift can exceed int64 for a file's extreme shift.
-        return max(int(a) << max(int(sh), 0) for a, sh in zip(acc.tolist(), shifts.tolist()))
-    if isinstance(layer, Add):
-        # (x + offset) * 2^left_shift; each rescaled input is at most half of that
-        # (real multiplier <= 1/2), so the sum is bounded by the same figure.
-        shifted = max(_max_input_magnitude(graph, t) for t in layer.inputs) << layer.left_shift
-        out_left = max(int(layer.output_requant.shift[0]), 0)
-        return max(shifted, shifted << out_left)
-    if isinstance(layer, AvgPool2D):
-        return layer.pool_size[0] * layer.pool_size[1] * 128
-    if isinstance(layer, Softmax):
-        # only differences >= diff_min are rescaled: |diff| << input_left_shift
-        return abs(layer.diff_min) << layer.input_left_shift
-    if isinstance(layer, Mean):
-        acc = layer.input_shape[0] * layer.input_shape[1] * _max_input_magnitude(graph, layer.inputs[0])
-        return acc << max(int(layer.requant.shift[0]), 0)
-    return 0
+            _check_requant(layer, what, rq, layer.output_shape[-1])
+        try:
+            layer.check_integers(graph)  # the op's own parameters (MEAN's folded shift, softmax, pad, ...)
+        except ValueError as exc:
+            if isinstance(exc, UserError):
+                raise
+            raise UnrepresentableModel(f"layer '{layer.name}': {exc}") from None
 
 
 def prove_no_overflow(graph: Graph) -> dict[str, int]:
@@ -148,7 +109,7 @@ def prove_no_overflow(graph: Graph) -> dict[str, int]:
     check_integer_parameters(graph)
     bounds = {}
     for layer in graph.layers:
-        bound = accumulator_bound(graph, layer)
+        bound = layer.accumulator_bound(graph)
         if bound >= LIMIT:
             raise AccumulatorOverflow(f"layer '{layer.name}': int32 accumulator may reach {bound:,} "
                                       f"(>= 2^31); reduce its fan-in or rescale")

@@ -5,7 +5,7 @@ Units used throughout:
 * ``macs``: multiply-accumulates per inference (batch 1), as :meth:`sepgen.ir.Layer.macs` counts them.
 * ``params``: parameters as Keras ``count_params()`` counts them (BatchNormalization already folded).
 * ``flash_bytes``: constant bytes once quantized (:meth:`sepgen.ir.Layer.weight_bytes`: int8 weights,
-  int32 bias, int32 multiplier + shift per output channel).
+  int32 bias, int32 multiplier + int8 shift per output channel).
 * ``scratch_bytes``: extra RAM bytes a kernel needs besides its input and output tensors.
 * ``ram_bytes`` (totals only): the static arena in bytes, ``<PREFIX>_ARENA_SIZE``.
 
@@ -36,7 +36,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import Conv2D, DepthwiseConv2D, Graph, Layer
+from .ir import Graph, Layer
+from .ops import Conv2D, DepthwiseConv2D
 
 DEPTHWISE_SEPARABLE = "depthwise_separable"
 SPATIALLY_SEPARABLE = "spatially_separable"

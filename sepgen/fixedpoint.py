@@ -161,3 +161,38 @@ def get_reciprocal(x, x_integer_bits: int) -> tuple[np.ndarray, np.ndarray]:
     num_bits_over_unit = x_integer_bits - headroom_plus_one
     shifted_sum_minus_one = wrap_int32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
     return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
+
+
+# ------------------------------------------------------------------- mean
+def fold_count(multiplier: int, shift: int, count: int) -> tuple[int, int]:
+    """TFLM QuantizedMeanOrSum: fold 1/count into a (multiplier, shift) pair with integer arithmetic only.
+
+    s = min(floor(log2(count)), 32, 31 + shift); multiplier' = (multiplier << s) / count (truncating, in
+    64 bits); shift' = shift - s.  A non-negative Q31 multiplier stays below 2^31.
+    """
+    s = min(int(count).bit_length() - 1, 32, 31 + int(shift))
+    return (int(multiplier) << s) // int(count), int(shift) - s
+
+
+# ---------------------------------------------------------------- softmax
+#: TFLite's int8 softmax: differences are Q5.26, the sum of exps Q12.19, the output 8 bits
+#: (C twins: SEPGEN_SOFTMAX_* in sepgen_fixedpoint.h).
+SOFTMAX_DIFF_INTEGER_BITS = 5
+SOFTMAX_SUM_INTEGER_BITS = 12
+SOFTMAX_OUTPUT_BITS = 8
+
+
+def softmax_int8(x, input_multiplier: int, input_left_shift: int, diff_min: int) -> np.ndarray:
+    """TFLite reference int8 Softmax over the last axis (output scale 1/256, zero point -128)."""
+    x = _i64(x)
+    diff = x - x.max(axis=-1, keepdims=True)
+    valid = diff >= diff_min
+    rescaled = saturating_rounding_doubling_high_mul(diff * (1 << input_left_shift), input_multiplier)
+    exp = exp_on_negative_values(rescaled, SOFTMAX_DIFF_INTEGER_BITS)  # Q0.31
+    exp_acc = rounding_divide_by_pot(exp, SOFTMAX_SUM_INTEGER_BITS)  # Rescale<12>
+    sum_of_exps = wrap_int32(np.where(valid, exp_acc, 0).sum(axis=-1, keepdims=True))
+    shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, SOFTMAX_SUM_INTEGER_BITS)
+    unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exp),
+                                   num_bits_over_unit + 31 - SOFTMAX_OUTPUT_BITS)
+    out = np.clip(unsat - 128, -128, 127)
+    return np.where(valid, out, -128).astype(np.int8)

@@ -9,7 +9,7 @@ Conventions used everywhere in sepgen:
   ``(in, out)``).  A quantized graph carries, in addition, int8 weights in the
   TFLite layout (conv OHWI, depthwise ``(1, kh, kw, in_channels*depth_multiplier)``,
   dense ``(out, in)``), int32 biases and a :class:`Requant` per output channel.
-* ``Requant.shift`` follows TFLite: positive = left shift, negative = right shift.
+* ``Requant.shift`` follows TFLite: positive = left shift, negative = right shift (stored as int8 in C).
 
 The classes are frozen dataclasses with no I/O.  ``dataclasses.replace`` is how
 the quantizer derives an int8 layer from a float one.
@@ -55,7 +55,7 @@ class Requant:
     """Per-output-channel fixed-point rescale: Q31 ``multiplier`` and TFLite ``shift`` (+ = left)."""
 
     multiplier: np.ndarray  # int32, shape (channels,)
-    shift: np.ndarray  # int32, shape (channels,)
+    shift: np.ndarray  # int32 values in [-31, 30], shape (channels,); emitted as an int8 array in C
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,38 @@ def conv_output_size(in_size: int, kernel: int, stride: int, dilation: int, padd
     return out, total // 2
 
 
+def unique_name(base: str, taken) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first not in ``taken`` (names of layers, tensors)."""
+    unique, n = base, 1
+    while unique in taken:
+        n += 1
+        unique = f"{base}_{n}"
+    return unique
+
+
+#: op name -> Layer subclass, filled as op classes are defined (see :meth:`Layer.__init_subclass__`).
+LAYER_TYPES: dict[str, type["Layer"]] = {}
+
+
 @dataclass(frozen=True, eq=False)
 class Layer:
-    """Base layer: one output tensor, named input tensors, fixed shapes."""
+    """Base of every op: one output tensor, named input tensors, fixed shapes.
+
+    An op is one subclass (in :mod:`sepgen.ops`, or anywhere: defining the class registers it) that
+    owns everything about itself: its typed fields, shape inference (:meth:`infer_shape`), budget
+    figures, quantization (:meth:`quantized`), the accumulator bound, the float and int8 simulator
+    functions (:meth:`run_float`, :meth:`run_int8`) and its C kernel templates per variant
+    (:attr:`kernels`, :attr:`template_dir`).  Nothing else in sepgen switches on the op.
+    """
 
     op: ClassVar[str] = "layer"
     #: True when the output shares the input's bytes (no code is generated).
     aliases_input: ClassVar[bool] = False
+    #: Kernel template per variant ("portable" is the reference, always present); default
+    #: ``{"portable": "layers/<op>.c.j2"}``.  Targets pick variants (:mod:`sepgen.targets`).
+    kernels: ClassVar[dict[str, str]] = {}
+    #: Extra directory searched for this op's templates (for ops defined outside the package).
+    template_dir: ClassVar[str | None] = None
 
     name: str
     inputs: tuple[str, ...]
@@ -104,6 +129,22 @@ class Layer:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "op" in cls.__dict__:
+            LAYER_TYPES[cls.op] = cls
+
+    @classmethod
+    def kernel_templates(cls) -> dict[str, str]:
+        return {"portable": f"layers/{cls.op}.c.j2", **cls.kernels}
+
+    # ----------------------------------------------------------- shapes
+    @classmethod
+    def infer_shape(cls, input_shapes: list[tuple[int, ...]], **fields) -> tuple[int, ...]:
+        """Output shape (batch excluded) for these inputs and fields; ValueError with the reason if invalid."""
+        raise NotImplementedError(f"{cls.__name__}.infer_shape")
+
+    # ----------------------------------------------------------- budget
     def macs(self) -> int:
         """Multiply-accumulates per inference."""
         return 0
@@ -113,203 +154,51 @@ class Layer:
         return 0
 
     def weight_bytes(self) -> int:
-        """Flash bytes of constants once quantized: int8 weights, int32 bias, int32 multiplier+shift."""
+        """Flash bytes of constants once quantized (int8 weights, int32 bias, int32 multiplier + int8 shift)."""
         return 0
 
     def scratch_bytes(self) -> int:
-        """Extra RAM the kernel needs besides its input and output tensors."""
+        """Extra RAM the kernel needs besides its input and output tensors (0: every kernel so far works in
+        place of its output; variants with staging buffers override this)."""
         return 0
 
+    # ----------------------------------------------------------- quantization
+    def output_quant(self, input_quants: list["QuantParams"], calibrated: "QuantParams") -> "QuantParams":
+        """The output tensor's quantization: by default the one chosen from the calibration range."""
+        return calibrated
 
-@dataclass(frozen=True, eq=False)
-class _WeightedLayer(Layer):
-    kernel: np.ndarray = field(default=None)  # float32, Keras layout
-    bias: np.ndarray | None = None  # float32 (out,) or None
-    activation: str = "none"
-    #: Parameters of layers folded into this one (BatchNormalization), less the bias the fold created,
-    #: so that params() still counts what Keras count_params() counted before folding.
-    folded_params: int = 0
-    # Filled by quantize():
-    qkernel: np.ndarray | None = None  # int8, TFLite layout
-    qbias: np.ndarray | None = None  # int32 (out,) (zeros when the float layer had no bias)
-    requant: Requant | None = None
+    def quantized(self, input_quants: list["QuantParams"], output_quant: "QuantParams") -> "Layer":
+        """This layer with its integer parameters filled in (multipliers, int8 weights, ...)."""
+        return self
 
-    @property
-    def out_channels(self) -> int:
-        return self.output_shape[-1]
+    def accumulator_bound(self, graph: "Graph") -> int:
+        """Largest |int32| any accumulator or pre-shifted value of the int8 kernel can reach."""
+        return 0
 
-    def params(self) -> int:
-        return int(self.kernel.size) + (0 if self.bias is None else int(self.bias.size)) + self.folded_params
+    def check_integers(self, graph: "Graph") -> None:
+        """Raise ValueError (reason) if an op-specific integer parameter is out of the kernels' range."""
 
-    def weight_bytes(self) -> int:
-        """int8 kernel + int32 bias (if any) + per channel an int32 multiplier and an int8 shift."""
-        bias = 0 if self.bias is None else 4 * self.out_channels
-        return int(self.kernel.size) + bias + 5 * self.out_channels
+    # ----------------------------------------------------------- simulation
+    def run_float(self, xs: list[np.ndarray]) -> np.ndarray:
+        """Float forward pass on NHWC batches (N,) + input shape."""
+        raise NotImplementedError(f"{type(self).__name__}.run_float")
 
-
-@dataclass(frozen=True, eq=False)
-class _Spatial(_WeightedLayer):
-    strides: tuple[int, int] = (1, 1)
-    dilation: tuple[int, int] = (1, 1)
-    padding: str = "valid"
-
-    @property
-    def kernel_size(self) -> tuple[int, int]:
-        return int(self.kernel.shape[0]), int(self.kernel.shape[1])
-
-    def pads(self) -> tuple[int, int]:
-        """(pad_top, pad_left) in input pixels."""
-        (kh, kw), (h, w) = self.kernel_size, self.input_shape[:2]
-        return (conv_output_size(h, kh, self.strides[0], self.dilation[0], self.padding)[1],
-                conv_output_size(w, kw, self.strides[1], self.dilation[1], self.padding)[1])
+    def run_int8(self, graph: "Graph", xs: list[np.ndarray]) -> np.ndarray:
+        """The int8 forward pass that the generated C must reproduce byte for byte."""
+        raise NotImplementedError(f"{type(self).__name__}.run_int8")
 
 
-@dataclass(frozen=True, eq=False)
-class Conv2D(_Spatial):
-    """Standard convolution (also the 1x1 pointwise convolution). kernel HWIO."""
-
-    op: ClassVar[str] = "conv2d"
-
-    def macs(self) -> int:
-        kh, kw, cin, cout = self.kernel.shape
-        return int(self.output_shape[0] * self.output_shape[1] * kh * kw * cin * cout)
-
-    @property
-    def is_pointwise(self) -> bool:
-        return self.kernel_size == (1, 1) and self.strides == (1, 1)
+_OP_CLASSES = ("Conv2D", "DepthwiseConv2D", "FullyConnected", "MaxPool2D", "AvgPool2D", "Mean", "Add", "Softmax",
+               "Reshape", "Pad")
 
 
-@dataclass(frozen=True, eq=False)
-class DepthwiseConv2D(_Spatial):
-    """Depthwise convolution; kernel (kh, kw, in_channels, depth_multiplier).
+def __getattr__(name: str):
+    """The op classes live in :mod:`sepgen.ops`; ``from sepgen.ir import Conv2D`` keeps working."""
+    if name in _OP_CLASSES:
+        from . import ops
 
-    Output channel ``in_channel * depth_multiplier + m`` (TFLite order).
-    """
-
-    op: ClassVar[str] = "depthwise_conv2d"
-
-    @property
-    def depth_multiplier(self) -> int:
-        return int(self.kernel.shape[3])
-
-    def macs(self) -> int:
-        kh, kw, cin, dm = self.kernel.shape
-        return int(self.output_shape[0] * self.output_shape[1] * kh * kw * cin * dm)
-
-
-@dataclass(frozen=True, eq=False)
-class FullyConnected(_WeightedLayer):
-    """Dense layer; kernel (in, out)."""
-
-    op: ClassVar[str] = "fully_connected"
-
-    def macs(self) -> int:
-        return int(self.kernel.size)
-
-
-@dataclass(frozen=True, eq=False)
-class _Pool(Layer):
-    pool_size: tuple[int, int] = (2, 2)
-    strides: tuple[int, int] = (2, 2)
-    padding: str = "valid"
-    activation: str = "none"
-
-    def pads(self) -> tuple[int, int]:
-        (kh, kw), (h, w) = self.pool_size, self.input_shape[:2]
-        return (conv_output_size(h, kh, self.strides[0], 1, self.padding)[1],
-                conv_output_size(w, kw, self.strides[1], 1, self.padding)[1])
-
-
-@dataclass(frozen=True, eq=False)
-class MaxPool2D(_Pool):
-    """Max pooling; output quantization equals the input's (TFLite requirement)."""
-
-    op: ClassVar[str] = "max_pool2d"
-
-
-@dataclass(frozen=True, eq=False)
-class AvgPool2D(_Pool):
-    """Average pooling over the valid (unpadded) part of each window, rounded half away from zero."""
-
-    op: ClassVar[str] = "avg_pool2d"
-
-
-@dataclass(frozen=True, eq=False)
-class Mean(Layer):
-    """Mean over height and width (GlobalAveragePooling2D / TFLite MEAN), output (channels,).
-
-    ``requant`` (one channel) rescales input to output quantization when they differ.
-    """
-
-    op: ClassVar[str] = "mean"
-    requant: Requant | None = None
-
-    @property
-    def count(self) -> int:
-        return int(self.input_shape[0] * self.input_shape[1])
-
-    def folded_requant(self) -> tuple[int, int]:
-        """TFLM QuantizedMeanOrSum: 1/count folded into ``requant`` with integer arithmetic only:
-        s = min(floor(log2(count)), 32, 31 + shift); multiplier' = (multiplier << s) / count (truncating);
-        shift' = shift - s.  Returns (multiplier', shift')."""
-        multiplier, shift = int(self.requant.multiplier[0]), int(self.requant.shift[0])
-        s = min(self.count.bit_length() - 1, 32, 31 + shift)
-        return (multiplier << s) // self.count, shift - s  # multiplier >= 0 (scales are positive): < 2^31
-
-
-@dataclass(frozen=True, eq=False)
-class Add(Layer):
-    """Elementwise residual addition of two same-shape tensors (TFLite ADD arithmetic)."""
-
-    op: ClassVar[str] = "add"
-    activation: str = "none"
-    # Filled by quantize(): TFLite's left_shift=20 scheme.
-    input1_requant: Requant | None = None
-    input2_requant: Requant | None = None
-    output_requant: Requant | None = None
-    left_shift: int = 20
-
-
-@dataclass(frozen=True, eq=False)
-class Softmax(Layer):
-    """Softmax over the last axis. int8 output uses scale 1/256, zero point -128 (TFLite)."""
-
-    op: ClassVar[str] = "softmax"
-    beta: float = 1.0
-    # Filled by quantize(): TFLite's PreprocessSoftmaxScaling results.
-    input_multiplier: int = 0
-    input_left_shift: int = 0
-    diff_min: int = 0
-
-
-@dataclass(frozen=True, eq=False)
-class Reshape(Layer):
-    """Flatten/Reshape: same bytes, new shape (NHWC order is preserved)."""
-
-    op: ClassVar[str] = "reshape"
-    aliases_input: ClassVar[bool] = True
-
-
-@dataclass(frozen=True, eq=False)
-class Pad(Layer):
-    """Constant padding of an (H, W, C) tensor (TFLite PAD/PADV2); output quantization equals the input's.
-
-    ``paddings`` = ((top, bottom), (left, right), (front, back)) for H, W, C; ``value`` is the int8 fill
-    (TFLite: the zero point, i.e. real 0, unless PADV2 gives a constant).  The float op pads with 0.0.
-    """
-
-    op: ClassVar[str] = "pad"
-    paddings: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
-    value: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "paddings", tuple(tuple(int(v) for v in p) for p in self.paddings))
-
-
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.op: cls
-    for cls in (Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, AvgPool2D, Mean, Add, Softmax, Reshape, Pad)
-}
+        return getattr(ops, name)
+    raise AttributeError(f"module 'sepgen.ir' has no attribute '{name}'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -333,6 +222,10 @@ class Graph:
     @property
     def is_quantized(self) -> bool:
         return all(t.quant is not None for t in self.tensors.values())
+
+    def computed_layers(self) -> list[tuple[int, Layer]]:
+        """(index in ``layers``, layer) of every layer that runs code (not a byte alias such as Flatten)."""
+        return [(i, layer) for i, layer in enumerate(self.layers) if not layer.aliases_input]
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

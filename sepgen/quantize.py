@@ -1,5 +1,9 @@
 """Post-training int8 quantization (TFLite int8 spec): the ONLY place floats become integers.
 
+Every float -> integer conversion is a function here (scales and zero points, weights, biases,
+multiplier/shift pairs); each op's :meth:`~sepgen.ir.Layer.quantized` only decides which of them
+its parameters need.
+
 * Activations: int8, per tensor, asymmetric; range from calibration min/max
   (always including 0), scale/zero point chosen as gemmlowp/TFLite do.
 * Conv/depthwise/dense weights: int8 symmetric in [-127, 127], zero point 0, one
@@ -17,10 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from .errors import DataError, UserError
-from .ir import (
-    Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer, MaxPool2D, Mean, Pad, QuantParams,
-    Requant, Reshape, Softmax,
-)
+from .ir import Graph, Layer, QuantParams, Requant
 
 QMIN, QMAX = -128, 127
 
@@ -67,14 +68,36 @@ def choose_quant_params(rmin: float, rmax: float) -> QuantParams:
     return QuantParams(scale, int(min(max(round(zp), QMIN), QMAX)))
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """Round half away from zero (TFLite's TfLiteRound / std::round)."""
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def quantize_tensor(x: np.ndarray, quant: QuantParams) -> np.ndarray:
     """Float -> int8 with real = scale * (q - zero_point) (round half away from zero, saturate)."""
-    q = _round_half_away(np.asarray(x, np.float64) / quant.scale) + quant.zero_point
+    q = round_half_away(np.asarray(x, np.float64) / quant.scale) + quant.zero_point
     return np.clip(q, QMIN, QMAX).astype(np.int8)
+
+
+def quantize_weights_per_channel(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights, one scale per output channel: (int8 rows, float32 scales).
+
+    ``rows`` is the float kernel as (C_out, ...); scale = max|w| / 127 (1/127 for an all-zero channel);
+    values rounded half away from zero and clipped to [-127, 127] (TFLite int8 weight spec).
+    """
+    flat = rows.reshape(rows.shape[0], -1)
+    max_abs = np.abs(flat).max(axis=1)
+    scales = np.where(max_abs > 0, max_abs / 127.0, 1.0 / 127.0).astype(np.float32)
+    shape = (-1,) + (1,) * (rows.ndim - 1)
+    q = np.clip(round_half_away(rows / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
+    return q, scales
+
+
+def quantize_bias(bias: np.ndarray | None, input_scale: float, weight_scales: np.ndarray) -> np.ndarray:
+    """int32 bias at scale input_scale * weight_scale[c] (zeros when there is no bias), saturated."""
+    bias_scales = np.float64(input_scale) * weight_scales.astype(np.float64)
+    values = np.zeros(len(weight_scales)) if bias is None else bias.astype(np.float64)
+    return np.clip(round_half_away(values / bias_scales), -(2**31), 2**31 - 1).astype(np.int32)
 
 
 def dequantize_tensor(q: np.ndarray, quant: QuantParams) -> np.ndarray:
@@ -84,71 +107,13 @@ def dequantize_tensor(q: np.ndarray, quant: QuantParams) -> np.ndarray:
 def activation_range(quant: QuantParams, activation: str) -> tuple[int, int]:
     """TFLite CalculateActivationRangeQuantized: int8 clamp for a fused activation."""
     def quantize(f: float) -> int:  # zero_point + TfLiteRound(f / scale), float32 division as TFLite
-        return quant.zero_point + int(_round_half_away(np.float32(f) / np.float32(quant.scale)))
+        return quant.zero_point + int(round_half_away(np.float32(f) / np.float32(quant.scale)))
 
     if activation == "relu":
         return max(QMIN, quantize(0.0)), QMAX
     if activation == "relu6":
         return max(QMIN, quantize(0.0)), min(QMAX, quantize(6.0))
     return QMIN, QMAX
-
-
-# --------------------------------------------------------------- weights
-def _per_channel_weights(layer) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 kernel in TFLite layout, float32 scales per output channel)."""
-    k = layer.kernel.astype(np.float64)
-    if isinstance(layer, DepthwiseConv2D):
-        kh, kw, cin, dm = k.shape
-        oc_first = k.reshape(kh, kw, cin * dm).transpose(2, 0, 1)  # (C_out, kh, kw)
-    elif isinstance(layer, Conv2D):
-        oc_first = k.transpose(3, 0, 1, 2)  # OHWI
-    else:
-        oc_first = k.T  # (out, in)
-    flat = oc_first.reshape(oc_first.shape[0], -1)
-    max_abs = np.abs(flat).max(axis=1)
-    scales = np.where(max_abs > 0, max_abs / 127.0, 1.0 / 127.0).astype(np.float32)
-    shape = (-1,) + (1,) * (oc_first.ndim - 1)
-    q = np.clip(_round_half_away(oc_first / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
-    if isinstance(layer, DepthwiseConv2D):
-        q = q.transpose(1, 2, 0)[None]  # (1, kh, kw, C_out)
-    return np.ascontiguousarray(q), scales
-
-
-def _quantize_weighted(layer, in_q: QuantParams, out_q: QuantParams):
-    qkernel, w_scales = _per_channel_weights(layer)
-    bias_scales = np.float64(in_q.scale) * w_scales.astype(np.float64)
-    bias = np.zeros(len(w_scales)) if layer.bias is None else layer.bias.astype(np.float64)
-    qbias = np.clip(_round_half_away(bias / bias_scales), -(2**31), 2**31 - 1).astype(np.int32)
-    effective = np.float64(in_q.scale) * w_scales.astype(np.float64) / np.float64(out_q.scale)
-    return dataclasses.replace(layer, qkernel=qkernel, qbias=qbias, requant=requant_for(effective))
-
-
-def _quantize_add(layer: Add, q1: QuantParams, q2: QuantParams, out_q: QuantParams) -> Add:
-    """TFLite ADD parameters: inputs rescaled to twice the larger input scale over 2^left_shift."""
-    twice_max_input_scale = 2.0 * max(q1.scale, q2.scale)
-    real_out = twice_max_input_scale / ((1 << layer.left_shift) * out_q.scale)
-    return dataclasses.replace(layer, input1_requant=requant_for([q1.scale / twice_max_input_scale]),
-                               input2_requant=requant_for([q2.scale / twice_max_input_scale]),
-                               output_requant=requant_for([real_out]))
-
-
-def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
-    """TFLite PreprocessSoftmaxScaling + CalculateInputRadius for int8 (5 integer bits).
-
-    Returns (input_multiplier, input_left_shift, diff_min).
-    """
-    scaled_diff_integer_bits = 5
-    real = min(beta * input_scale * (1 << (31 - scaled_diff_integer_bits)), (1 << 31) - 1.0)
-    multiplier, left_shift = quantize_multiplier(real)
-    if left_shift < 0:
-        raise UserError(f"softmax input scale {input_scale:g} too small: TFLite's int8 softmax needs "
-                        f"beta * input_scale >= 2^-27")
-    max_input_rescaled = (1.0 * ((1 << scaled_diff_integer_bits) - 1) * (1 << (31 - scaled_diff_integer_bits))
-                          / (1 << left_shift))
-    return multiplier, left_shift, -int(math.floor(max_input_rescaled))
-
-
-SOFTMAX_OUTPUT = QuantParams(1.0 / 256.0, -128)
 
 
 # ------------------------------------------------------------ calibration
@@ -183,31 +148,21 @@ def calibrate(graph: Graph, calibration: np.ndarray, batch_size: int = 64,
 
 
 def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progress: bool = True) -> Graph:
-    """Quantize a float graph with sepgen's own post-training int8 quantizer."""
+    """Quantize a float graph with sepgen's own post-training int8 quantizer.
+
+    Each tensor gets the quantization chosen from its calibrated range unless its op says otherwise
+    (:meth:`sepgen.ir.Layer.output_quant`: pooling, pad and reshape keep their input's, softmax has
+    TFLite's fixed one); each op then fills in its integer parameters (:meth:`sepgen.ir.Layer.quantized`).
+    """
     if graph.quantizer != "none":
         raise UserError(f"model '{graph.name}' is already quantized ({graph.quantizer})")
     ranges = calibrate(graph, calibration, batch_size, progress)
     quants: dict[str, QuantParams] = {graph.input: choose_quant_params(*ranges[graph.input])}
     layers: list[Layer] = []
     for layer in graph.layers:
-        in_q = quants[layer.inputs[0]]
-        if isinstance(layer, (MaxPool2D, AvgPool2D, Reshape, Pad)):
-            out_q = in_q  # TFLite requires identical quantization through these ops
-            if isinstance(layer, Pad):
-                layer = dataclasses.replace(layer, value=in_q.zero_point)  # pads with real 0
-        elif isinstance(layer, Softmax):
-            out_q = SOFTMAX_OUTPUT
-            m, s, d = softmax_params(layer.beta, in_q.scale)
-            layer = dataclasses.replace(layer, input_multiplier=m, input_left_shift=s, diff_min=d)
-        else:
-            out_q = choose_quant_params(*ranges[layer.output])
-        if isinstance(layer, (Conv2D, DepthwiseConv2D, FullyConnected)):
-            layer = _quantize_weighted(layer, in_q, out_q)
-        elif isinstance(layer, Mean):  # TFLite MEAN: rescale input_scale / output_scale, then divide
-            layer = dataclasses.replace(layer, requant=requant_for([np.float64(in_q.scale) / np.float64(out_q.scale)]))
-        elif isinstance(layer, Add):
-            layer = _quantize_add(layer, in_q, quants[layer.inputs[1]], out_q)
+        in_qs = [quants[t] for t in layer.inputs]
+        out_q = layer.output_quant(in_qs, choose_quant_params(*ranges[layer.output]))
+        layers.append(layer.quantized(in_qs, out_q))
         quants[layer.output] = out_q
-        layers.append(layer)
     tensors = {name: dataclasses.replace(spec, quant=quants[name]) for name, spec in graph.tensors.items()}
     return graph.replace_layers(layers, tensors=tensors, quantizer="sepgen")

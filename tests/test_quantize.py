@@ -9,9 +9,8 @@ import pytest
 
 from sepgen.frontends.builder import GraphBuilder
 from sepgen.ir import QuantParams
-from sepgen.quantize import (
-    activation_range, choose_quant_params, quantize, quantize_multiplier, quantize_tensor, softmax_params,
-)
+from sepgen.ops import softmax_params
+from sepgen.quantize import activation_range, choose_quant_params, quantize, quantize_multiplier, quantize_tensor
 from sepgen.evaluate import agreement
 from util import rand
 

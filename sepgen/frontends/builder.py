@@ -14,10 +14,9 @@ import re
 import numpy as np
 
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
-from ..ir import (
-    ACTIVATIONS, PADDINGS, Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Graph, Layer,
-    MaxPool2D, Mean, Pad, Reshape, Softmax, TensorSpec, UnsupportedLayer, conv_output_size,
-)
+from ..errors import UserError
+from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -62,11 +61,7 @@ class GraphBuilder:
 
     # ----------------------------------------------------------------- plumbing
     def _new_tensor(self, name: str, shape: tuple[int, ...]) -> str:
-        base = re.sub(r"\W", "_", name) or "t"
-        unique, n = base, 1
-        while unique in self.tensors:
-            n += 1
-            unique = f"{base}_{n}"
+        unique = unique_name(re.sub(r"\W", "_", name) or "t", self.tensors)
         self.tensors[unique] = TensorSpec(unique, tuple(int(d) for d in shape))
         return unique
 
@@ -92,6 +87,19 @@ class GraphBuilder:
                     output_shape=tuple(out_shape), **fields)
         self.layers.append(layer)
         return out
+
+    def layer(self, cls: type[Layer], name: str, inputs: list[str], **fields) -> str:
+        """Add any op (a :class:`~sepgen.ir.Layer` subclass, built in or not): the op infers its output
+        shape from its inputs and fields; an invalid combination is an UnsupportedLayer naming the layer."""
+        shapes = [self.shape(t, name) for t in inputs]
+        try:
+            out_shape = cls.infer_shape(shapes, **fields)
+        except ValueError as exc:
+            if isinstance(exc, UserError):
+                raise
+            raise UnsupportedLayer(name, cls.op, str(exc)) from None
+        own = {f.name for f in dataclasses.fields(cls)}
+        return self._add(cls, name, inputs, out_shape, **{k: v for k, v in fields.items() if k in own})
 
     def _need_hwc(self, x: str, name: str, kind: str) -> tuple[int, int, int]:
         shape = self.shape(x, name)
@@ -137,19 +145,13 @@ class GraphBuilder:
             raise UnsupportedLayer(name, "kernel shape", f"{kernel.shape} for {c} input channels")
         if min(strides) < 1 or min(dilation) < 1 or (max(strides) > 1 and max(dilation) > 1):
             raise UnsupportedLayer(name, "strides/dilation", f"strides {strides} with dilation {dilation}")
-        kh, kw = kernel.shape[:2]
-        try:
-            oh = conv_output_size(h, kh, strides[0], dilation[0], padding)[0]
-            ow = conv_output_size(w, kw, strides[1], dilation[1], padding)[0]
-        except ValueError as exc:
-            raise UnsupportedLayer(name, "kernel size", str(exc)) from None
         cout = kernel.shape[3] if cls is Conv2D else kernel.shape[2] * kernel.shape[3]
         if bias is not None:
             bias = _finite(name, "bias", bias)
             if bias.shape != (cout,):
                 raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({cout},)")
-        return self._add(cls, name, [x], (oh, ow, cout), kernel=kernel, bias=bias, strides=strides,
-                         dilation=dilation, padding=padding, activation=self._check_activation(name, activation))
+        return self.layer(cls, name, [x], kernel=kernel, bias=bias, strides=strides, dilation=dilation,
+                          padding=padding, activation=self._check_activation(name, activation))
 
     def dense(self, name: str, x: str, kernel, bias=None, activation: str | None = None) -> str:
         shape = self.shape(x, name)
@@ -163,8 +165,8 @@ class GraphBuilder:
             if bias.shape != (kernel.shape[1],):
                 raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({kernel.shape[1]},)")
         softmax = activation == "softmax"
-        out = self._add(FullyConnected, name, [x], (kernel.shape[1],), kernel=kernel, bias=bias,
-                        activation=self._check_activation(name, None if softmax else activation))
+        out = self.layer(FullyConnected, name, [x], kernel=kernel, bias=bias,
+                         activation=self._check_activation(name, None if softmax else activation))
         return self.softmax(f"{name}/softmax", out) if softmax else out
 
     def _pool(self, cls, name, x, pool_size, strides, padding) -> str:
@@ -174,12 +176,7 @@ class GraphBuilder:
         padding = str(padding).lower()
         if padding not in PADDINGS:
             raise UnsupportedLayer(name, f"padding '{padding}'", "supported: same, valid")
-        try:
-            oh = conv_output_size(h, pool_size[0], strides[0], 1, padding)[0]
-            ow = conv_output_size(w, pool_size[1], strides[1], 1, padding)[0]
-        except ValueError as exc:
-            raise UnsupportedLayer(name, "pool size", str(exc)) from None
-        return self._add(cls, name, [x], (oh, ow, c), pool_size=pool_size, strides=strides, padding=padding)
+        return self.layer(cls, name, [x], pool_size=pool_size, strides=strides, padding=padding)
 
     def max_pool2d(self, name: str, x: str, pool_size=2, strides=None, padding="valid") -> str:
         return self._pool(MaxPool2D, name, x, pool_size, strides, padding)
@@ -189,7 +186,7 @@ class GraphBuilder:
 
     def global_avg_pool2d(self, name: str, x: str, keepdims: bool = False) -> str:
         h, w, c = self._need_hwc(x, name, "GlobalAveragePooling2D")
-        out = self._add(Mean, name, [x], (c,))
+        out = self.layer(Mean, name, [x])
         return self.reshape(f"{name}/keepdims", out, (1, 1, c)) if keepdims else out
 
     def pad(self, name: str, x: str, paddings) -> str:
@@ -198,14 +195,13 @@ class GraphBuilder:
         (top, bottom), (left, right) = ((int(a), int(b)) for a, b in paddings)
         if min(top, bottom, left, right) < 0:
             raise UnsupportedLayer(name, "ZeroPadding2D", f"negative padding {paddings}")
-        return self._add(Pad, name, [x], (h + top + bottom, w + left + right, c),
-                         paddings=((top, bottom), (left, right), (0, 0)))
+        return self.layer(Pad, name, [x], paddings=((top, bottom), (left, right), (0, 0)))
 
     def reshape(self, name: str, x: str, shape: tuple[int, ...]) -> str:
         shape = tuple(int(d) for d in shape)
         if int(np.prod(shape)) != int(np.prod(self.shape(x, name))) or len(shape) not in (1, 3):
             raise UnsupportedLayer(name, "Reshape", f"{self.shape(x)} -> {shape}")
-        return self._add(Reshape, name, [x], shape)
+        return self.layer(Reshape, name, [x], shape=shape)
 
     def flatten(self, name: str, x: str) -> str:
         return self.reshape(name, x, (int(np.prod(self.shape(x))),))
@@ -216,13 +212,12 @@ class GraphBuilder:
         shapes = {self.shape(t, name) for t in inputs}
         if len(shapes) != 1:
             raise UnsupportedLayer(name, "Add", f"inputs of different shapes {sorted(shapes)} (no broadcasting)")
-        return self._add(Add, name, inputs, self.shape(inputs[0]),
-                         activation=self._check_activation(name, activation))
+        return self.layer(Add, name, inputs, activation=self._check_activation(name, activation))
 
     def softmax(self, name: str, x: str, beta: float = 1.0) -> str:
         if len(self.shape(x, name)) != 1:
             raise UnsupportedLayer(name, "Softmax", f"on shape {self.shape(x)}; only over a vector")
-        return self._add(Softmax, name, [x], self.shape(x), beta=float(beta))
+        return self.layer(Softmax, name, [x], beta=float(beta))
 
     # ------------------------------------------------------------ fusions
     def _fusable_producer(self, x: str, name: str, kind: str) -> Layer:

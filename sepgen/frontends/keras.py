@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import keras
 import numpy as np
 
-from ..ir import Graph, UnsupportedLayer
+from ..ir import Graph, UnsupportedLayer, unique_name
 from .builder import GraphBuilder
 
 #: Layers that carry Python code; refused in files before Keras deserializes anything.
@@ -296,10 +296,7 @@ class _Translator:
 
     def _unique(self, name: str) -> str:
         """IR layer names are unique (a shared layer called twice gets ``name_2``)."""
-        unique, n = name, 1
-        while unique in self._names:
-            n += 1
-            unique = f"{name}_{n}"
+        unique = unique_name(name, self._names)
         self._names.add(unique)
         return unique
 

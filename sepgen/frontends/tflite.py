@@ -32,25 +32,9 @@ import numpy as np
 
 from ..bounds import check_integer_parameters
 from ..errors import UserError
-from ..ir import (
-    Add,
-    AvgPool2D,
-    Conv2D,
-    DepthwiseConv2D,
-    FullyConnected,
-    Graph,
-    Layer,
-    MaxPool2D,
-    Mean,
-    Pad,
-    QuantParams,
-    Reshape,
-    Softmax,
-    TensorSpec,
-    UnsupportedLayer,
-    conv_output_size,
-)
-from ..quantize import requant_for, softmax_params
+from ..ir import Graph, Layer, QuantParams, TensorSpec, UnsupportedLayer, conv_output_size, unique_name
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Reshape, Softmax, softmax_params
+from ..quantize import requant_for
 from . import ModelFileError, register
 
 SUPPORTED = ("CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, RESHAPE, "
@@ -138,18 +122,10 @@ class _Reader:
         shape = self.shape(index)
         if len(shape) < 2 or shape[0] != 1:
             raise UnsupportedLayer(layer, f"tensor shape {shape}", "batch 1 and (N, features) or (N, H, W, C)")
-        name = self._unique(re.sub(r"\W", "_", self.tname(index).split(";")[0]) or f"t{index}", self.tensors)
+        name = unique_name(re.sub(r"\W", "_", self.tname(index).split(";")[0]) or f"t{index}", self.tensors)
         self.tensors[name] = TensorSpec(name, shape[1:], self.act_quant(index, layer), source_index=int(index))
         self.names[index] = name
         return name
-
-    @staticmethod
-    def _unique(base: str, taken) -> str:
-        unique, n = base, 1
-        while unique in taken:
-            n += 1
-            unique = f"{base}_{n}"
-        return unique
 
     def input_name(self, index: int, layer: str) -> str:
         index = int(index)
@@ -169,7 +145,7 @@ class _Reader:
     def emit_intermediate(self, cls, name: str, inputs: list[str], shape: tuple[int, ...], quant: QuantParams,
                           **fields) -> str:
         """A layer whose output has no .tflite tensor (e.g. MEAN before its keep_dims reshape)."""
-        out = self._unique(f"{name}_out", self.tensors)
+        out = unique_name(f"{name}_out", self.tensors)
         self.tensors[out] = TensorSpec(out, shape, quant)
         self.layers.append(cls(name=name, inputs=tuple(inputs), output=out,
                                input_shape=self.tensors[inputs[0]].shape, output_shape=shape, **fields))
@@ -179,7 +155,7 @@ class _Reader:
         out = op.outputs[0] if op.outputs is not None and len(op.outputs) else -1
         base = self.tname(out).split(";")[0] if out >= 0 else ""
         base = base or f"op{op_index}"
-        name = self._unique(base, self.layer_names)
+        name = unique_name(base, self.layer_names)
         self.layer_names.add(name)
         return name
 
@@ -317,7 +293,7 @@ class _Reader:
         if axes != [1, 2]:
             raise UnsupportedLayer(name, f"MEAN over axes {axes}", "only over height and width (axes 1, 2)")
         in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
-        requant = requant_for([np.float64(in_q.scale) / np.float64(out_q.scale)])  # TFLM PrepareMeanOrSum
+        requant = Mean.requant_for(in_q, out_q)
         out_shape = self.shape(op.outputs[0])[1:]
         if out_shape == (c,):
             self.emit(Mean, name, [x], op.outputs[0], requant=requant)
@@ -333,13 +309,8 @@ class _Reader:
             raise UnsupportedLayer(name, "ADD with broadcasting",
                                    f"{self.tensors[a].shape} + {self.tensors[b].shape}")
         q1, q2, out_q = self.tensors[a].quant, self.tensors[b].quant, self.act_quant(op.outputs[0], name)
-        left_shift = 20
-        twice_max_input_scale = 2.0 * max(q1.scale, q2.scale)  # TFLM add_common.cc, doubles of float32 scales
-        real_out = twice_max_input_scale / ((1 << left_shift) * out_q.scale)
         self.emit(Add, name, [a, b], op.outputs[0], activation=self.activation(op.builtinOptions, name),
-                  input1_requant=requant_for([q1.scale / twice_max_input_scale]),
-                  input2_requant=requant_for([q2.scale / twice_max_input_scale]),
-                  output_requant=requant_for([real_out]), left_shift=left_shift)
+                  **Add.requants_for(q1, q2, out_q))
 
     def softmax(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)

@@ -1,0 +1,184 @@
+"""What several ops share: sliding windows, the float activation, requantize-and-clamp, weighted layers.
+
+The integer arithmetic itself is only in :mod:`sepgen.fixedpoint`; the multipliers and shifts are only
+made in :mod:`sepgen.quantize`.  This module combines them the way TFLite's reference kernels do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+from .. import fixedpoint as fp
+from ..ir import Graph, Layer, QuantParams, Requant, conv_output_size
+from ..quantize import activation_range, quantize_bias, quantize_weights_per_channel, requant_for
+
+LIMIT = 1 << 31
+
+
+# ------------------------------------------------------------------ windows
+def windows(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], dilation: tuple[int, int],
+            pads: tuple[int, int], out_hw: tuple[int, int], fill) -> np.ndarray:
+    """Sliding windows of an NHWC batch: (N, out_h, out_w, C, kh, kw), out-of-image taps = ``fill``."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (pt, pl), (oh, ow) = kernel, strides, dilation, pads, out_hw
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    pb, pr = max(need_h - h - pt, 0), max(need_w - w - pl, 0)
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
+    win = np.lib.stride_tricks.sliding_window_view(xp, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
+    return win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
+
+
+def float_activation(y: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "relu":
+        return np.maximum(y, 0)
+    if activation == "relu6":
+        return np.clip(y, 0, 6)
+    return y
+
+
+def input_offset(graph: Graph, layer: Layer, i: int = 0) -> int:
+    """TFLite's input_offset: minus the input tensor's zero point."""
+    return -graph.tensors[layer.inputs[i]].quant.zero_point
+
+
+def clamp_range(graph: Graph, layer: Layer) -> tuple[int, int]:
+    """The int8 clamp [act_min, act_max] of a layer's output (fused activation on the output quantization)."""
+    return activation_range(graph.tensors[layer.output].quant, getattr(layer, "activation", "none"))
+
+
+def requantize_clamp(acc: np.ndarray, layer: Layer, graph: Graph, requant: Requant) -> np.ndarray:
+    """acc (int32 values, channel last) -> int8 output: per-channel requantize, + zero point, clamp."""
+    out = fp.multiply_by_quantized_multiplier(acc, requant.multiplier, requant.shift)
+    out = out + graph.tensors[layer.output].quant.zero_point
+    lo, hi = clamp_range(graph, layer)
+    return np.clip(out, lo, hi).astype(np.int8)
+
+
+def max_input_magnitude(graph: Graph, tensor: str) -> int:
+    """max |x + input_offset| over int8 x."""
+    zp = graph.tensors[tensor].quant.zero_point
+    return max(abs(-128 - zp), abs(127 - zp))
+
+
+def pair(value, what: str) -> tuple[int, int]:
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{what}: expected 2 values, got {value}")
+    return value  # type: ignore[return-value]
+
+
+def need_hwc(shape: tuple[int, ...], what: str) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ValueError(f"{what} needs an (H, W, C) input, got {shape}")
+    return shape  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------ weighted ops
+@dataclass(frozen=True, eq=False)
+class WeightedLayer(Layer):
+    """Conv/depthwise/dense: float kernel + bias; int8 per-channel weights, int32 bias and a Requant."""
+
+    kernel: np.ndarray = field(default=None)  # float32, Keras layout
+    bias: np.ndarray | None = None  # float32 (out,) or None
+    activation: str = "none"
+    #: Parameters of layers folded into this one (BatchNormalization), less the bias the fold created,
+    #: so that params() still counts what Keras count_params() counted before folding.
+    folded_params: int = 0
+    # Filled by quantized():
+    qkernel: np.ndarray | None = None  # int8, TFLite layout
+    qbias: np.ndarray | None = None  # int32 (out,) (zeros when the float layer had no bias)
+    requant: Requant | None = None
+
+    @property
+    def out_channels(self) -> int:
+        return self.output_shape[-1]
+
+    def params(self) -> int:
+        return int(self.kernel.size) + (0 if self.bias is None else int(self.bias.size)) + self.folded_params
+
+    def weight_bytes(self) -> int:
+        """int8 kernel + int32 bias (if any) + per channel an int32 multiplier and an int8 shift."""
+        bias = 0 if self.bias is None else 4 * self.out_channels
+        return int(self.kernel.size) + bias + 5 * self.out_channels
+
+    def output_channels_first(self, kernel: np.ndarray) -> np.ndarray:
+        """The float kernel as (C_out, ...) rows, one per output channel (per-channel weight scales)."""
+        raise NotImplementedError
+
+    def tflite_kernel(self, rows: np.ndarray) -> np.ndarray:
+        """int8 rows (C_out, ...) -> the TFLite layout stored in ``qkernel``."""
+        return rows
+
+    def quantized(self, input_quants: list[QuantParams], output_quant: QuantParams) -> "WeightedLayer":
+        """int8 symmetric per-channel weights in [-127, 127], int32 bias at input_scale * weight_scale[c],
+        Requant of double(input_scale) * double(weight_scale[c]) / double(output_scale)."""
+        import dataclasses
+
+        in_q = input_quants[0]
+        q, scales = quantize_weights_per_channel(self.output_channels_first(self.kernel.astype(np.float64)))
+        effective = np.float64(in_q.scale) * scales.astype(np.float64) / np.float64(output_quant.scale)
+        return dataclasses.replace(self, qkernel=np.ascontiguousarray(self.tflite_kernel(q)),
+                                   qbias=quantize_bias(self.bias, in_q.scale, scales), requant=requant_for(effective))
+
+    def channel_weight_sums(self) -> np.ndarray:
+        """sum |w| over each output channel's int8 weights."""
+        w = np.abs(self.qkernel.astype(np.int64))
+        return w.reshape(w.shape[0], -1).sum(axis=1)
+
+    def accumulator_bound(self, graph: Graph) -> int:
+        """|acc| <= |bias[c]| + sum |w[c]| * max|x + input_offset|, then shifted left by max(shift, 0)."""
+        acc = self.channel_weight_sums() * max_input_magnitude(graph, self.inputs[0]) \
+            + np.abs(self.qbias.astype(np.int64))
+        shifts = np.broadcast_to(self.requant.shift, acc.shape)
+        # Python integers: acc << shift can exceed int64 for a file's extreme shift.
+        return max(int(a) << max(int(sh), 0) for a, sh in zip(acc.tolist(), shifts.tolist()))
+
+
+@dataclass(frozen=True, eq=False)
+class SpatialLayer(WeightedLayer):
+    """A convolution over H and W (conv2d, depthwise_conv2d)."""
+
+    strides: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: str = "valid"
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return int(self.kernel.shape[0]), int(self.kernel.shape[1])
+
+    def pads(self) -> tuple[int, int]:
+        """(pad_top, pad_left) in input pixels."""
+        (kh, kw), (h, w) = self.kernel_size, self.input_shape[:2]
+        return (conv_output_size(h, kh, self.strides[0], self.dilation[0], self.padding)[1],
+                conv_output_size(w, kw, self.strides[1], self.dilation[1], self.padding)[1])
+
+    @classmethod
+    def spatial_shape(cls, input_shape, kernel_hw, strides, dilation, padding, channels) -> tuple[int, int, int]:
+        h, w, _ = need_hwc(tuple(input_shape), cls.op)
+        (kh, kw), strides, dilation = kernel_hw, pair(strides, "strides"), pair(dilation, "dilation")
+        if padding not in ("same", "valid"):
+            raise ValueError(f"padding '{padding}' (supported: same, valid)")
+        if max(strides) > 1 and max(dilation) > 1:
+            raise ValueError(f"strides {strides} with dilation {dilation}")
+        return (conv_output_size(h, kh, strides[0], dilation[0], padding)[0],
+                conv_output_size(w, kw, strides[1], dilation[1], padding)[0], channels)
+
+    def convolve(self, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        """The convolution core on offset-corrected inputs (pad taps contribute 0), Keras-layout kernel."""
+        raise NotImplementedError
+
+    def run_float(self, xs):
+        y = self.convolve(xs[0].astype(np.float64), self.kernel.astype(np.float64))
+        if self.bias is not None:
+            y = y + self.bias
+        return float_activation(y, self.activation).astype(np.float32)
+
+    def keras_int_kernel(self) -> np.ndarray:
+        """``qkernel`` (TFLite layout) in the Keras layout of ``kernel``, as int64."""
+        raise NotImplementedError
+
+    def run_int8(self, graph, xs):
+        acc = self.convolve(xs[0].astype(np.int64) + input_offset(graph, self), self.keras_int_kernel()) + self.qbias
+        return requantize_clamp(acc, self, graph, self.requant)
