@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, api, output
+from . import __version__, api, output, targets
 from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
 
-TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")  # Cortex-M: QEMU boards, see firmware/README.md
+#: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
+TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")
 PROFILE_TARGETS = TARGETS[1:]
 #: Model files that hold a float model, which needs --calibration to be quantized.
 FLOAT_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="also replace files of sepgen's earlier output in DIR that were edited since")
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
-    p.add_argument("--target", choices=TARGETS, default="host")
+    p.add_argument("--target", choices=targets.TARGETS, default="host",
+                   help="pick each op's kernel variant for this core (portable C99 where an op has none)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -141,7 +143,7 @@ def cmd_generate(args) -> int:
     prepared = api.prepare(args.model, args.calibration, progress=not args.quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
-    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs)
+    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target)
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0

@@ -19,9 +19,11 @@ import numpy as np
 from . import __version__
 from .bounds import prove_no_overflow
 from .errors import UserError
-from .ir import Graph, Layer
+from . import ops  # noqa: F401  (registers the op classes)
+from .ir import LAYER_TYPES, Graph, Layer, UnsupportedLayer
 from .plan import plan
 from .quantize import activation_range
+from .targets import PORTABLE, variants
 
 C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
@@ -98,10 +100,22 @@ def templates_dir() -> Path:
     return data_dir("templates", "templates", "model.c.j2")
 
 
-@lru_cache(maxsize=1)
+def _op_template_dirs() -> tuple[str, ...]:
+    """Template directories of ops defined outside the package (``Layer.template_dir``)."""
+    return tuple(sorted({str(cls.template_dir) for cls in LAYER_TYPES.values() if cls.template_dir}))
+
+
 def environment() -> jinja2.Environment:
+    """The one Jinja environment: the shipped templates, then the template directories of ops
+    defined outside the package."""
+    return _environment(_op_template_dirs())
+
+
+@lru_cache(maxsize=8)
+def _environment(extra_dirs: tuple[str, ...]) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(templates_dir())),
+                                    *(jinja2.FileSystemLoader(d) for d in extra_dirs)]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -118,6 +132,7 @@ class LayerContext:
 
     index: int
     layer: Layer
+    template: str  # the kernel template chosen for the target
     fn: str  # C function name
     sym: str  # prefix for this layer's constant arrays
     input_offsets: tuple[int, ...]  # -zero_point of each input
@@ -137,7 +152,20 @@ def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int,
     return pad > 0 or last >= in_size
 
 
-def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: int) -> LayerContext:
+def kernel_template(env: jinja2.Environment, layer: Layer, target: str) -> str:
+    """The template that renders ``layer`` for ``target``: the first of the target's variants the op
+    has (:mod:`sepgen.targets`), else its portable kernel."""
+    templates = type(layer).kernel_templates()
+    known = set(env.list_templates())
+    for variant in variants(target):
+        name = templates.get(variant)
+        if name is not None and name in known:
+            return name
+    raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no kernel template (expected {templates[PORTABLE]})")
+
+
+def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: int,
+                   template: str) -> LayerContext:
     out_q = graph.tensors[layer.output].quant
     act_min, act_max = activation_range(out_q, getattr(layer, "activation", "none"))
     base = f"{prefix}_layer{index}_{layer.op}"
@@ -151,19 +179,22 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                                     dilation[0], pad_top),
                      check_x=_edges(layer.input_shape[1], layer.output_shape[1], kernel[1], layer.strides[1],
                                     dilation[1], pad_left))
-    return LayerContext(index=index, layer=layer, fn=c_ident(base), sym=c_ident(base),
+    return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base), sym=c_ident(base),
                         input_offsets=tuple(-graph.tensors[t].quant.zero_point for t in layer.inputs),
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
 
-def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
-    """Render the C sources of a quantized graph.  Returns {filename: text}; deterministic."""
+def render(graph: Graph, prefix: str = "model", target: str = "host") -> dict[str, str]:
+    """Render the C sources of a quantized graph for ``target`` (kernel variants, :mod:`sepgen.targets`).
+
+    Returns {filename: text}; deterministic."""
     check_prefix(prefix)
+    env = environment()
     if not graph.is_quantized:
         raise UserError(f"model '{graph.name}' is not quantized; quantize it first (sepgen.quantize)")
     bounds = prove_no_overflow(graph)
     memory = plan(graph)
-    layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name])
+    layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name], kernel_template(env, layer, target))
               for i, layer in enumerate(graph.layers) if not layer.aliases_input]
     calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
                   output=memory.locations[ctx.layer.output],
@@ -174,7 +205,6 @@ def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
         arena_size=memory.arena_size, input=in_spec, output=out_spec,
         source=graph.source, sha=(graph.source_sha256 or "no digest")[:12],
     )
-    env = environment()
     files = {
         f"{prefix}.h": env.get_template("model.h.j2").render(context),
         f"{prefix}.c": env.get_template("model.c.j2").render(context),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sepgen.frontends import ModelFileError, load
-from sepgen.frontends.numpy import LAYER_TYPES, SPEC_KEY, save_npz_model
+from sepgen.frontends.numpy import SPEC_TYPES, SPEC_KEY, save_npz_model
 from sepgen.ir import UnsupportedLayer
 from sepgen.simulate import run_float
 
@@ -50,6 +50,7 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
          "bias": "sep.bias", "padding": "same", "dilation": [1, 1]},
         {"name": "r6", "type": "relu6"},
         {"name": "res", "type": "add", "inputs": ["dw", "r6"]},
+        {"name": "zp", "type": "zero_padding2d", "padding": [[1, 0], [0, 2]]},
         {"name": "mp", "type": "max_pool2d", "pool_size": 2, "strides": 1},
         {"name": "ap", "type": "avg_pool2d", "pool_size": [2, 2], "padding": "same"},
         {"name": "gap", "type": "global_avg_pool2d", "keepdims": True},
@@ -72,7 +73,7 @@ def _save(tmp_path, spec: dict, arrays: dict, name: str = "m.npz"):
 # --------------------------------------------------------------- round trip
 def test_every_layer_type_is_covered():
     spec, _ = full_model()
-    assert sorted({layer["type"] for layer in spec["layers"]}) == list(LAYER_TYPES)
+    assert sorted({layer["type"] for layer in spec["layers"]}) == list(SPEC_TYPES)
 
 
 def test_round_trip_every_layer_type(tmp_path):
@@ -89,8 +90,9 @@ def test_round_trip_every_layer_type(tmp_path):
         ("sep/depthwise", "depthwise_conv2d", (5, 5, 8)),
         ("sep/pointwise", "conv2d", (5, 5, 8)),
         ("res", "add", (5, 5, 8)),
-        ("mp", "max_pool2d", (4, 4, 8)),
-        ("ap", "avg_pool2d", (2, 2, 8)),
+        ("zp", "pad", (6, 7, 8)),
+        ("mp", "max_pool2d", (5, 6, 8)),
+        ("ap", "avg_pool2d", (3, 3, 8)),
         ("gap", "mean", (8,)),
         ("gap/keepdims", "reshape", (1, 1, 8)),
         ("rs", "reshape", (2, 2, 2)),
@@ -106,7 +108,8 @@ def test_round_trip_every_layer_type(tmp_path):
     assert sdw.bias is None and spw.activation == "relu6" and spw.kernel_size == (1, 1)
     np.testing.assert_array_equal(spw.bias, arrays["sep.bias"])
     assert res.inputs == (dw.output, spw.output)
-    mp, ap = g.layers[5:7]
+    zp, mp, ap = g.layers[5:8]
+    assert zp.paddings == ((1, 0), (0, 2), (0, 0))
     assert (mp.pool_size, mp.strides, mp.padding) == ((2, 2), (1, 1), "valid")
     assert (ap.pool_size, ap.strides, ap.padding) == ((2, 2), (2, 2), "same")
     assert g.layers[-2].kernel.shape == (8, 5) and g.output == g.layers[-1].output

@@ -256,6 +256,18 @@ def _topological_nodes(outputs) -> Iterator[Any]:
         stack.extend((_node_of(t), False) for t in reversed(list(node.input_tensors)))
 
 
+#: sepgen op -> the Keras layer classes that produce it (checked against the handlers by the registry test).
+#: Every op in sepgen.ops.BUILTIN_OPS is here or in NOT_EXPRESSIBLE.
+EXPRESSES: dict[str, tuple[str, ...]] = {
+    "conv2d": ("Conv2D", "SeparableConv2D"), "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D"),
+    "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
+    "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
+    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",),
+}
+#: sepgen op -> why Keras models cannot produce it.
+NOT_EXPRESSIBLE: dict[str, str] = {}
+
+
 def _supported_text() -> str:
     main = [n for n in supported_layers() if _HANDLERS[n] is not _identity]
     return ("supported: " + ", ".join(main) + ", Dropout-like layers (identity at inference) "

@@ -133,6 +133,20 @@ def _reshape(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.reshape(s.name, xs[0], tuple(shape))
 
 
+@_handler("zero_padding2d", "padding")
+def _zero_padding2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    value = s.entry.get("padding", 1)
+    if _is_int(value) and value >= 0:
+        value = [[value, value], [value, value]]
+    elif isinstance(value, list) and len(value) == 2 and all(_is_int(v) and v >= 0 for v in value):
+        value = [[value[0], value[0]], [value[1], value[1]]]
+    if not (isinstance(value, list) and len(value) == 2 and all(
+            isinstance(p, list) and len(p) == 2 and all(_is_int(v) and 0 <= v <= 1 << 15 for v in p) for p in value)):
+        raise s.error(f"'padding' must be n, [rows, cols] or [[top, bottom], [left, right]] of non-negative "
+                      f"integers, got {s.entry.get('padding')!r}")
+    return b.pad(s.name, xs[0], value)
+
+
 @_handler("add", "activation")
 def _add(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.add(s.name, xs, s.string("activation", "linear"))
@@ -152,7 +166,18 @@ def _dropout(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
 
 
 #: Layer types the spec accepts (sorted), for messages and docs.
-LAYER_TYPES: tuple[str, ...] = tuple(sorted(_HANDLERS))
+SPEC_TYPES: tuple[str, ...] = tuple(sorted(_HANDLERS))
+
+#: sepgen op -> the spec layer types that produce it (checked against the handlers by the registry test).
+#: Every op in sepgen.ops.BUILTIN_OPS is here or in NOT_EXPRESSIBLE.
+EXPRESSES: dict[str, tuple[str, ...]] = {
+    "conv2d": ("conv2d", "separable_conv2d"), "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d"),
+    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
+    "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
+    "pad": ("zero_padding2d",),
+}
+#: sepgen op -> why the spec cannot express it.
+NOT_EXPRESSIBLE: dict[str, str] = {}
 
 
 # --------------------------------------------------------------- the graph
@@ -217,10 +242,10 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
                                  + (f" ('{INPUT_NAME}' names the model input)" if lname == INPUT_NAME else ""))
         kind = entry.get("type")
         if not isinstance(kind, str):
-            raise ModelFileError(f"{source}: layer '{lname}': 'type' must be one of {', '.join(LAYER_TYPES)}, "
+            raise ModelFileError(f"{source}: layer '{lname}': 'type' must be one of {', '.join(SPEC_TYPES)}, "
                                  f"got {kind!r}")
         if kind not in _HANDLERS:
-            raise UnsupportedLayer(lname, f"layer type '{kind}'", f"supported: {', '.join(LAYER_TYPES)}")
+            raise UnsupportedLayer(lname, f"layer type '{kind}'", f"supported: {', '.join(SPEC_TYPES)}")
         handler, allowed = _HANDLERS[kind]
         extra = sorted(set(entry) - set(allowed))
         if extra:

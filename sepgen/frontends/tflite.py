@@ -37,8 +37,10 @@ from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPo
 from ..quantize import requant_for
 from . import ModelFileError, register
 
-SUPPORTED = ("CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN, RESHAPE, "
-             "SOFTMAX, ADD, PAD, QUANTIZE/DEQUANTIZE at the model edges")
+#: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
+HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2"})
+SUPPORTED = ", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges"
 
 
 def _schema():
@@ -53,6 +55,17 @@ def _schema():
 
 def _enum_names(enum_cls) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+#: sepgen op -> the .tflite operators that produce it (checked against the handlers by the registry test).
+#: Every op in sepgen.ops.BUILTIN_OPS is here or in NOT_EXPRESSIBLE.
+EXPRESSES: dict[str, tuple[str, ...]] = {
+    "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
+    "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
+    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"),
+}
+#: sepgen op -> why a .tflite file cannot produce it.
+NOT_EXPRESSIBLE: dict[str, str] = {}
 
 
 class _Reader:
@@ -381,6 +394,7 @@ class _Reader:
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),
             "PADV2": lambda i, op, n: self.pad(op, n, "PADV2"),
         }
+        assert set(handlers) == HANDLED_OPS  # the table the registry test checks
         for i, (op, code) in enumerate(zip(ops, codes)):
             lname = self.layer_name(i, op)
             if code not in handlers:

@@ -1,0 +1,34 @@
+"""Code-generation targets: which kernel variant renders each op.
+
+Every op has a portable C99 kernel (``templates/layers/<op>.c.j2``), the reference that is always
+there; an op may add variants beside it (``layers/<op>.<variant>.c.j2``, listed in the op's
+``kernels``).  A target names the variants it can use, best first; codegen takes, per op, the first
+variant the op has, else the portable kernel.  Variants for an architecture extension guard
+themselves with its feature macro (``__ARM_FEATURE_DSP``, ``__ARM_FEATURE_MVE``) and keep the
+portable code in the ``#else`` branch, so generated C still compiles everywhere.
+"""
+
+from __future__ import annotations
+
+from .errors import UserError
+
+PORTABLE = "portable"
+
+#: target -> kernel variants it can use, best first (portable is implied last).
+TARGET_VARIANTS: dict[str, tuple[str, ...]] = {
+    "host": (),
+    "cortex-m0plus": (),
+    "cortex-m3": (),
+    "cortex-m4": ("cortexm_dsp",),
+    "cortex-m7": ("cortexm_dsp",),
+    "cortex-m33": ("cortexm_dsp",),
+    "cortex-m55": ("mve", "cortexm_dsp"),
+}
+TARGETS = tuple(TARGET_VARIANTS)
+
+
+def variants(target: str) -> tuple[str, ...]:
+    """The kernel variants of ``target``, best first, ending with the portable reference."""
+    if target not in TARGET_VARIANTS:
+        raise UserError(f"unknown target '{target}' (supported: {', '.join(TARGETS)})")
+    return TARGET_VARIANTS[target] + (PORTABLE,)
