@@ -54,6 +54,22 @@ def requant_for(scales: Iterable[float]) -> Requant:
     return Requant(multiplier=np.array([m for m, _ in pairs], np.int32), shift=np.array([s for _, s in pairs], np.int32))
 
 
+def effective_scales(input_scale: float, weight_scales: np.ndarray, output_scale: float, channels: int,
+                     per_tensor_fc: bool = False) -> np.ndarray:
+    """Real per-channel rescale of a conv/depthwise/dense layer, as TFLM's Prepare computes it.
+
+    Conv/depthwise (PopulateConvolutionQuantizationParams) and per-channel FC:
+    double(input_scale) * double(weight_scale[c]) / double(output_scale).  Per-tensor FC
+    (GetQuantizedConvolutionMultipler): input_scale * weight_scale in float32 first, then divided in double.
+    """
+    in_s, out_s = np.float64(np.float32(input_scale)), np.float64(np.float32(output_scale))
+    weight_scales = np.asarray(weight_scales)
+    if per_tensor_fc:
+        product = np.float64(np.float32(input_scale) * np.float32(weight_scales[0]))
+        return np.full(channels, product / out_s)
+    return in_s * np.broadcast_to(weight_scales.astype(np.float64), (channels,)) / out_s
+
+
 def choose_quant_params(rmin: float, rmax: float) -> QuantParams:
     """gemmlowp ChooseQuantizationParams for int8: range widened to include 0, zero point nudged."""
     rmin, rmax = min(float(rmin), 0.0), max(float(rmax), 0.0)
@@ -122,8 +138,6 @@ def calibrate(graph: Graph, calibration: np.ndarray, batch_size: int = 64,
     """Float min/max of every tensor over a representative NHWC float array (with a progress bar)."""
     from tqdm.auto import tqdm
 
-    from .simulate import run_float
-
     from .arrays import calibration_data
 
     x = calibration_data(graph, calibration)
@@ -131,8 +145,10 @@ def calibrate(graph: Graph, calibration: np.ndarray, batch_size: int = 64,
     starts = range(0, len(x), batch_size)
     # progress: a bar on a terminal only (disable=None), so logs and one-line errors stay clean
     for start in tqdm(starts, desc="calibrating", unit="batch", disable=None if progress else True, leave=False):
+        values = {graph.input: x[start:start + batch_size]}
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by layer
-            values = run_float(graph, x[start:start + batch_size], all_tensors=True)
+            for layer in graph.layers:  # each op's own float function (as sepgen.simulate.run_float)
+                values[layer.output] = layer.run_float([values[t] for t in layer.inputs])
         for name, v in values.items():
             lo, hi = float(v.min()), float(v.max())
             old = ranges.get(name, (lo, hi))

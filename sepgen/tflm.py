@@ -40,7 +40,7 @@ def _runtime():
 
 def _model_io(data: bytes) -> tuple[int, int, int, int]:
     """(tensor count, input tensor index, output tensor index, input tensor type) of subgraph 0."""
-    from .frontends.tflite import parse_model
+    from .frontends.tflite_file import parse_model
 
     _, model = parse_model(data, Path("<tflite>"))
     g = model.subgraphs[0]
@@ -54,7 +54,7 @@ def _arena_size(data: bytes) -> int:
     survive a failed allocation (it crashes the process): so every tensor's bytes (all are kept
     alive by kPreserveAllTensors), twice, plus alignment and a fixed allowance for the interpreter.
     """
-    from .frontends.tflite import parse_model
+    from .frontends.tflite_file import parse_model
 
     _, model = parse_model(data, Path("<tflite>"))
     itemsize = {0: 4, 2: 4, 3: 1, 4: 8, 7: 2, 9: 1}  # FLOAT32, INT32, UINT8, INT64, INT16, INT8

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Layer, QuantParams, Requant, conv_output_size
-from ..quantize import activation_range, quantize_bias, quantize_weights_per_channel, requant_for
+from ..quantize import activation_range, effective_scales, quantize_bias, quantize_weights_per_channel, requant_for
 
 LIMIT = 1 << 31
 
@@ -118,7 +118,7 @@ class WeightedLayer(Layer):
 
         in_q = input_quants[0]
         q, scales = quantize_weights_per_channel(self.output_channels_first(self.kernel.astype(np.float64)))
-        effective = np.float64(in_q.scale) * scales.astype(np.float64) / np.float64(output_quant.scale)
+        effective = effective_scales(in_q.scale, scales, output_quant.scale, len(scales))
         return dataclasses.replace(self, qkernel=np.ascontiguousarray(self.tflite_kernel(q)),
                                    qbias=quantize_bias(self.bias, in_q.scale, scales), requant=requant_for(effective))
 
