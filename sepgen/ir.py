@@ -18,7 +18,7 @@ the quantizer derives an int8 layer from a float one.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
