@@ -66,6 +66,12 @@ def rounded_divide(acc, count) -> np.ndarray:
     return np.where(acc > 0, (acc + count // 2) // count, -((-acc + count // 2) // count))
 
 
+def clamp(x, lo, hi) -> np.ndarray:
+    """x clamped to [lo, hi]: the lower bound first, then the upper one (as C's ``sepgen_clamp``; lo <= hi in
+    every use: the fused activation's [act_min, act_max] or the int8 range)."""
+    return np.minimum(np.maximum(_i64(x), lo), hi)
+
+
 def saturating_left_shift(x, exponent: int) -> np.ndarray:
     """gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent (int32 saturation)."""
     x = _i64(x)

@@ -149,7 +149,7 @@ def _requantize_clamp(acc: np.ndarray, layer: Layer, graph: Graph) -> np.ndarray
     out = fp.multiply_by_quantized_multiplier(acc, rq.multiplier, rq.shift)
     out = out + graph.tensors[layer.output].quant.zero_point
     lo, hi = activation_range(graph, layer)
-    return np.clip(out, lo, hi).astype(np.int8)
+    return fp.clamp(out, lo, hi).astype(np.int8)
 
 
 def _input_offset(graph: Graph, layer: Layer, i: int = 0) -> int:
@@ -180,7 +180,7 @@ def int_max_pool(layer, graph, xs):
     win = _windows(xs[0].astype(np.int64), layer.pool_size, layer.strides, (1, 1), layer.pads(),
                    layer.output_shape[:2], -(1 << 40))
     lo, hi = activation_range(graph, layer)
-    return np.clip(win.max(axis=(4, 5)), lo, hi).astype(np.int8)
+    return fp.clamp(win.max(axis=(4, 5)), lo, hi).astype(np.int8)
 
 
 @_int_op("avg_pool2d")
@@ -192,7 +192,7 @@ def int_avg_pool(layer, graph, xs):
     count = _valid_counts(layer)[None, :, :, None]
     avg = fp.rounded_divide(acc, count)
     lo, hi = activation_range(graph, layer)
-    return np.clip(avg, lo, hi).astype(np.int8)
+    return fp.clamp(avg, lo, hi).astype(np.int8)
 
 
 @_int_op("mean")
@@ -207,7 +207,7 @@ def int_mean(layer, graph, xs):
     total = xs[0].astype(np.int64).sum(axis=(1, 2))
     multiplier, shift = layer.folded_requant()
     out = fp.multiply_by_quantized_multiplier(total - in_zp * layer.count, multiplier, shift) + out_zp
-    return np.clip(out, -128, 127).astype(np.int8)
+    return fp.clamp(out, -128, 127).astype(np.int8)
 
 
 @_int_op("add")
@@ -221,7 +221,7 @@ def int_add(layer, graph, xs):
                                               layer.output_requant.shift)
     out = out + graph.tensors[layer.output].quant.zero_point
     lo, hi = activation_range(graph, layer)
-    return np.clip(out, lo, hi).astype(np.int8)
+    return fp.clamp(out, lo, hi).astype(np.int8)
 
 
 @_int_op("softmax")
@@ -239,7 +239,7 @@ def int_softmax(layer, graph, xs):
     shifted_scale, num_bits_over_unit = fp.get_reciprocal(sum_of_exps, accumulation_integer_bits)
     unsat = fp.rounding_divide_by_pot(fp.saturating_rounding_doubling_high_mul(shifted_scale, exp),
                                       num_bits_over_unit + 31 - 8)
-    out = np.clip(unsat - 128, -128, 127)
+    out = fp.clamp(unsat - 128, -128, 127)
     return np.where(valid, out, -128).astype(np.int8)
 
 
