@@ -163,8 +163,7 @@ def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
         raise UserError(f"model '{graph.name}' is not quantized; quantize it first (sepgen.quantize)")
     bounds = prove_no_overflow(graph)
     memory = plan(graph)
-    layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name])
-              for i, layer in enumerate(graph.layers) if not layer.aliases_input]
+    layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name]) for i, layer in graph.computed_layers()]
     calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
                   output=memory.locations[ctx.layer.output],
                   size=graph.tensors[ctx.layer.output].size) for ctx in layers]
@@ -183,10 +182,20 @@ def render(graph: Graph, prefix: str = "model") -> dict[str, str]:
     return files
 
 
-def render_harness(graph: Graph, prefix: str = "model") -> str:
-    """A host test program: reads N inputs from a file, writes every layer's output (see harness/host.c.j2)."""
-    layers = [(i, layer) for i, layer in enumerate(graph.layers) if not layer.aliases_input]
-    return environment().get_template("harness/host.c.j2").render(
-        prefix=prefix, PREFIX=prefix.upper(), version=__version__,
-        trace_sizes=[graph.tensors[layer.output].size for _, layer in layers])
+HARNESSES = ("host", "cortexm")
+
+
+def render_harness(graph: Graph, prefix: str = "model", harness: str = "host") -> str:
+    """A test program for the generated C, built with ``-D<PREFIX>_TRACE``: ``harness/<harness>.c.j2``.
+
+    "host" reads N inputs from a file and writes every computed layer's output and the output buffer;
+    "cortexm" does the same through semihosting (and, with -DSEPGEN_PROFILE, SysTick stamps per layer).
+    Both check that ``<prefix>_trace`` is called with exactly the layer numbers of
+    :meth:`Graph.computed_layers`, in order, with each layer's output size.
+    """
+    if harness not in HARNESSES:
+        raise ValueError(f"unknown harness '{harness}' (choose from {', '.join(HARNESSES)})")
+    return environment().get_template(f"harness/{harness}.c.j2").render(
+        prefix=c_ident(prefix), PREFIX=prefix.upper(), version=__version__,
+        traced=[(index, graph.tensors[layer.output].size) for index, layer in graph.computed_layers()])
 
