@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md §6): generate/verify/simulate/report and one-line user errors."""
+"""The command line (docs/cli.md): generate/verify/simulate/report and one-line user errors."""
 
 from __future__ import annotations
 
