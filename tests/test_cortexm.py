@@ -267,6 +267,20 @@ def test_a_fault_fails_with_one_clear_line(target):
         firmware.verify_target(graph, inputs[:2], target, files=files)
 
 
+@pytest.mark.parametrize("mode", ["verify", "profile"])
+def test_the_harness_checks_trace_numbers(mode):
+    """The Cortex-M harness requires exactly the layer numbers of Graph.computed_layers(), in order."""
+    graph, inputs = _small()
+    files = codegen.render(graph)
+    assert "MODEL_TRACE_LAYER(1, " in files["model.c"]
+    files["model.c"] = files["model.c"].replace("MODEL_TRACE_LAYER(1, ", "MODEL_TRACE_LAYER(2, ")
+    with pytest.raises(ToolchainError, match="exit status 2, invoke failed or a trace record was malformed"):
+        if mode == "verify":
+            firmware.verify_target(graph, inputs[:2], "cortex-m4", files=files)
+        else:
+            firmware.profile(graph, "cortex-m4", files=files)
+
+
 def test_a_hanging_firmware_times_out():
     graph, inputs = _small()
     files = codegen.render(graph)
