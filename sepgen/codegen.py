@@ -133,8 +133,7 @@ class LayerContext:
     index: int
     layer: Layer
     template: str  # the kernel template chosen for the target
-    fn: str  # C function name
-    sym: str  # prefix for this layer's constant arrays
+    fn: str  # C function name, also the prefix of this layer's constant arrays
     input_offsets: tuple[int, ...]  # -zero_point of each input
     output_zero_point: int
     act_min: int
@@ -179,7 +178,7 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                                     dilation[0], pad_top),
                      check_x=_edges(layer.input_shape[1], layer.output_shape[1], kernel[1], layer.strides[1],
                                     dilation[1], pad_left))
-    return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base), sym=c_ident(base),
+    return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base),
                         input_offsets=tuple(-graph.tensors[t].quant.zero_point for t in layer.inputs),
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
@@ -195,7 +194,7 @@ def render(graph: Graph, prefix: str = "model", target: str = "host") -> dict[st
     bounds = prove_no_overflow(graph)
     memory = plan(graph)
     layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name], kernel_template(env, layer, target))
-              for i, layer in enumerate(graph.layers) if not layer.aliases_input]
+              for i, layer in graph.computed_layers()]
     calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
                   output=memory.locations[ctx.layer.output],
                   size=graph.tensors[ctx.layer.output].size) for ctx in layers]
@@ -213,10 +212,20 @@ def render(graph: Graph, prefix: str = "model", target: str = "host") -> dict[st
     return files
 
 
-def render_harness(graph: Graph, prefix: str = "model") -> str:
-    """A host test program: reads N inputs from a file, writes every layer's output (see harness/host.c.j2)."""
-    layers = [(i, layer) for i, layer in enumerate(graph.layers) if not layer.aliases_input]
-    return environment().get_template("harness/host.c.j2").render(
-        prefix=prefix, PREFIX=prefix.upper(), version=__version__,
-        trace_sizes=[graph.tensors[layer.output].size for _, layer in layers])
+HARNESSES = ("host", "cortexm")
+
+
+def render_harness(graph: Graph, prefix: str = "model", harness: str = "host") -> str:
+    """A test program for the generated C, built with ``-D<PREFIX>_TRACE``: ``harness/<harness>.c.j2``.
+
+    "host" reads N inputs from a file and writes every computed layer's output and the output buffer;
+    "cortexm" does the same through semihosting (and, with -DSEPGEN_PROFILE, SysTick stamps per layer).
+    Both check that ``<prefix>_trace`` is called with exactly the layer numbers of
+    :meth:`Graph.computed_layers`, in order, with each layer's output size.
+    """
+    if harness not in HARNESSES:
+        raise ValueError(f"unknown harness '{harness}' (choose from {', '.join(HARNESSES)})")
+    return environment().get_template(f"harness/{harness}.c.j2").render(
+        prefix=c_ident(prefix), PREFIX=prefix.upper(), version=__version__,
+        traced=[(index, graph.tensors[layer.output].size) for index, layer in graph.computed_layers()])
 

@@ -66,6 +66,12 @@ def rounded_divide(acc, count) -> np.ndarray:
     return np.where(acc > 0, (acc + count // 2) // count, -((-acc + count // 2) // count))
 
 
+def clamp(x, lo, hi) -> np.ndarray:
+    """x clamped to [lo, hi]: the lower bound first, then the upper one (as C's ``sepgen_clamp``; lo <= hi in
+    every use: the fused activation's [act_min, act_max] or the int8 range)."""
+    return np.minimum(np.maximum(_i64(x), lo), hi)
+
+
 def saturating_left_shift(x, exponent: int) -> np.ndarray:
     """gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent (int32 saturation)."""
     x = _i64(x)
@@ -194,5 +200,5 @@ def softmax_int8(x, input_multiplier: int, input_left_shift: int, diff_min: int)
     shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, SOFTMAX_SUM_INTEGER_BITS)
     unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exp),
                                    num_bits_over_unit + 31 - SOFTMAX_OUTPUT_BITS)
-    out = np.clip(unsat - 128, -128, 127)
+    out = clamp(unsat - 128, -128, 127)
     return np.where(valid, out, -128).astype(np.int8)

@@ -233,6 +233,12 @@ class Graph:
                 return layer
         raise KeyError(name)
 
+    def computed_layers(self) -> list[tuple[int, Layer]]:
+        """(index in ``layers``, layer) of every layer that computes its output: all but the layers that
+        alias their input (Flatten/Reshape, no code).  These are the layers that the generated C calls
+        and traces; the index is the layer number in the C (function names, ``TRACE_LAYER``)."""
+        return [(index, layer) for index, layer in enumerate(self.layers) if not layer.aliases_input]
+
     def consumers(self, tensor: str) -> list[Layer]:
         return [layer for layer in self.layers if tensor in layer.inputs]
 

@@ -1,4 +1,4 @@
-"""Formatting of a :class:`sepgen.budget.Budget`: text table, JSON (DESIGN.md §6), Markdown, HTML.
+"""Formatting of a :class:`sepgen.budget.Budget`: text table, JSON (docs/json-report.md), Markdown, HTML.
 
 Formatting only: every figure is computed by :mod:`sepgen.budget`; here it is laid out.
 Units: MACs per inference (batch 1); flash, scratch and RAM in bytes.
@@ -94,7 +94,7 @@ def to_text(b: Budget) -> str:
 
 
 def to_json(b: Budget) -> dict[str, Any]:
-    """The DESIGN.md §6 object: {"model", "layers": [...], "totals": {...}} (plus "block" in each row)."""
+    """The ``report --json`` object: {"model", "layers": [...], "totals": {...}}; schema in docs/json-report.md."""
     layers = [{"name": r.name, "op": r.op, "input_shape": list(r.input_shape), "output_shape": list(r.output_shape),
                "params": r.params, "macs": r.macs, "standard_params": r.standard_params,
                "standard_macs": r.standard_macs, "flash_bytes": r.flash_bytes, "scratch_bytes": r.scratch_bytes,

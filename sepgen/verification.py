@@ -1,8 +1,9 @@
 """Verification: generated C == simulator, byte for byte, on every layer's output.
 
 The C model is compiled with a host harness (``-D<PREFIX>_TRACE``) that dumps each
-layer's output for every input; the first differing layer, flat index, expected
-and actual value are reported on a mismatch.
+computed layer's output for every input (the layers of :meth:`Graph.computed_layers`, which
+the generated C traces by their index in ``graph.layers``); the first differing layer, flat
+index, expected and actual value are reported on a mismatch.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: boo
     the caller's output buffer, each as int8 (N,)+shape.
     """
     files = dict(files or codegen.render(graph, prefix))
-    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix)
+    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "host")
     flags = toolchain.SANITIZE_FLAGS if sanitize else toolchain.HOST_FLAGS
     exe = toolchain.compile_executable(files, flags, defines=(f"{prefix.upper()}_TRACE",))
     x = np.ascontiguousarray(inputs, dtype=np.int8)
@@ -69,9 +70,13 @@ def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: boo
 
 
 def parse_trace(graph: Graph, raw: bytes, samples: int, what: str) -> dict[str, np.ndarray]:
-    """Split a harness trace (per sample: every computed layer's output in order, then the output
-    buffer) into {tensor name: int8 (N,)+shape}, with "__output__" for the caller's output buffer."""
-    traced = [layer for layer in graph.layers if not layer.aliases_input]
+    """Split a harness trace into {tensor name: int8 (N,)+shape}, with "__output__" for the caller's output buffer.
+
+    Per sample, the trace holds the output of every layer of :meth:`Graph.computed_layers` in that order
+    (the harness has checked that the hook saw exactly those layer numbers, in order, with their sizes),
+    then the output buffer.
+    """
+    traced = [layer for _, layer in graph.computed_layers()]
     names = [layer.output for layer in traced] + ["__output__"]
     shapes = [graph.tensors[layer.output].shape for layer in traced] + [graph.tensors[graph.output].shape]
     sizes = [int(np.prod(shape)) for shape in shapes]
@@ -88,7 +93,7 @@ def parse_trace(graph: Graph, raw: bytes, samples: int, what: str) -> dict[str, 
 def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -> VerifyResult:
     """Compare C outputs with the simulator; the first mismatch in layer order (then sample, index)."""
     expected = simulate.run(graph, inputs, all_tensors=True)
-    traced = [layer for layer in graph.layers if not layer.aliases_input]
+    traced = [layer for _, layer in graph.computed_layers()]
     checks = [(layer.name, layer.op, expected[layer.output], c_values[layer.output]) for layer in traced]
     checks.append(("<output buffer>", "output", expected[graph.output], c_values["__output__"]))
     for name, op, want, got in checks:

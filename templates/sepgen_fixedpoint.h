@@ -48,6 +48,14 @@ static inline int32_t sepgen_rounded_divide(int32_t acc, int32_t count)
     return acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
 }
 
+/* x clamped to [lo, hi] (lower bound first, then upper): the fused activation's [act_min, act_max]
+ * or the int8 range, before the store to int8. */
+static inline int32_t sepgen_clamp(int32_t x, int32_t lo, int32_t hi)
+{
+    const int32_t above_lo = x < lo ? lo : x;
+    return above_lo > hi ? hi : above_lo;
+}
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent. */
 static inline int32_t sepgen_saturating_left_shift(int32_t x, int exponent)
 {

@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md §6): generate/verify/simulate/report and one-line user errors."""
+"""The command line (docs/cli.md): generate/verify/simulate/report and one-line user errors."""
 
 from __future__ import annotations
 
@@ -53,12 +53,11 @@ def test_verify_reports_first_mismatch(generated, tmp_path):
     for p in out.iterdir():
         (broken / p.name).write_bytes(p.read_bytes())
     c = (broken / "tiny.c").read_text()
-    # corrupt the pointwise layer's output zero point in the C only
+    # corrupt the pointwise layer's requantized value (one more LSB before the clamp) in the C only
     marker = "acc = sepgen_multiply_by_quantized_multiplier(acc, tiny_layer1_conv2d_multiplier"
     i = c.index(marker)
-    j = c.index("acc += ", i)
-    k = c.index(";", j)
-    (broken / "tiny.c").write_text(c[:j] + "acc += 1 + " + c[j + len("acc += "):k] + c[k:])
+    j = c.index("acc = sepgen_clamp(acc, ", i) + len("acc = sepgen_clamp(acc")
+    (broken / "tiny.c").write_text(c[:j] + " + 1" + c[j:])
     proc = run_cli("verify", str(broken), "--count", "10")
     assert proc.returncode == 1
     assert "layer 'pw' (conv2d) differs at index" in proc.stderr and "expected" in proc.stderr

@@ -1,6 +1,7 @@
 """The generated C on Cortex-M4F / M7 / M55 under QEMU: bit-exact, deterministic profiles, exact sizes.
 
-Each case cross-compiles (arm-none-eabi-gcc -std=c99 -Wall -Wextra -Werror -pedantic -O2) the model
+Each case cross-compiles (arm-none-eabi-gcc -O2 with the strict warning set of sepgen.toolchain.WARNINGS:
+-std=c99 -Wall -Wextra -Wconversion -Wshadow -Wsign-conversion -pedantic -Werror) the model
 with our bare-metal harness (firmware/, templates/harness/cortexm.c.j2), runs it in QEMU with
 semihosting and compares every layer's output with the simulator, byte for byte.
 
@@ -24,6 +25,7 @@ from conftest import require_tool
 from util import quantized, rand, single_layer
 
 from sepgen import codegen, firmware, plan, verification
+from sepgen.cortexm import profiling
 from sepgen.budget import budget
 from sepgen.frontends.builder import GraphBuilder
 from sepgen.toolchain import ToolchainError
@@ -196,8 +198,10 @@ def test_profile_is_deterministic_and_complete(kws, target):
     first = firmware.profile(graph, target, prefix="kws", inputs=inputs)
     second = firmware.profile(graph, target, prefix="kws", inputs=inputs)
     assert first == second
-    traced = [layer for layer in graph.layers if not layer.aliases_input]
+    traced = [layer for _, layer in graph.computed_layers()]
     assert [p.name for p in first.layers] == [layer.name for layer in traced]
+    assert [p.index for p in first.layers] == [index for index, _ in graph.computed_layers()]
+    assert first.layers[-1].index == len(graph.layers) - 1 and len(first.layers) < len(graph.layers)  # a flatten
     assert all(p.instructions > 0 for p in first.layers)
     assert all(p.macs == layer.macs() for p, layer in zip(first.layers, traced))
     # invoke = the layers + its own prologue/epilogue (a few instructions; rounding is per layer)
@@ -216,7 +220,7 @@ def test_profile_counts_instructions_exactly_from_the_clock():
     for n in (0, 1, 2, 17, 10**6 + 3):
         for offset in (0.0, 0.99, 2.5):
             ticks = int(offset + n * float(m4.ticks_per_instruction)) - int(offset)
-            assert firmware._instructions(ticks, m4) == n
+            assert profiling._instructions(ticks, m4) == n
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -261,6 +265,20 @@ def test_a_fault_fails_with_one_clear_line(target):
                                                 "    return 0;\n}")
     with pytest.raises(ToolchainError, match=r"exit status 3, the firmware faulted: .*exception 0x00000003"):
         firmware.verify_target(graph, inputs[:2], target, files=files)
+
+
+@pytest.mark.parametrize("mode", ["verify", "profile"])
+def test_the_harness_checks_trace_numbers(mode):
+    """The Cortex-M harness requires exactly the layer numbers of Graph.computed_layers(), in order."""
+    graph, inputs = _small()
+    files = codegen.render(graph)
+    assert "MODEL_TRACE_LAYER(1, " in files["model.c"]
+    files["model.c"] = files["model.c"].replace("MODEL_TRACE_LAYER(1, ", "MODEL_TRACE_LAYER(2, ")
+    with pytest.raises(ToolchainError, match="exit status 2, invoke failed or a trace record was malformed"):
+        if mode == "verify":
+            firmware.verify_target(graph, inputs[:2], "cortex-m4", files=files)
+        else:
+            firmware.profile(graph, "cortex-m4", files=files)
 
 
 def test_a_hanging_firmware_times_out():

@@ -99,6 +99,15 @@ def test_rounded_divide(driver, pairs):
     assert [r[0] for r in run_c(driver, "rdiv", rows)] == want.tolist()
 
 
+@SETTINGS
+@given(st.lists(st.tuples(INT32, INT32, INT32), min_size=1, max_size=200))
+def test_clamp(driver, rows):
+    """Any int32 triple, also lo > hi (the C and Python order of the two bounds must agree there too)."""
+    rows = rows + [(-(1 << 31), -128, 127), ((1 << 31) - 1, 0, 6), (5, 9, 2)]
+    want = fp.clamp(*map(list, zip(*rows)))
+    assert [r[0] for r in run_c(driver, "clamp", rows)] == want.tolist()
+
+
 def test_exp_matches_real_exp():
     """Sanity of the definition itself: exp in Q0.31 within 1e-6 of the real function."""
     a = np.linspace(-16, 0, 4001)
@@ -119,3 +128,5 @@ def test_known_values():
     assert fp.saturating_rounding_doubling_high_mul(-(1 << 31), -(1 << 31)).item() == (1 << 31) - 1
     assert fp.rounding_divide_by_pot([5, -5, 6, -6, 7], 1).tolist() == [3, -3, 3, -3, 4]
     assert fp.multiply_by_quantized_multiplier(100, 1 << 30, 0).item() == 50
+    assert fp.clamp([-129, -128, 0, 6, 7, 127, 200], 0, 6).tolist() == [0, 0, 0, 6, 6, 6, 6]
+    assert fp.clamp(5, 9, 2).item() == 2  # lo > hi: the upper bound wins, as in C

@@ -37,6 +37,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ import tflite_build as tb
 from conftest import require_module
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
@@ -437,7 +438,7 @@ def spec_digest(spec: dict[str, Any]) -> str:
 
 
 def run_case(spec: dict[str, Any], tmp: Path, sanitize: bool | None = None) -> str:
-    """Build, load, compare; returns "compared", "c-only" (TFLM refused) or "refused" (legitimately)."""
+    """Build, load, compare; returns "compared", "c-only" (TFLM refused) or "refused (<error>)" (legitimately)."""
     require_module("tflite_micro")
     from sepgen import codegen
     from sepgen.frontends import load
@@ -457,7 +458,7 @@ def run_case(spec: dict[str, Any], tmp: Path, sanitize: bool | None = None) -> s
             assert type(exc) is not ValueError, f"refusal is a bare ValueError, not a user error: {message}"
         assert "\n" not in str(exc), f"refusal message is not one line: {message}"
         assert reasons, f"sepgen refused a model the kernels can represent: {message}"
-        return "refused"
+        return f"refused ({type(exc).__name__})"
     inputs = random_inputs(graph, 8, seed=zlib.crc32(digest.encode()))
     outcome = "compared"
     try:
@@ -497,8 +498,25 @@ def save_regression(spec: dict[str, Any], test: str, exc: BaseException) -> Path
     REGRESSIONS.mkdir(exist_ok=True)
     path = REGRESSIONS / f"{test}-{spec_digest(spec)}.json"
     record = {"test": test, "failure": f"{type(exc).__name__}: {exc}".splitlines()[0][:500], "spec": spec}
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path.write_text(dumps(record))
     return path
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """JSON with one key per line, but every list of numbers in the spec on one line (readable weights)."""
+    flat = re.compile(r"\[[^\[\]{}\"]*\]")  # a list without nested lists, objects or strings
+    spec = json.dumps(record["spec"], indent=1)
+    while True:  # json.dumps escapes control characters in strings, so \x01 / \x02 are free markers
+        collapsed = flat.sub(lambda m: "\x01" + ", ".join(v.strip() for v in m.group()[1:-1].split(",")
+                                                           if v.strip()) + "\x02", spec)
+        if collapsed == spec:
+            break
+        spec = collapsed
+    fields = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in record.items() if k != "spec"]
+    fields.append(' "spec": ' + spec.replace("\x01", "[").replace("\x02", "]").replace("\n", "\n "))
+    text = "{\n" + ",\n".join(fields) + "\n}\n"
+    assert json.loads(text) == record
+    return text
 
 
 def fuzz(kind: str, strategy: st.SearchStrategy, tmp: Path) -> None:
@@ -572,7 +590,8 @@ def test_generator_reaches_the_limits():
 
     from sepgen.quantize import quantize_multiplier
 
-    quick = settings(max_examples=3000, database=None, derandomize=True, deadline=None,
+    # no shrinking: the first example found is enough
+    quick = settings(max_examples=3000, database=None, derandomize=True, deadline=None, phases=[Phase.generate],
                      suppress_health_check=list(HealthCheck))
 
     def weighted(spec):
@@ -584,8 +603,14 @@ def test_generator_reaches_the_limits():
     conv = single_layer(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
     find(conv, lambda s: any(min(l["weight_scales"]) <= 2.0**-29 and max(l["weight_scales"]) >= 2.0**9
                              for l in weighted(s)), settings=quick)
-    find(conv, lambda s: any(m == 1 << 30 and not legitimate_refusals(s) for m, _ in multipliers(s)
-                             if m) and s["input"]["zero_point"] in (-128, 127), settings=quick)
+    def rounds_to_2_31(real: float) -> bool:  # a mantissa so close to 1 that the Q31 value rounds to 2^31
+        q = math.frexp(real)[0]
+        return q != 0.5 and math.floor(q * (1 << 31) + 0.5) == 1 << 31
+
+    find(conv, lambda s: any(e is not None and any(rounds_to_2_31(float(r)) for r in e)
+                             for e in tb.effective_scales(s)) and not legitimate_refusals(s), settings=quick)
+    find(conv, lambda s: s["input"]["zero_point"] in (-128, 127) and not legitimate_refusals(s)
+         and any(l["output"]["zero_point"] in (-128, 127) for l in weighted(s)), settings=quick)
     find(conv, lambda s: any(sh == -31 for _, sh in multipliers(s)), settings=quick)
     find(conv, lambda s: any(sh >= 10 for _, sh in multipliers(s)) and not legitimate_refusals(s), settings=quick)
     find(conv, lambda s: any(l.get("bias") and max(abs(b) for b in l["bias"]) > 2**31 - 2**12 for l in weighted(s))

@@ -1,9 +1,10 @@
 """Every op, compiled and run, byte-exact against the simulator over grids of shapes and options.
 
 Each case builds a tiny random model, quantizes it with calibration data chosen to
-produce ordinary or extreme zero points, renders C, compiles it with
--std=c99 -Wall -Wextra -Werror (and again with -fsanitize=address,undefined) and
-compares every layer's output on random full-range int8 inputs.
+produce ordinary or extreme zero points, renders C, compiles it with the strict warning
+set of sepgen.toolchain.WARNINGS (-std=c99 -Wall -Wextra -Wconversion -Wshadow -Wsign-conversion
+-pedantic -Werror; again with -fsanitize=address,undefined) and compares every layer's output
+on random full-range int8 inputs.
 Cases marked slow run with --run-slow; CI runs the rest (a representative subset
 covering every option value at least once).
 """

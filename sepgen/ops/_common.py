@@ -53,7 +53,7 @@ def requantize_clamp(acc: np.ndarray, layer: Layer, graph: Graph, requant: Requa
     out = fp.multiply_by_quantized_multiplier(acc, requant.multiplier, requant.shift)
     out = out + graph.tensors[layer.output].quant.zero_point
     lo, hi = clamp_range(graph, layer)
-    return np.clip(out, lo, hi).astype(np.int8)
+    return fp.clamp(out, lo, hi).astype(np.int8)
 
 
 def max_input_magnitude(graph: Graph, tensor: str) -> int:

@@ -64,7 +64,7 @@ class Add(Layer):
                                                   self.output_requant.shift)
         out = out + graph.tensors[self.output].quant.zero_point
         lo, hi = clamp_range(graph, self)
-        return np.clip(out, lo, hi).astype(np.int8)
+        return fp.clamp(out, lo, hi).astype(np.int8)
 
     def accumulator_bound(self, graph) -> int:
         # (x + offset) * 2^left_shift; each rescaled input is at most half of that

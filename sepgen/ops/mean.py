@@ -54,7 +54,7 @@ class Mean(Layer):
         total = xs[0].astype(np.int64).sum(axis=(1, 2))
         multiplier, shift = self.folded_requant()
         out = fp.multiply_by_quantized_multiplier(total - in_zp * self.count, multiplier, shift) + out_zp
-        return np.clip(out, -128, 127).astype(np.int8)
+        return fp.clamp(out, -128, 127).astype(np.int8)
 
     def accumulator_bound(self, graph) -> int:
         acc = self.count * max_input_magnitude(graph, self.inputs[0])

@@ -53,7 +53,7 @@ class MaxPool2D(PoolLayer):
 
     def run_int8(self, graph, xs):
         lo, hi = clamp_range(graph, self)
-        return np.clip(self.window(xs[0].astype(np.int64), -(1 << 40)).max(axis=(4, 5)), lo, hi).astype(np.int8)
+        return fp.clamp(self.window(xs[0].astype(np.int64), -(1 << 40)).max(axis=(4, 5)), lo, hi).astype(np.int8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +76,7 @@ class AvgPool2D(PoolLayer):
         acc = self.window(xs[0].astype(np.int64), 0).sum(axis=(4, 5))
         avg = fp.rounded_divide(acc, self.valid_counts()[None, :, :, None])
         lo, hi = clamp_range(graph, self)
-        return np.clip(avg, lo, hi).astype(np.int8)
+        return fp.clamp(avg, lo, hi).astype(np.int8)
 
     def accumulator_bound(self, graph) -> int:
         return self.pool_size[0] * self.pool_size[1] * 128

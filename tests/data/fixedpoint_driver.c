@@ -23,6 +23,8 @@ int main(void)
             printf("%ld %d\n", (long)r, bits);
         } else if (strcmp(op, "rdiv") == 0) {
             printf("%ld\n", (long)sepgen_rounded_divide((int32_t)a, (int32_t)b));
+        } else if (strcmp(op, "clamp") == 0) {
+            printf("%ld\n", (long)sepgen_clamp((int32_t)a, (int32_t)b, (int32_t)c));
         } else if (strcmp(op, "halfsum") == 0) {
             printf("%ld\n", (long)sepgen_rounding_half_sum((int32_t)a, (int32_t)b));
         } else {

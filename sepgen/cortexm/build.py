@@ -1,0 +1,82 @@
+"""Cross-compile model + harness + firmware into an ELF, run it in QEMU, verify it against the simulator.
+
+Builds are cached by :func:`sepgen.toolchain.compile_executable`.  Inputs travel to the guest and
+outputs back through semihosting files in a temporary directory (QEMU's working directory), so one
+ELF serves any number of inputs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import codegen, toolchain
+from ..ir import Graph
+from ..toolchain import ToolchainError
+from ..verification import VerifyResult, compare, parse_trace
+from .targets import (CROSS_COMPILER, CROSS_FLAGS, CROSS_PACKAGES, ICOUNT_SHIFT, PROFILE_DEFINE, QEMU, QEMU_PACKAGE,
+                      Target, firmware_sources, get_target)
+
+# Exit codes of the firmware (sepgen_semihost.h)
+_EXIT_MEANING = {1: "a semihosting file operation failed", 2: "invoke failed or a trace record was malformed",
+                 3: "the firmware faulted"}
+
+
+def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict[str, str] | None = None,
+          mode: str = "verify") -> Path:
+    """Cross-compile (cached) model + harness + firmware into an ELF.
+
+    mode: "verify" (trace every layer's output), "profile" (SysTick stamps per layer) or "plain"
+    (no trace hook calls: the model as a user would link it, for sizes).
+    """
+    t = get_target(target)
+    compiler = toolchain.Compiler(toolchain.find_tool(CROSS_COMPILER, CROSS_PACKAGES))
+    sources = dict(files or codegen.render(graph, prefix))
+    sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm")
+    clash = set(sources) & set(firmware_sources(t))
+    if clash:
+        raise ToolchainError(f"generated file names clash with the firmware's: {', '.join(sorted(clash))}")
+    sources.update(firmware_sources(t))
+    defines = {"verify": (f"{prefix.upper()}_TRACE",), "profile": (f"{prefix.upper()}_TRACE", PROFILE_DEFINE),
+               "plain": ()}[mode]
+    flags = CROSS_FLAGS + t.cpu_flags + ("-T", f"{t.board}.ld")
+    return toolchain.compile_executable(sources, flags, defines=defines, compiler=compiler)
+
+
+def run_elf(elf: Path, target: str | Target, inputs: bytes, output_name: str, icount: bool = False,
+            timeout: float = 300.0) -> bytes:
+    """Run a harness ELF in QEMU with ``inputs`` as inputs.bin; returns the bytes it wrote to ``output_name``."""
+    t = get_target(target)
+    qemu = toolchain.find_tool(QEMU, QEMU_PACKAGE)
+    cmd = [qemu, "-M", t.board, "-nographic", "-monitor", "none", "-serial", "null",
+           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)]
+    if icount:
+        cmd[1:1] = ["-icount", f"shift={ICOUNT_SHIFT},align=off,sleep=off"]
+    with tempfile.TemporaryDirectory(prefix="sepgen-qemu-") as tmp:
+        (Path(tmp) / "inputs.bin").write_bytes(inputs)
+        proc = toolchain.run(cmd, timeout=timeout, cwd=tmp)
+        if proc.returncode != 0:
+            said = " ".join((proc.stdout + proc.stderr).decode(errors="replace").split())[-400:]
+            meaning = _EXIT_MEANING.get(proc.returncode, "QEMU failed")
+            raise ToolchainError(f"{t.name} ({t.board}): exit status {proc.returncode}, {meaning}: {said}")
+        out = Path(tmp) / output_name
+        if not out.is_file():
+            raise ToolchainError(f"{t.name} ({t.board}): the firmware wrote no {output_name}")
+        return out.read_bytes()
+
+
+def run_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",
+               files: dict[str, str] | None = None, timeout: float = 300.0) -> dict[str, np.ndarray]:
+    """Run the generated C on the target; same result layout as :func:`sepgen.verification.run_c`."""
+    x = np.ascontiguousarray(inputs, dtype=np.int8)
+    elf = build(graph, target, prefix, files, mode="verify")
+    raw = run_elf(elf, target, x.tobytes(), "trace.bin", timeout=timeout)
+    return parse_trace(graph, raw, len(x), f"{get_target(target).name} firmware")
+
+
+def verify_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",
+                  files: dict[str, str] | None = None, timeout: float = 300.0) -> VerifyResult:
+    """Cross-compile, run in QEMU on ``inputs`` and compare every layer with the simulator, byte for byte."""
+    return compare(graph, inputs, run_target(graph, inputs, target, prefix, files, timeout))
