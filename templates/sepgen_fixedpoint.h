@@ -11,6 +11,11 @@
 
 #define SEPGEN_INT32_MIN ((int32_t)(-2147483647 - 1))
 #define SEPGEN_INT32_MAX ((int32_t)2147483647)
+/* TFLite's int8 softmax: differences in Q5.26, the sum of exps in Q12.19, 8 output bits
+ * (Python twins: sepgen.fixedpoint.SOFTMAX_*). */
+#define SEPGEN_SOFTMAX_DIFF_INTEGER_BITS 5
+#define SEPGEN_SOFTMAX_SUM_INTEGER_BITS 12
+#define SEPGEN_SOFTMAX_OUTPUT_BITS 8
 
 /* round(a * b / 2^31), half away from zero; saturates the one overflowing case
  * INT32_MIN * INT32_MIN.  |a * b| <= 2^62, so the int64 product is exact. */

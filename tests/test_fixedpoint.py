@@ -130,3 +130,14 @@ def test_known_values():
     assert fp.multiply_by_quantized_multiplier(100, 1 << 30, 0).item() == 50
     assert fp.clamp([-129, -128, 0, 6, 7, 127, 200], 0, 6).tolist() == [0, 0, 0, 6, 6, 6, 6]
     assert fp.clamp(5, 9, 2).item() == 2  # lo > hi: the upper bound wins, as in C
+
+
+def test_softmax_constants_have_one_definition_and_its_c_twin():
+    import re
+
+    header = (templates_dir() / "sepgen_fixedpoint.h").read_text()
+    for name in ("DIFF_INTEGER_BITS", "SUM_INTEGER_BITS", "OUTPUT_BITS"):
+        match = re.search(rf"#define SEPGEN_SOFTMAX_{name} (\d+)", header)
+        assert match and int(match.group(1)) == getattr(fp, f"SOFTMAX_{name}"), name
+    template = (templates_dir() / "layers" / "softmax.c.j2").read_text()
+    assert not re.search(r"values\([^)]*, \d+\)|reciprocal\([^,]*, \d+", template)  # no literal copies
