@@ -223,10 +223,6 @@ class Graph:
     def is_quantized(self) -> bool:
         return all(t.quant is not None for t in self.tensors.values())
 
-    def computed_layers(self) -> list[tuple[int, Layer]]:
-        """(index in ``layers``, layer) of every layer that runs code (not a byte alias such as Flatten)."""
-        return [(i, layer) for i, layer in enumerate(self.layers) if not layer.aliases_input]
-
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
             if layer.name == name:

@@ -33,11 +33,6 @@ from .builder import GraphBuilder
 REFUSED_CLASSES = ("Lambda", "TFOpLambda", "SlicingOpLambda")
 
 
-def _one_line(text: Any, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _np(variable) -> np.ndarray:
     """A Keras variable as a float32 NumPy array (a copy).
 

@@ -19,9 +19,10 @@ import h5py
 import keras
 import numpy as np
 
+from ..errors import one_line
 from ..ir import Graph, UnsupportedLayer
 from . import ModelFileError, register
-from .keras import REFUSED_CLASSES, _one_line, _supported_text, _translate
+from .keras import REFUSED_CLASSES, _supported_text, _translate
 
 #: Keras-2 config keys that Keras 3 does not accept, per class (``groups`` must be 1).
 _KERAS2_ONLY_KEYS = {
@@ -64,7 +65,7 @@ def _parse_json(path: Path, text: Any, what: str) -> Any:
     try:
         return json.loads(str(text))
     except ValueError as exc:
-        raise ModelFileError(f"{path}: {what} is not valid JSON ({_one_line(exc)})") from None
+        raise ModelFileError(f"{path}: {what} is not valid JSON ({one_line(exc)})") from None
     except RecursionError:
         raise ModelFileError(f"{path}: {what} is nested too deeply to be a Keras model configuration") from None
 
@@ -75,7 +76,7 @@ def _keras_load(path: Path):
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises TypeError/ValueError/OSError/KeyError... with long texts
         raise ModelFileError(f"{path}: cannot load the Keras model ({type(exc).__name__}: "
-                             f"{_one_line(exc, 200)})") from None
+                             f"{one_line(exc, 200)})") from None
 
 
 def _load_keras_archive(path: Path, data: bytes):
@@ -92,7 +93,7 @@ def _load_keras_archive(path: Path, data: bytes):
     except KeyError:
         raise ModelFileError(f"{path}: not a .keras model archive (no config.json)") from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ModelFileError(f"{path}: corrupt .keras archive ({_one_line(exc)})") from None
+        raise ModelFileError(f"{path}: corrupt .keras archive ({one_line(exc)})") from None
     version = str(metadata.get("keras_version", "")) if isinstance(metadata, dict) else ""
     if version and not version.startswith("3"):
         raise ModelFileError(f"{path}: a .keras archive written by Keras {version}, which Keras 3 cannot read; "
@@ -193,7 +194,7 @@ def _keras2_rebuild(path: Path, config: Any):
         return cls.from_config(config["config"])
     except Exception as exc:
         raise ModelFileError(f"{path}: cannot rebuild the Keras-2 model in Keras 3 ({type(exc).__name__}: "
-                             f"{_one_line(exc, 200)})") from None
+                             f"{one_line(exc, 200)})") from None
 
 
 def _keras2_load_weights(path: Path, f: h5py.File, model) -> None:
@@ -242,7 +243,7 @@ def _load_h5(path: Path, data: bytes):
                 model = _keras2_rebuild(path, config)
                 _keras2_load_weights(path, f, model)
     except (OSError, RuntimeError, KeyError) as exc:  # h5py: truncated/corrupt file
-        raise ModelFileError(f"{path}: unreadable HDF5 file ({_one_line(exc)})") from None
+        raise ModelFileError(f"{path}: unreadable HDF5 file ({one_line(exc)})") from None
     return _keras_load(path) if model is None else model
 
 
@@ -259,7 +260,7 @@ def load_keras_model(path: str | Path):
 def _with_source(exc: UnsupportedLayer, source: str) -> UnsupportedLayer:
     """Prefix an UnsupportedLayer's message with the file name (name/kind/detail stay as they are)."""
     if not str(exc).startswith(f"{source}: "):
-        exc.args = (_one_line(f"{source}: {exc}", 2000),)
+        exc.args = (one_line(f"{source}: {exc}", 2000),)
     return exc
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import one_line
 from . import ModelFileError
 
 FORMAT = "sepgen-npz"
@@ -24,10 +25,6 @@ INPUT_NAME = "input"
 _TOP_KEYS = {"format", "version", "name", "input_shape", "layers", "output"}
 _COMMON_KEYS = ("name", "type", "inputs")
 
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # ------------------------------------------------------------------ writing
@@ -81,7 +78,7 @@ def _parse_spec(source: str, raw: np.ndarray) -> dict:
     try:
         spec = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        raise ModelFileError(f"{source}: '{SPEC_KEY}' is not valid JSON ({_one_line(str(exc))})") from None
+        raise ModelFileError(f"{source}: '{SPEC_KEY}' is not valid JSON ({one_line(str(exc))})") from None
     except RecursionError:
         raise ModelFileError(f"{source}: '{SPEC_KEY}' is nested too deeply to be a layer spec") from None
     if not isinstance(spec, dict):
@@ -103,7 +100,7 @@ def read_npz_model(path: str | Path) -> tuple[dict, dict[str, np.ndarray], bytes
                              "pickled data is never loaded)") from None
     except Exception as exc:  # BadZipFile, OSError, EOFError, zlib.error, ...
         raise ModelFileError(f"{path}: not a readable .npz archive ({type(exc).__name__}: "
-                             f"{_one_line(str(exc))})") from None
+                             f"{one_line(str(exc))})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise ModelFileError(f"{path}: a single .npy array, not a .npz archive with a '{SPEC_KEY}' entry")
     arrays: dict[str, np.ndarray] = {}
@@ -115,10 +112,10 @@ def read_npz_model(path: str | Path) -> tuple[dict, dict[str, np.ndarray], bytes
                 if "allow_pickle" in str(exc):
                     raise ModelFileError(f"{path}: array '{key}' is an object/pickled array, which sepgen "
                                          "refuses to load (allow_pickle=False); store numeric arrays only") from None
-                raise ModelFileError(f"{path}: array '{key}' is unreadable ({_one_line(str(exc))})") from None
+                raise ModelFileError(f"{path}: array '{key}' is unreadable ({one_line(str(exc))})") from None
             except Exception as exc:
                 raise ModelFileError(f"{path}: array '{key}' is unreadable ({type(exc).__name__}: "
-                                     f"{_one_line(str(exc))})") from None
+                                     f"{one_line(str(exc))})") from None
             if not isinstance(value, np.ndarray):
                 raise ModelFileError(f"{path}: member '{key}' is not a .npy array")
             arrays[key] = value
@@ -138,7 +135,7 @@ class _LayerSpec:
         self.source, self.entry, self.arrays, self.name, self.kind = source, entry, arrays, name, kind
 
     def error(self, what: str) -> ModelFileError:
-        return ModelFileError(_one_line(f"{self.source}: layer '{self.name}': {what}"))
+        return ModelFileError(one_line(f"{self.source}: layer '{self.name}': {what}"))
 
     def array(self, key: str, required: bool = True) -> np.ndarray | None:
         """The float array the option ``key`` names (a key into the archive)."""

@@ -23,11 +23,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import one_line
 from ..ir import Graph, UnsupportedLayer
 from . import ModelFileError, register
 from .builder import GraphBuilder
 from .npz_format import (  # noqa: F401  (re-exported: the format's public helpers)
-    FORMAT, INPUT_NAME, SPEC_KEY, VERSION, _COMMON_KEYS, _TOP_KEYS, _LayerSpec, _is_int, _one_line, read_npz_model,
+    FORMAT, INPUT_NAME, SPEC_KEY, VERSION, _COMMON_KEYS, _TOP_KEYS, _LayerSpec, _is_int, read_npz_model,
     save_npz_model,
 )
 
@@ -184,7 +185,7 @@ NOT_EXPRESSIBLE: dict[str, str] = {}
 def _with_source(exc: UnsupportedLayer, source: str) -> UnsupportedLayer:
     """Prefix an UnsupportedLayer's message with the file name (name/kind/detail stay as they are)."""
     if not str(exc).startswith(f"{source}: "):
-        exc.args = (_one_line(f"{source}: {exc}"),)
+        exc.args = (one_line(f"{source}: {exc}"),)
     return exc
 
 
