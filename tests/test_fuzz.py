@@ -17,8 +17,9 @@ represent: left shift > 30, right shift > 31, or an int32 accumulator bound >= 2
 test asserts that at least 80 % of its cases were compared in full, so it cannot go vacuous.
 
 Single layers (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, pools, MEAN, ADD, SOFTMAX, PAD,
-RESHAPE) and chains of 2-4 ops run in several test functions so that ``pytest -n 2`` spreads
-them: 520 cases in the default run, derandomized (the same cases on every run, reproducible).
+RESHAPE), chains of 2-4 ops and separable blocks (depthwise -> pointwise -> pool/mean -> dense ->
+softmax) run in several test functions so that ``pytest -n 2`` spreads
+them: 540 cases in the default run, derandomized (the same cases on every run, reproducible).
 
 More cases: ``SEPGEN_FUZZ_EXAMPLES=N`` runs about N cases in total with a random seed
 (Hypothesis prints the seed and its database replays failures), e.g.
@@ -57,9 +58,9 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
-#: Cases per test function in the default (CI) run; they sum to 520.
+#: Cases per test function in the default (CI) run; they sum to 540.
 CI_EXAMPLES = {"conv2d": 100, "depthwise_conv2d": 100, "fully_connected": 60, "pool_mean": 60,
-               "add_softmax_pad_reshape": 60, "chains": 140}
+               "add_softmax_pad_reshape": 60, "chains": 100, "separable_blocks": 60}
 MIN_COMPARED = 0.80  # share of cases that must be compared in full (not refused)
 SANITIZE_EVERY = 4  # one case in 4 also runs the ASan+UBSan build
 INT32_LIMIT = 1 << 31
@@ -171,44 +172,59 @@ def weights(draw, shape: tuple[int, ...]) -> list:
     return draw(hnp.arrays(np.int8, shape, elements=st.integers(-bound, bound))).tolist()
 
 
-def weight_scales(draw, in_scale: float, out_scale: float, channels: int) -> list[float]:
+def weight_scales(draw, in_scale: float, out_scale: float, channels: int, acc_max: int) -> list[float]:
     """Weight scales chosen through the effective rescale in * w / out they produce.
 
-    'same'/'narrow': channel exponents around a base effective exponent (mostly a typical right
-    shift, sometimes anywhere in 2^-33..2^10); 'wide': weight scale exponents anywhere in
-    [-30, 10] (as far as the effective scale stays within 2^-40..2^12).
+    A base effective exponent: typical (2^-12..2^-5), wide (2^-33 up to the largest left shift that
+    keeps ``acc_max``, the layer's largest sum|w| * max|x - zp|, under 2^31: up to a shift of 30 for
+    all-zero weights) or, rarely, unbounded (2^-36..2^12: refused or flushed to zero).  Channels:
+    'same'/'narrow' (base +- 3) or 'wide' (weight scale exponents anywhere in [-30, 10]).
     """
     ratio_exp = round(math.log2(out_scale / in_scale))
-    mode = draw(st.sampled_from(["same", "narrow", "wide"]))
-    base = draw(st.one_of(st.integers(-12, -5), st.integers(-33, 10)))
+    # in * w / out = m * 2^e with m < 4 (three mantissas in [1, 2)): the shift is at most e + 2.
+    max_exp = max(((INT32_LIMIT - 1) // (acc_max + 1)).bit_length() - 1 - 2, -5)
+    span = draw(st.sampled_from(["typical", "wide", "typical", "unbounded", "typical", "wide", "typical"]))
+    lo, hi = (-36, 12) if span == "unbounded" else (-33, max_exp)
+    base = draw(st.integers(-12, -5)) if span == "typical" else draw(st.integers(lo, hi))
+    mode = draw(st.sampled_from(["same", "narrow", "wide", "narrow", "same"]))
     result = []
     for _ in range(channels):
         if mode == "same":
             exponent = base
         elif mode == "narrow":
-            exponent = base + draw(st.integers(-3, 3))
+            exponent = min(base + draw(st.integers(-3, 3)), max(hi, base))
         else:
-            lo, hi = max(-30 - ratio_exp, -40), min(10 - ratio_exp, 12)
-            exponent = draw(st.integers(lo, hi)) if lo <= hi else base
+            w_lo, w_hi = max(-30 - ratio_exp, lo - 7), min(10 - ratio_exp, hi)
+            exponent = draw(st.integers(w_lo, w_hi)) if w_lo <= w_hi else base
         result.append(f32(draw(mantissa()) * 2.0**(exponent + ratio_exp)))
     return result
 
 
-def bias(draw, w: np.ndarray, per_channel_abs: np.ndarray, in_zp: int) -> list[int] | None:
-    """None, small, wide, at the accumulator proof's edge (2^31 - 1 - sum|w| * max|x - zp|), or any int32."""
-    mode = draw(st.sampled_from(["none", "small", "small", "wide", "small", "edge", "wide", "extreme"]))
+def bias(draw, per_channel_abs: np.ndarray, chain: Chain, scales: list[float], out_scale: float,
+         fc: bool = False) -> list[int] | None:
+    """None, small, wide, at the accumulator proof's edge, or (rarely, mostly refused) any int32.
+
+    Each channel's room is (2^31 - 1) / 2^left_shift - sum|w| * max|x - zp|, the largest |bias| the
+    proof accepts: 'edge' takes it exactly, 'small' (2^10) and 'wide' (2^24) stay within it.
+    """
+    # (Hypothesis favours the first and last entries of a list: the refused 'extreme' sits in the middle)
+    mode = draw(st.sampled_from(["none", "small", "wide", "small", "edge", "small", "wide", "extreme", "small",
+                                 "edge", "small", "wide", "small", "edge", "wide", "small"]))
     channels = len(per_channel_abs)
     if mode == "none":
         return None
-    if mode == "edge":
-        room = INT32_LIMIT - 1 - per_channel_abs * max_input_magnitude(in_zp)
-        signs = draw(hnp.arrays(np.int64, channels, elements=st.sampled_from([1, -1])))
-        return (signs * room).astype(np.int64).tolist()
-    limit = {"small": 1 << 10, "wide": 1 << 24, "extreme": INT32_LIMIT}[mode]
-    elements = st.integers(-limit, limit - 1)
     if mode == "extreme":
-        elements = st.one_of(st.sampled_from([INT32_LIMIT - 1, -INT32_LIMIT, -(INT32_LIMIT - 1)]), elements)
-    return draw(hnp.arrays(np.int64, channels, elements=elements)).tolist()
+        extremes = st.sampled_from([INT32_LIMIT - 1, -INT32_LIMIT, -(INT32_LIMIT - 1)])
+        return [draw(st.one_of(extremes, st.integers(-INT32_LIMIT, INT32_LIMIT - 1))) for _ in range(channels)]
+    layer = {"op": "FULLY_CONNECTED" if fc else "CONV_2D", "weight_scales": scales, "output": {"scale": out_scale}}
+    effective = np.broadcast_to(tb.effective_scales({"input": chain.quant, "layers": [layer]})[0], (channels,))
+    mag = max_input_magnitude(chain.quant["zero_point"])
+    room = [max(((INT32_LIMIT - 1) >> max(tb.frexp_shift(float(e)), 0)) - int(a) * mag, 0)
+            for e, a in zip(effective, per_channel_abs)]
+    if mode == "edge":
+        return [r * draw(st.sampled_from([1, -1])) for r in room]
+    limit = {"small": 1 << 10, "wide": 1 << 24}[mode]
+    return [draw(st.integers(-min(limit, r), min(limit, r))) for r in room]
 
 
 def activation(draw) -> str:
@@ -216,51 +232,56 @@ def activation(draw) -> str:
 
 
 # ------------------------------------------------------------------ layers
+def quantized_weights(draw, chain: Chain, op: str, shape: tuple[int, ...], per_channel: bool) -> dict[str, Any]:
+    """weights, weight_scales, bias, activation and output of a weighted layer on ``chain``'s tensor."""
+    wts = np.asarray(weights(draw, shape), np.int64)
+    cout = shape[-1] if op == "DEPTHWISE_CONV_2D" else shape[0]
+    abs_sum = np.abs(wts).reshape(-1, cout).sum(axis=0) if op == "DEPTHWISE_CONV_2D" \
+        else np.abs(wts).reshape(cout, -1).sum(axis=1)
+    out = quant(draw)
+    acc_max = int(abs_sum.max()) * max_input_magnitude(chain.quant["zero_point"])
+    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cout if per_channel else 1, acc_max)
+    b = bias(draw, abs_sum, chain, scales, out["scale"], fc=op == "FULLY_CONNECTED")
+    if b is None and op == "DEPTHWISE_CONV_2D":
+        b = [0] * cout  # see tflm_may_crash
+    return {"op": op, "weights": wts.tolist(), "weight_scales": scales, "bias": b, "activation": activation(draw),
+            "output": out}
+
+
 def conv2d(draw, chain: Chain) -> dict[str, Any]:
-    h, w, cin = chain.shape
+    cin = chain.shape[2]
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     stride, padding = spatial(draw, chain.shape, kernel, dilation)
     cout = draw(st.integers(1, 4))
-    wts = np.asarray(weights(draw, (cout, kernel[0], kernel[1], cin)), np.int64)
-    out = quant(draw)
-    per_channel = draw(st.booleans())
-    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cout if per_channel else 1)
-    abs_sum = np.abs(wts).reshape(cout, -1).sum(axis=1)
-    return {"op": "CONV_2D", "weights": wts.tolist(), "weight_scales": scales,
-            "bias": bias(draw, wts, abs_sum, chain.quant["zero_point"]), "stride": stride,
-            "dilation": dilation, "padding": padding, "activation": activation(draw), "output": out}
+    layer = quantized_weights(draw, chain, "CONV_2D", (cout, kernel[0], kernel[1], cin), draw(st.booleans()))
+    return {**layer, "stride": stride, "dilation": dilation, "padding": padding}
 
 
 def depthwise_conv2d(draw, chain: Chain) -> dict[str, Any]:
-    h, w, cin = chain.shape
+    cin = chain.shape[2]
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     stride, padding = spatial(draw, chain.shape, kernel, dilation)
     multiplier = draw(st.integers(1, 3))
-    cout = cin * multiplier
-    wts = np.asarray(weights(draw, (1, kernel[0], kernel[1], cout)), np.int64)
-    out = quant(draw)
-    per_channel = draw(st.booleans())
-    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cout if per_channel else 1)
-    abs_sum = np.abs(wts).reshape(-1, cout).sum(axis=0)
-    b = bias(draw, wts, abs_sum, chain.quant["zero_point"])
-    return {"op": "DEPTHWISE_CONV_2D", "weights": wts.tolist(), "weight_scales": scales,
-            "bias": [0] * cout if b is None else b, "stride": stride,  # see tflm_may_crash
-            "dilation": dilation, "padding": padding, "depth_multiplier": multiplier,
-            "activation": activation(draw), "output": out}
+    layer = quantized_weights(draw, chain, "DEPTHWISE_CONV_2D", (1, kernel[0], kernel[1], cin * multiplier),
+                              draw(st.booleans()))
+    return {**layer, "stride": stride, "dilation": dilation, "padding": padding, "depth_multiplier": multiplier}
 
 
 def fully_connected(draw, chain: Chain, units: int | None = None) -> dict[str, Any]:
     n_in = int(np.prod(chain.shape))
     n_out = units or draw(st.integers(1, 6))
-    wts = np.asarray(weights(draw, (n_out, n_in)), np.int64)
-    out = quant(draw)
-    per_channel = draw(st.booleans())
-    scales = weight_scales(draw, chain.quant["scale"], out["scale"], n_out if per_channel else 1)
-    return {"op": "FULLY_CONNECTED", "weights": wts.tolist(), "weight_scales": scales,
-            "bias": bias(draw, wts, np.abs(wts).sum(axis=1), chain.quant["zero_point"]),
-            "activation": activation(draw), "output": out}
+    return quantized_weights(draw, chain, "FULLY_CONNECTED", (n_out, n_in), draw(st.booleans()))
+
+
+def pointwise(draw, chain: Chain, padding: str = "VALID", cout: int | None = None) -> dict[str, Any]:
+    """A 1x1 stride-1 CONV_2D (the pointwise half of a separable convolution; with ``cout`` = C it keeps
+    the shape, so ADD can take it and its input)."""
+    cin = chain.shape[2]
+    cout = cout or draw(st.integers(1, 4))
+    layer = quantized_weights(draw, chain, "CONV_2D", (cout, 1, 1, cin), draw(st.booleans()))
+    return {**layer, "stride": [1, 1], "dilation": [1, 1], "padding": padding}
 
 
 def pool(draw, chain: Chain, op: str | None = None) -> dict[str, Any]:
@@ -331,24 +352,12 @@ def single_layer(draw, ops: tuple[str, ...]) -> dict[str, Any]:
         chain.push(pad(draw, chain) if rank == 3 else fully_connected(draw, chain))
     if op == "ADD" and draw(st.booleans()):
         if rank == 3:
-            chain.push(conv2d_same_shape(draw, chain))
+            chain.push(pointwise(draw, chain, "SAME", cout=chain.shape[2]))
         else:
             chain.push(fully_connected(draw, chain, units=chain.shape[0]))
     table = LAYERS_3D if rank == 3 else LAYERS_1D
     chain.push(table[op](draw, chain))
     return chain.spec()
-
-
-def conv2d_same_shape(draw, chain: Chain) -> dict[str, Any]:
-    """A 1x1 CONV_2D that keeps the shape (so ADD can take it and the input)."""
-    cin = chain.shape[2]
-    wts = np.asarray(weights(draw, (cin, 1, 1, cin)), np.int64)
-    out = quant(draw)
-    scales = weight_scales(draw, chain.quant["scale"], out["scale"], cin)
-    return {"op": "CONV_2D", "weights": wts.tolist(), "weight_scales": scales,
-            "bias": bias(draw, wts, np.abs(wts).reshape(cin, -1).sum(axis=1), chain.quant["zero_point"]),
-            "stride": [1, 1], "dilation": [1, 1], "padding": "SAME", "activation": activation(draw),
-            "output": out}
 
 
 @st.composite
@@ -359,6 +368,26 @@ def chains(draw) -> dict[str, Any]:
         table = LAYERS_3D if len(chain.shape) == 3 else LAYERS_1D
         op = draw(st.sampled_from(list(table)))
         chain.push(table[op](draw, chain))
+    return chain.spec()
+
+
+@st.composite
+def separable_blocks(draw) -> dict[str, Any]:
+    """The shape sepgen is for: (pad) -> depthwise -> pointwise 1x1 -> (pool | mean) -> (dense -> (softmax))."""
+    chain = new_chain(draw, 3)
+    if draw(st.booleans()):
+        chain.push(pad(draw, chain))
+    chain.push(depthwise_conv2d(draw, chain))
+    chain.push(pointwise(draw, chain))
+    tail = draw(st.sampled_from(["none", "pool", "mean", "mean_dense", "pool_dense_softmax"]))
+    if tail in ("pool", "pool_dense_softmax"):
+        chain.push(pool(draw, chain))
+    if tail.startswith("mean"):
+        chain.push(mean(draw, chain))
+    if "dense" in tail:
+        chain.push(fully_connected(draw, chain))
+    if tail.endswith("softmax"):
+        chain.push(softmax(draw, chain))
     return chain.spec()
 
 
@@ -565,6 +594,10 @@ def test_fuzz_chains(tmp_path):
     fuzz("chains", chains(), tmp_path)
 
 
+def test_fuzz_separable_blocks(tmp_path):
+    fuzz("separable_blocks", separable_blocks(), tmp_path)
+
+
 def _regression_files() -> list:
     files = sorted(REGRESSIONS.glob("*.json"))
     if not files:
@@ -601,8 +634,10 @@ def test_generator_reaches_the_limits():
         return [quantize_multiplier(float(r)) for e in tb.effective_scales(spec) if e is not None for r in e]
 
     conv = single_layer(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
-    find(conv, lambda s: any(min(l["weight_scales"]) <= 2.0**-29 and max(l["weight_scales"]) >= 2.0**9
-                             for l in weighted(s)), settings=quick)
+    find(conv, lambda s: any(min(l["weight_scales"]) <= 2.0**-29 for l in weighted(s)), settings=quick)
+    find(conv, lambda s: any(max(l["weight_scales"]) >= 2.0**9 for l in weighted(s)), settings=quick)
+    find(conv, lambda s: any(max(l["weight_scales"]) >= 2.0**30 * min(l["weight_scales"]) for l in weighted(s))
+         and not legitimate_refusals(s), settings=quick)
     def rounds_to_2_31(real: float) -> bool:  # a mantissa so close to 1 that the Q31 value rounds to 2^31
         q = math.frexp(real)[0]
         return q != 0.5 and math.floor(q * (1 << 31) + 0.5) == 1 << 31
@@ -612,6 +647,6 @@ def test_generator_reaches_the_limits():
     find(conv, lambda s: s["input"]["zero_point"] in (-128, 127) and not legitimate_refusals(s)
          and any(l["output"]["zero_point"] in (-128, 127) for l in weighted(s)), settings=quick)
     find(conv, lambda s: any(sh == -31 for _, sh in multipliers(s)), settings=quick)
-    find(conv, lambda s: any(sh >= 10 for _, sh in multipliers(s)) and not legitimate_refusals(s), settings=quick)
+    find(conv, lambda s: any(sh >= 28 for _, sh in multipliers(s)) and not legitimate_refusals(s), settings=quick)
     find(conv, lambda s: any(l.get("bias") and max(abs(b) for b in l["bias"]) > 2**31 - 2**12 for l in weighted(s))
          and not legitimate_refusals(s), settings=quick)
