@@ -154,6 +154,23 @@ class SpatialLayer(WeightedLayer):
         return (conv_output_size(h, kh, self.strides[0], self.dilation[0], self.padding)[1],
                 conv_output_size(w, kw, self.strides[1], self.dilation[1], self.padding)[1])
 
+    @staticmethod
+    def output_channels(kernel_shape: tuple[int, ...]) -> int:
+        """Output channels for a float kernel of this shape (Keras layout)."""
+        raise NotImplementedError
+
+    def macs(self) -> int:
+        """out_h * out_w * (kh * kw * C_in * C_out) for conv, * (kh * kw * C_in * dm) for depthwise: the
+        kernel's size in both Keras layouts."""
+        return int(self.output_shape[0] * self.output_shape[1] * self.kernel.size)
+
+    @classmethod
+    def infer_shape(cls, input_shapes, kernel, strides=(1, 1), dilation=(1, 1), padding="valid", **_):
+        shape = np.shape(kernel)
+        if len(shape) != 4 or shape[2] != input_shapes[0][-1]:
+            raise ValueError(f"kernel shape {shape} for {input_shapes[0][-1]} input channels")
+        return cls.spatial_shape(input_shapes[0], shape[:2], strides, dilation, padding, cls.output_channels(shape))
+
     @classmethod
     def spatial_shape(cls, input_shape, kernel_hw, strides, dilation, padding, channels) -> tuple[int, int, int]:
         h, w, _ = need_hwc(tuple(input_shape), cls.op)

@@ -18,16 +18,9 @@ class Conv2D(SpatialLayer):
 
     op = "conv2d"
 
-    @classmethod
-    def infer_shape(cls, input_shapes, kernel, strides=(1, 1), dilation=(1, 1), padding="valid", **_):
-        kh, kw, cin, cout = np.shape(kernel)
-        if cin != input_shapes[0][-1]:
-            raise ValueError(f"kernel shape {np.shape(kernel)} for {input_shapes[0][-1]} input channels")
-        return cls.spatial_shape(input_shapes[0], (kh, kw), strides, dilation, padding, cout)
-
-    def macs(self) -> int:
-        kh, kw, cin, cout = self.kernel.shape
-        return int(self.output_shape[0] * self.output_shape[1] * kh * kw * cin * cout)
+    @staticmethod
+    def output_channels(kernel_shape: tuple[int, ...]) -> int:
+        return int(kernel_shape[3])  # HWIO
 
     @property
     def is_pointwise(self) -> bool:

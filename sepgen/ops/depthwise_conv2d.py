@@ -19,20 +19,13 @@ class DepthwiseConv2D(SpatialLayer):
 
     op = "depthwise_conv2d"
 
-    @classmethod
-    def infer_shape(cls, input_shapes, kernel, strides=(1, 1), dilation=(1, 1), padding="valid", **_):
-        kh, kw, cin, dm = np.shape(kernel)
-        if cin != input_shapes[0][-1]:
-            raise ValueError(f"kernel shape {np.shape(kernel)} for {input_shapes[0][-1]} input channels")
-        return cls.spatial_shape(input_shapes[0], (kh, kw), strides, dilation, padding, cin * dm)
+    @staticmethod
+    def output_channels(kernel_shape: tuple[int, ...]) -> int:
+        return int(kernel_shape[2] * kernel_shape[3])  # in_channels * depth_multiplier
 
     @property
     def depth_multiplier(self) -> int:
         return int(self.kernel.shape[3])
-
-    def macs(self) -> int:
-        kh, kw, cin, dm = self.kernel.shape
-        return int(self.output_shape[0] * self.output_shape[1] * kh * kw * cin * dm)
 
     def output_channels_first(self, kernel):
         kh, kw, cin, dm = kernel.shape
