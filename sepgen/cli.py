@@ -22,6 +22,7 @@ from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
 TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=targets.TARGETS, default="host",
                    help="pick each op's kernel variant for this core (portable C99 where an op has none)")
+    p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
+                   metavar="BACKEND", help="also write a MicroPython backend (repeatable): "
+                   + "; ".join(f"{k} = {v}" for k, v in MICROPYTHON_BACKENDS.items()))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -143,7 +147,8 @@ def cmd_generate(args) -> int:
     prepared = api.prepare(args.model, args.calibration, progress=not args.quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
-    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target)
+    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
+                       micropython=tuple(dict.fromkeys(args.micropython)))
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
