@@ -119,3 +119,18 @@ def test_python_module_compiled_by_mpy_cross(graphs, tmp_path):
     run = run_module(micropython, compiled, "digits", inputs)
     assert run.backend == "viper"
     assert compare_outputs(graph, inputs, run.outputs).ok
+
+
+def test_cli_verify_target_micropython(graphs, tmp_path, capsys):
+    """`sepgen verify DIR --target micropython`: every backend, every output byte (DS-CNN-shaped model)."""
+    require_tool("micropython")
+    require_module("elftools")
+    require_module("ar")
+    from sepgen.cli import main
+
+    graph, _ = graphs["kws"]
+    out = api.generate(graph, tmp_path / "kws", "kws")
+    assert main(["verify", str(out), "--target", "micropython", "--count", "6"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" in MicroPython")[0] for line in lines] == [
+        "ok: natmod x64", "ok: user C module", "ok: python (viper)", "ok: python (plain)"]

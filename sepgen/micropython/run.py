@@ -105,3 +105,29 @@ def compare_outputs(graph: Graph, inputs: np.ndarray, got: np.ndarray) -> Verify
     sample, index = (int(v) for v in diff[0])
     return VerifyResult(len(inputs), layers, Mismatch(sample, "<output buffer>", "output", index,
                                                       int(want[sample, index]), int(got[sample, index])))
+
+
+def verify_backends(graph: Graph, inputs: np.ndarray, prefix: str, c_files: dict[str, str] | None = None,
+                    src: str | None = None) -> list[tuple[str, VerifyResult]]:
+    """Every backend inside the unix-port MicroPython: the x64 natmod and the viper/plain .py module in the
+    ``micropython`` command, the user C module in a unix port built with it.  [(backend, result)]."""
+    from .build import build_natmod, build_unix_port
+    from .sources import render
+
+    micropython = find_micropython()
+    c_files = dict(c_files or codegen.render(graph, prefix))
+    results = []
+
+    def check(name: str, run: Run, x: np.ndarray) -> None:
+        check_constants(graph, run, name)
+        results.append((name, compare_outputs(graph, x, run.outputs)))
+
+    natmod = build_natmod({**c_files, **render(graph, prefix, ("natmod",), list(c_files))}, prefix, "x64", src)
+    check("natmod x64", run_module(micropython, {f"{prefix}.mpy": natmod.read_bytes()}, prefix, inputs), inputs)
+    port = build_unix_port({prefix: {**c_files, **render(graph, prefix, ("usercmod",), list(c_files))}}, src)
+    check("user C module", run_module(str(port), {}, prefix, inputs), inputs)
+    py = {name: text.encode() for name, text in render(graph, prefix, ("python",), []).items()}
+    check("python (viper)", run_module(micropython, py, prefix, inputs), inputs)
+    plain = {f"{prefix}.py": py[f"{prefix}.py"]}
+    check("python (plain)", run_module(micropython, plain, prefix, inputs[:4]), inputs[:4])
+    return results
