@@ -22,10 +22,11 @@ from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
-TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")
-PROFILE_TARGETS = TARGETS[1:]
+TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55", "micropython")
+PROFILE_TARGETS = TARGETS[1:4]
 #: Model files that hold a float model, which needs --calibration to be quantized.
 FLOAT_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
 
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=targets.TARGETS, default="host",
                    help="pick each op's kernel variant for this core (portable C99 where an op has none)")
+    p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
+                   metavar="BACKEND", help="also write a MicroPython backend (repeatable): "
+                   + "; ".join(f"{k} = {v}" for k, v in MICROPYTHON_BACKENDS.items()))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -94,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive, default=100, help="random inputs when --inputs is not given")
     p.add_argument("--target", choices=TARGETS, default="host")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
+    p.add_argument("--micropython-src", metavar="DIR",
+                   help="MicroPython source tree for --target micropython (default: $SEPGEN_MICROPYTHON_SRC or "
+                   "../shared/third_party/micropython); copied into a cache before building")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
 
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
@@ -143,7 +150,8 @@ def cmd_generate(args) -> int:
     prepared = api.prepare(args.model, args.calibration, progress=not args.quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
-    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target)
+    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
+                       micropython=tuple(dict.fromkeys(args.micropython)))
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
@@ -188,6 +196,15 @@ def cmd_verify(args) -> int:
         if args.calibration:  # random inputs plus the calibration samples
             calibration = api.load_array(args.calibration, "calibration")
             inputs = np.concatenate([inputs, api.as_int8_inputs(graph, calibration, args.calibration)[: args.count]])
+    if args.target == "micropython":
+        from .micropython.run import verify_backends
+
+        for backend, result in verify_backends(graph, inputs, prefix, files, args.micropython_src):
+            if not result.ok:
+                print(f"sepgen: MISMATCH ({backend} in MicroPython): {result.mismatch}", file=sys.stderr)
+                return 1
+            print(f"ok: {backend} in MicroPython == simulator, every output byte, on {result.samples} inputs")
+        return 0
     if args.target == "host":
         result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
     else:
