@@ -41,9 +41,10 @@ import os
 import re
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import hypothesis.errors
 import numpy as np
@@ -453,6 +454,7 @@ def legitimate_refusals(spec: dict[str, Any]) -> list[str]:
 
 
 def _rescale_reasons(name: str, reals, bounds) -> list[str]:
+    """Why each (real rescale, accumulator bound) pair may be refused: shift out of [-31, 30], overflow."""
     reasons = []
     for real, bound in zip(reals, bounds):
         if real <= 0 or not math.isfinite(real):
