@@ -369,3 +369,47 @@ def test_verify_says_why_tflm_is_not_the_oracle_for_a_lowered_dilation(tflite_mo
     captured = capsys.readouterr()
     assert "not compared with TFLite Micro" in captured.err and "batch_size=1" in captured.err
     assert "ok: generated C == simulator" in captured.out
+
+
+@pytest.mark.parametrize("in_zp,out_scale,out_zp", [(-3, 0.05, -128), (20, 0.013, 5), (-128, 0.2, 127), (127, 0.03, -20)])
+def test_standalone_relu_and_relu6_match_tflm_and_c(tmp_path, in_zp, out_scale, out_zp):
+    """RELU (requantizing to its own output quantization) and RELU6 (a clamp in its input's quantization) as
+    separate .tflite ops, written directly, 0 LSB against TFLM on every tensor and C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+    from sepgen.verification import random_inputs
+
+    fm = FlatModel()
+    x = fm.activation("x", (3, 5, 4), 0.04, in_zp)
+    y = fm.activation("relu", (3, 5, 4), out_scale, out_zp)
+    z = fm.activation("relu6", (3, 5, 4), out_scale, out_zp)
+    fm.operator("RELU", [x], [y])
+    fm.operator("RELU6", [y], [z])
+    path = tmp_path / "relu.tflite"
+    path.write_bytes(fm.finish([x], [z]))
+    graph = load(path)
+    assert [(layer.op, layer.activation) for layer in graph.layers] == [("relu", "relu"), ("relu", "relu6")]
+    every_value = np.resize(np.arange(-128, 128, dtype=np.int8), (5, 3, 5, 4))  # each int8 value at least once
+    inputs = np.concatenate([random_inputs(graph, 16), every_value])
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+def test_relu6_with_a_different_output_quantization_is_refused(tmp_path):
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+
+    fm = FlatModel()
+    x = fm.activation("x", (4,), 0.04, 0)
+    y = fm.activation("y", (4,), 0.05, 0)
+    fm.operator("RELU6", [x], [y])
+    path = tmp_path / "r6.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    with pytest.raises(UnsupportedLayer, match="RELU6 with different input and output quantization"):
+        load(path)

@@ -34,14 +34,14 @@ import numpy as np
 from ..bounds import check_integer_parameters
 from ..errors import UserError
 from ..ir import Graph, Layer, QuantParams, TensorSpec, UnsupportedLayer, conv_output_size, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Reshape, Softmax, softmax_params
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax, softmax_params
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
 from .tflite_file import TfliteTensors, _enum_names, parse_model
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -53,7 +53,7 @@ SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the mode
 EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
-    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"),
+    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -285,6 +285,15 @@ class _Reader(TfliteTensors):
         self.emit(Add, name, [a, b], op.outputs[0], activation=self.activation(op.builtinOptions, name),
                   **Add.requants_for(q1, q2, out_q))
 
+    def relu(self, op, name: str, activation: str) -> None:
+        """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its
+        zero point and 6 in the input's quantization, so the output's must equal the input's)."""
+        x = self.input_name(op.inputs[0], name)
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        if activation == "relu6":
+            self.same_quant(x, op.outputs[0], name, "RELU6")
+        self.emit(Relu, name, [x], op.outputs[0], activation=activation, requant=Relu.requant_for(in_q, out_q))
+
     def softmax(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)
         if len(self.tensors[x].shape) != 1:
@@ -353,6 +362,8 @@ class _Reader(TfliteTensors):
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),
             "PADV2": lambda i, op, n: self.pad(op, n, "PADV2"),
+            "RELU": lambda i, op, n: self.relu(op, n, "relu"),
+            "RELU6": lambda i, op, n: self.relu(op, n, "relu6"),
         }
         assert set(handlers) == HANDLED_OPS  # the table the registry test checks
         ops, codes = self._group_dilated(ops, codes)
