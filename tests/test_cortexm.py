@@ -332,3 +332,25 @@ def test_cli_verify_and_profile_on_cortex_m4(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "instructions" in proc.stdout and "dw" in proc.stdout and "pw" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------ DSP kernels
+
+
+def test_dsp_variant_is_chosen_for_pointwise_layers_only():
+    """cortex-m4/m7 render the pointwise conv2d with the DSP kernel (SMLAD), other convs and host portable;
+    host C is what the portable templates give (no DSP code at all)."""
+    rng = np.random.default_rng(11)
+
+    def build(b, x):
+        y = b.conv2d("c3", x, rand(rng, 3, 3, 8, 8), rand(rng, 8), padding="same")
+        return b.conv2d("pw", y, rand(rng, 1, 1, 8, 6), rand(rng, 6))
+    graph, _ = quantized(single_layer((5, 4, 8), build), rng)
+    env = codegen.environment()
+    chosen = {t: [codegen.kernel_variant(env, layer, t, graph)[0] for _, layer in graph.computed_layers()]
+              for t in ("host", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")}
+    assert chosen["host"] == chosen["cortex-m3"] == ["portable", "portable"]
+    assert chosen["cortex-m4"] == chosen["cortex-m7"] == chosen["cortex-m33"] == ["portable", "cortexm_dsp"]
+    host = codegen.render(graph, "m", "host")["m.c"]
+    assert "__ARM_FEATURE_DSP" not in host and "__smlad" not in host
+    assert "__smlad" in codegen.render(graph, "m", "cortex-m4")["m.c"]
