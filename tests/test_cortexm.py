@@ -332,6 +332,17 @@ def test_cli_verify_and_profile_on_cortex_m4(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "instructions" in proc.stdout and "dw" in proc.stdout and "pw" in proc.stdout
+    proc = subprocess.run(cli + ["profile", str(out), "--target", "cortex-m4", "--json"], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    data = json.loads(proc.stdout)
+    assert data["target"] == "cortex-m4" and data["unit"] == "executed instructions"
+    assert [row["name"] for row in data["layers"]] == ["dw", "pw"]
+    assert data["totals"]["macs"] == sum(row["macs"] for row in data["layers"]) > 0
+    assert 0 <= data["totals"]["instructions"] - sum(row["instructions"] for row in data["layers"]) < 64
+    assert data["sizes"]["flash_bytes"] == data["sizes"]["code_bytes"] + data["sizes"]["weights_bytes"]
 
 
 # ------------------------------------------------------------------------------------------ DSP kernels
@@ -354,3 +365,17 @@ def test_dsp_variant_is_chosen_for_pointwise_layers_only():
     host = codegen.render(graph, "m", "host")["m.c"]
     assert "__ARM_FEATURE_DSP" not in host and "__smlad" not in host
     assert "__smlad" in codegen.render(graph, "m", "cortex-m4")["m.c"]
+
+
+def test_dsp_depthwise_variant_for_depth_multiplier_one():
+    """The depthwise DSP kernel serves depth multiplier 1 (incl. dilation); dm > 1 keeps the portable kernel."""
+    rng = np.random.default_rng(12)
+
+    def build(b, x):
+        y = b.depthwise_conv2d("dw1", x, rand(rng, 3, 3, 8, 1), rand(rng, 8), 1, 2, "same")
+        return b.depthwise_conv2d("dw2", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), padding="same")
+    graph, _ = quantized(single_layer((6, 7, 8), build), rng)
+    env = codegen.environment()
+    chosen = [codegen.kernel_variant(env, layer, "cortex-m4", graph)[0] for _, layer in graph.computed_layers()]
+    assert chosen == ["cortexm_dsp", "portable"]
+    assert "__smlabb" in codegen.render(graph, "m", "cortex-m7")["m.c"]
