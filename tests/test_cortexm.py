@@ -379,3 +379,31 @@ def test_dsp_depthwise_variant_for_depth_multiplier_one():
     chosen = [codegen.kernel_variant(env, layer, "cortex-m4", graph)[0] for _, layer in graph.computed_layers()]
     assert chosen == ["cortexm_dsp", "portable"]
     assert "__smlabb" in codegen.render(graph, "m", "cortex-m7")["m.c"]
+
+
+# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): block 2.24, dw 5.51, pw 1.78 instr/MAC
+# on Cortex-M4.  Instruction counts are deterministic; the bounds leave ~3 % for another compiler version.
+DS_BLOCK_M4_BOUNDS = {"total": 2.30, "depthwise_conv2d": 5.68, "conv2d": 1.84}
+CMSIS_NN_DS_BLOCK_M4 = 2.86  # Arm's CMSIS-NN on the same block, same count (README, benchmarks)
+
+
+def test_ds_block_dsp_kernels_are_exact_and_stay_fast():
+    """The DS-CNN block 25x5x64 with the DSP kernels: bit-exact on M4 and M7, and on M4 no slower than measured
+    (a regression of the kernels fails here), i.e. faster than CMSIS-NN."""
+    from sepgen import zoo
+    from sepgen.quantize import quantize
+
+    graph = zoo.ds_cnn_block()
+    rng = np.random.default_rng(0)
+    q = quantize(graph, rng.normal(size=(64,) + graph.tensors[graph.input].shape).astype(np.float32),
+                 progress=False)
+    assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m4", q)[0]
+            for _, layer in q.computed_layers()] == ["cortexm_dsp", "cortexm_dsp"]
+    inputs = rng.integers(-128, 128, size=(4,) + q.tensors[q.input].shape).astype(np.int8)
+    for target in ("cortex-m4", "cortex-m7"):
+        assert_target_matches(q, inputs, target)
+    p = firmware.profile(q, "cortex-m4", prefix="bench")
+    per_op = {layer.op: layer.instructions_per_mac for layer in p.layers}
+    assert p.instructions_per_mac <= DS_BLOCK_M4_BOUNDS["total"] < CMSIS_NN_DS_BLOCK_M4, p
+    for op in ("depthwise_conv2d", "conv2d"):
+        assert per_op[op] <= DS_BLOCK_M4_BOUNDS[op], (op, per_op[op])
