@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
     p.add_argument("--target", choices=PROFILE_TARGETS, required=True)
+    p.add_argument("--json", action="store_true", help="one JSON object: per-layer rows, totals and sizes")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
 
     p = sub.add_parser("simulate", help="run the int8 simulator: int8 NHWC in, int8 out")
@@ -235,9 +236,13 @@ def cmd_verify(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from .firmware import format_profile, format_sizes, profile, sizes
+    from .firmware import format_profile, format_sizes, profile, profile_to_json, sizes
 
     graph, prefix, files = _load(args)
+    if args.json:
+        result = profile_to_json(profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files))
+        print(json.dumps(result, indent=2))
+        return 0
     print(format_profile(profile(graph, args.target, prefix, files)))
     print()
     print(format_sizes(sizes(graph, args.target, prefix, files)))

@@ -33,7 +33,7 @@ def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict
     """
     t = get_target(target)
     compiler = toolchain.Compiler(toolchain.find_tool(CROSS_COMPILER, CROSS_PACKAGES))
-    sources = dict(files or codegen.render(graph, prefix))
+    sources = dict(files or codegen.render(graph, prefix, t.name))
     sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm")
     clash = set(sources) & set(firmware_sources(t))
     if clash:

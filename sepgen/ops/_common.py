@@ -199,3 +199,25 @@ class SpatialLayer(WeightedLayer):
     def run_int8(self, graph, xs):
         acc = self.convolve(xs[0].astype(np.int64) + input_offset(graph, self), self.keras_int_kernel()) + self.qbias
         return requantize_clamp(acc, self, graph, self.requant)
+
+
+# ------------------------------------------------------ kernel-variant specialisation (generation time)
+def right_shift_requant(requant: Requant, acc_bound: int) -> dict | None:
+    """The requantization specialised for channels whose shift is a right shift, or None.
+
+    With a multiplier >= 0 (never INT32_MIN) and a shift e = -shift >= 1, TFLite's
+    ``RoundingDivideByPOT(SRDHM(acc, m), e)`` equals ``x = (acc * m + 2^30) >> 31`` (int64, arithmetic)
+    then ``(x + 2^(e-1) + (x >> 31)) >> e``: the first is SRDHM's round-half-away-from-zero written as a
+    floor, the second the rounding right shift with the tie of a negative x rounded down.  Exact when the
+    int32 sum cannot overflow: |x| <= |acc| <= ``acc_bound`` and 2^(e-1) <= 2^30.
+    Returns {"right_shift": per-channel e (ints), "uniform": e if every channel shares it else None}.
+    """
+    shifts = np.asarray(requant.shift).astype(np.int64).ravel()
+    multipliers = np.asarray(requant.multiplier).astype(np.int64).ravel()
+    if shifts.size == 0 or shifts.max() > -1 or multipliers.min() < 0:
+        return None
+    right = -shifts
+    if acc_bound + (1 << int(right.max() - 1)) >= LIMIT:
+        return None
+    uniform = int(right[0]) if (right == right[0]).all() else None
+    return {"right_shift": [int(v) for v in right], "uniform": uniform}
