@@ -680,6 +680,9 @@ def test_generator_reaches_the_limits():
     find(conv, lambda s: s["input"]["zero_point"] in (-128, 127) and not legitimate_refusals(s)
          and any(l["output"]["zero_point"] in (-128, 127) for l in weighted(s)), settings=quick)
     find(conv, lambda s: any(sh == -31 for _, sh in multipliers(s)), settings=quick)
-    find(conv, lambda s: any(sh >= 28 for _, sh in multipliers(s)) and not legitimate_refusals(s), settings=quick)
+    # rare (a left shift the accumulator bound still admits): a larger search, so the outcome does not depend
+    # on the per-process hash seed that steers Hypothesis' generation
+    find(conv, lambda s: any(sh >= 28 for _, sh in multipliers(s)) and not legitimate_refusals(s),
+         settings=settings(quick, max_examples=30000))
     find(conv, lambda s: any(l.get("bias") and max(abs(b) for b in l["bias"]) > 2**31 - 2**12 for l in weighted(s))
          and not legitimate_refusals(s), settings=quick)
