@@ -96,16 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p, dir_ok=True)
     p.add_argument("--inputs", metavar="X.npy", help="int8 or float inputs (N,H,W,C); default: random int8")
     p.add_argument("--count", type=_positive, default=100, help="random inputs when --inputs is not given")
-    p.add_argument("--target", choices=TARGETS, default="host")
+    p.add_argument("--target", choices=TARGETS, default="host",
+                   help="where the C runs: the host compiler, a Cortex-M core under QEMU, or MicroPython")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
     p.add_argument("--micropython-src", metavar="DIR",
-                   help="MicroPython source tree for --target micropython (default: $SEPGEN_MICROPYTHON_SRC or "
-                   "../shared/third_party/micropython); copied into a cache before building")
+                   help="MicroPython source tree for --target micropython (default: $SEPGEN_MICROPYTHON_SRC); "
+                   "only read: copied into a cache before building")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
 
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
-    p.add_argument("--target", choices=PROFILE_TARGETS, required=True)
+    p.add_argument("--target", choices=PROFILE_TARGETS, required=True,
+                   help="the Cortex-M core whose executed instructions are counted (QEMU -icount)")
     p.add_argument("--json", action="store_true", help="one JSON object: per-layer rows, totals and sizes")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
 

@@ -5,14 +5,25 @@ ar (natmod linking), mpy-cross, gcc; a laptop without one skips (conftest.requir
 
 from __future__ import annotations
 
-import pytest
+import os
+from pathlib import Path
 
-from conftest import require_module, require_tool
+import pytest
+from conftest import require, require_module, require_tool
 from micropython_models import models
+
 from sepgen import api, codegen
 from sepgen.micropython import render
 from sepgen.micropython.build import build_natmod
 from sepgen.micropython.run import check_constants, compare_outputs, run_module
+
+
+def require_source() -> None:
+    """A MicroPython source tree to build natmods and the unix port from ($SEPGEN_MICROPYTHON_SRC; the test
+    command sets it where the machine provides one)."""
+    src = os.environ.get("SEPGEN_MICROPYTHON_SRC")
+    require(bool(src) and (Path(src) / "py" / "dynruntime.mk").is_file(),
+            "a MicroPython source tree in $SEPGEN_MICROPYTHON_SRC")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +39,7 @@ def c_and(graph, prefix, backends):
 
 @pytest.mark.parametrize("prefix", ["digits", "kws"])
 def test_natmod_x64_matches_simulator(graphs, prefix):
+    require_source()
     micropython = require_tool("micropython")
     require_module("elftools")
     require_module("ar")
@@ -40,6 +52,7 @@ def test_natmod_x64_matches_simulator(graphs, prefix):
 
 
 def test_natmod_armv7emdp_builds(graphs):
+    require_source()
     require_tool("arm-none-eabi-gcc")
     require_module("elftools")
     require_module("ar")
@@ -68,6 +81,7 @@ def test_binding_refuses_bad_prefix(graphs):
 
 def test_user_c_module_in_unix_port_matches_simulator(graphs):
     """Both models as user C modules of one unix-port build (VARIANT=minimal with floats)."""
+    require_source()
     require_tool("make")
     from sepgen.micropython.build import build_unix_port
 
@@ -123,6 +137,7 @@ def test_python_module_compiled_by_mpy_cross(graphs, tmp_path):
 
 def test_cli_verify_target_micropython(graphs, tmp_path, capsys):
     """`sepgen verify DIR --target micropython`: every backend, every output byte (DS-CNN-shaped model)."""
+    require_source()
     require_tool("micropython")
     require_module("elftools")
     require_module("ar")

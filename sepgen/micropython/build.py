@@ -1,8 +1,7 @@
 """Building the MicroPython backends: a cached copy of a MicroPython source tree, native modules
 (py/dynruntime.mk + tools/mpy_ld.py), the unix port with user C modules, and mpy-cross.
 
-The source tree (``--micropython-src``, ``$SEPGEN_MICROPYTHON_SRC``, else ``../shared/third_party/micropython``
-beside a checkout) is only read: it is copied once into a cache (``$SEPGEN_MICROPYTHON_CACHE``, else
+The source tree (``--micropython-src``, else ``$SEPGEN_MICROPYTHON_SRC``) is only read: it is copied once into a cache (``$SEPGEN_MICROPYTHON_CACHE``, else
 ``.cache/micropython`` in a checkout, else ``~/.cache/sepgen/micropython``) and built there.  Builds are
 keyed by the SHA-256 of their inputs; a file lock keeps parallel test workers from building the same thing twice.
 """
@@ -30,14 +29,14 @@ NATMOD_ARCHES = {"x64": "gcc", "armv6m": "arm-none-eabi-gcc", "armv7m": "arm-non
 
 def source_tree(path: str | Path | None = None) -> Path:
     """The MicroPython source tree to build from (checked for py/dynruntime.mk)."""
-    candidates = [path] if path else [os.environ.get("SEPGEN_MICROPYTHON_SRC"),
-                                      _REPO.parent / "shared" / "third_party" / "micropython"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "py" / "dynruntime.mk").is_file():
-            return Path(candidate).resolve()
-    shown = path or "../shared/third_party/micropython"
-    raise UserError(f"{shown}: no MicroPython source tree (py/dynruntime.mk missing); pass --micropython-src DIR "
-                    "or set SEPGEN_MICROPYTHON_SRC")
+    candidate = path or os.environ.get("SEPGEN_MICROPYTHON_SRC")
+    if not candidate:
+        raise UserError("building MicroPython modules needs a MicroPython source tree (v1.29 or newer): pass "
+                        "--micropython-src DIR or set SEPGEN_MICROPYTHON_SRC")
+    if not (Path(candidate) / "py" / "dynruntime.mk").is_file():
+        raise UserError(f"{candidate}: no MicroPython source tree (py/dynruntime.mk missing); pass "
+                        "--micropython-src DIR or set SEPGEN_MICROPYTHON_SRC")
+    return Path(candidate).resolve()
 
 
 def cache_root() -> Path:
