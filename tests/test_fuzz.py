@@ -258,12 +258,18 @@ def quantized_weights(draw, chain: Chain, op: str, shape: tuple[int, ...], per_c
             "output": out}
 
 
-def conv2d(draw, chain: Chain) -> dict[str, Any]:
-    """CONV_2D: kernel kh x kw in 1..3, stride and dilation 1..3 per axis, SAME/VALID, 1..4 filters."""
-    cin = chain.shape[2]
+def window(draw, chain: Chain) -> tuple[tuple[int, int], list[int], Any, str]:
+    """(kernel, dilation, stride, padding) of a convolution: kernel and dilation 1..3 per axis."""
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     stride, padding = spatial(draw, chain.shape, kernel, dilation)
+    return kernel, dilation, stride, padding
+
+
+def conv2d(draw, chain: Chain) -> dict[str, Any]:
+    """CONV_2D: kernel kh x kw in 1..3, stride and dilation 1..3 per axis, SAME/VALID, 1..4 filters."""
+    cin = chain.shape[2]
+    kernel, dilation, stride, padding = window(draw, chain)
     cout = draw(st.integers(1, 4))
     layer = quantized_weights(draw, chain, "CONV_2D", (cout, kernel[0], kernel[1], cin), draw(st.booleans()))
     return {**layer, "stride": stride, "dilation": dilation, "padding": padding}
@@ -272,9 +278,7 @@ def conv2d(draw, chain: Chain) -> dict[str, Any]:
 def depthwise_conv2d(draw, chain: Chain) -> dict[str, Any]:
     """DEPTHWISE_CONV_2D: as CONV_2D, depth multiplier 1..3."""
     cin = chain.shape[2]
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
-    stride, padding = spatial(draw, chain.shape, kernel, dilation)
+    kernel, dilation, stride, padding = window(draw, chain)
     multiplier = draw(st.integers(1, 3))
     layer = quantized_weights(draw, chain, "DEPTHWISE_CONV_2D", (1, kernel[0], kernel[1], cin * multiplier),
                               draw(st.booleans()))
