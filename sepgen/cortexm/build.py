@@ -25,16 +25,17 @@ _EXIT_MEANING = {1: "a semihosting file operation failed", 2: "invoke failed or 
 
 
 def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict[str, str] | None = None,
-          mode: str = "verify") -> Path:
+          mode: str = "verify", schedule: str = "layer") -> Path:
     """Cross-compile (cached) model + harness + firmware into an ELF.
 
     mode: "verify" (trace every layer's output), "profile" (SysTick stamps per layer) or "plain"
-    (no trace hook calls: the model as a user would link it, for sizes).
+    (no trace hook calls: the model as a user would link it, for sizes).  ``schedule``: the schedule of
+    ``files`` (:mod:`sepgen.schedule`), which decides the layers the harness expects traced.
     """
     t = get_target(target)
     compiler = toolchain.Compiler(toolchain.find_tool(CROSS_COMPILER, CROSS_PACKAGES))
-    sources = dict(files or codegen.render(graph, prefix))
-    sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm")
+    sources = dict(files or codegen.render(graph, prefix, schedule=schedule))
+    sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm", schedule)
     clash = set(sources) & set(firmware_sources(t))
     if clash:
         raise ToolchainError(f"generated file names clash with the firmware's: {', '.join(sorted(clash))}")
@@ -68,15 +69,17 @@ def run_elf(elf: Path, target: str | Target, inputs: bytes, output_name: str, ic
 
 
 def run_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",
-               files: dict[str, str] | None = None, timeout: float = 300.0) -> dict[str, np.ndarray]:
+               files: dict[str, str] | None = None, timeout: float = 300.0,
+               schedule: str = "layer") -> dict[str, np.ndarray]:
     """Run the generated C on the target; same result layout as :func:`sepgen.verification.run_c`."""
     x = np.ascontiguousarray(inputs, dtype=np.int8)
-    elf = build(graph, target, prefix, files, mode="verify")
+    elf = build(graph, target, prefix, files, mode="verify", schedule=schedule)
     raw = run_elf(elf, target, x.tobytes(), "trace.bin", timeout=timeout)
-    return parse_trace(graph, raw, len(x), f"{get_target(target).name} firmware")
+    return parse_trace(graph, raw, len(x), f"{get_target(target).name} firmware", schedule)
 
 
 def verify_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",
-                  files: dict[str, str] | None = None, timeout: float = 300.0) -> VerifyResult:
-    """Cross-compile, run in QEMU on ``inputs`` and compare every layer with the simulator, byte for byte."""
-    return compare(graph, inputs, run_target(graph, inputs, target, prefix, files, timeout))
+                  files: dict[str, str] | None = None, timeout: float = 300.0,
+                  schedule: str = "layer") -> VerifyResult:
+    """Cross-compile, run in QEMU on ``inputs`` and compare every traced layer with the simulator, byte for byte."""
+    return compare(graph, inputs, run_target(graph, inputs, target, prefix, files, timeout, schedule))
