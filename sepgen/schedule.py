@@ -15,8 +15,11 @@ so outputs are byte-identical; no row is recomputed (extra MACs: 0).
 
 The memory plan (:func:`sepgen.plan.place`) then places, per stage, the whole tensors alive across
 stages plus the stage's rings and sums.  Modes: ``layer`` (every layer its own stage, as
-:func:`sepgen.plan.plan`), ``stream`` (every chain of two or more layers streamed) and ``auto`` (the
-lower arena of the two, leaving whole the chains whose streaming does not lower it).
+:func:`sepgen.plan.plan`), ``stream`` (every chain of two or more layers streamed whole) and ``auto``: starting from
+``stream``, a local search that cuts chains into shorter streamed runs (the layer at a cut writes its
+output whole) or leaves a run whole, as long as the arena shrinks; the layer schedule if nothing
+streamed is smaller.  Deep low-resolution layers often do better whole: their rings add up (one
+window of rows per layer of the run) beyond two whole tensors.
 """
 
 from __future__ import annotations
@@ -237,11 +240,16 @@ def schedule(graph: Graph, mode: str = "layer") -> Schedule:
     best = _build(graph, mode, found, layer_arena)
     if mode == "stream":
         return best
-    for chain in list(found):  # auto: stream a chain only where it lowers the arena
-        kept = [c for c in found if c is not chain]
-        trial = _build(graph, mode, kept, layer_arena)
-        if trial.arena_size <= best.arena_size:
-            found, best = kept, trial
-    if best.arena_size >= layer_arena:
-        return _build(graph, mode, [], layer_arena)
-    return best
+    segments = found
+    while True:  # auto: local search over cuts; every move splits a streamed run or leaves it whole
+        moves = []
+        for k, seg in enumerate(segments):
+            rest = segments[:k] + segments[k + 1:]
+            moves.append(rest)
+            moves += [rest + [part for part in (seg[:p], seg[p:]) if len(part) > 1] for p in range(1, len(seg))]
+        trials = [(_build(graph, mode, sorted(m), layer_arena), sorted(m)) for m in moves]
+        trial, chosen = min(trials, key=lambda t: (t[0].arena_size, sum(len(c) for c in t[1])), default=(best, []))
+        if trial.arena_size >= best.arena_size:
+            break
+        best, segments = trial, chosen
+    return best if best.arena_size < layer_arena else _build(graph, mode, [], layer_arena)

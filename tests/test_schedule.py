@@ -128,3 +128,12 @@ def test_a_wrong_streamed_byte_is_reported_at_the_chain_end():
 def test_unknown_schedule():
     with pytest.raises(ValueError, match="unknown schedule"):
         sched.schedule(zoo.ds_cnn_kws(), "rows")
+
+
+def test_auto_cuts_a_long_chain_where_rings_add_up():
+    """VGG separable: each block's chain ends at its max pool; auto streams each and beats whole tensors."""
+    graph = zoo.vgg_cifar10(True)
+    auto, stream = sched.schedule(graph, "auto"), sched.schedule(graph, "stream")
+    assert auto.arena_size <= stream.arena_size < auto.layer_arena_size
+    for st in auto.streams.values():  # every streamed run is a piece of one chain
+        assert any(set(st.layers) <= set(chain) for chain in sched.chains(graph))
