@@ -220,17 +220,19 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
     return layers, calls
 
 
-def traced_layers(graph: Graph, schedule: str = "layer") -> list[tuple[int, int]]:
+def traced_layers(graph: Graph, schedule: str = "layer", reuse_input: bool = False) -> list[tuple[int, int]]:
     """(layer number, output size) of every layer the generated C traces, in call order: every computed
     layer, but inside a streamed chain only its last layer (the others never exist whole)."""
-    sched = make_schedule(graph, schedule)
+    sched = make_schedule(graph, schedule, reuse_input)
     hidden = {i for st in sched.streams.values() for i in st.layers[:-1]}
     return [(i, graph.tensors[layer.output].size) for i, layer in graph.computed_layers() if i not in hidden]
 
 
-def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: str = "layer") -> dict[str, str]:
+def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: str = "layer",
+           reuse_input: bool = False) -> dict[str, str]:
     """Render the C sources of a quantized graph for ``target`` (kernel variants, :mod:`sepgen.targets`) and
-    ``schedule`` (``layer``, ``stream`` or ``auto``: :mod:`sepgen.schedule`).
+    ``schedule`` (``layer``, ``stream`` or ``auto``: :mod:`sepgen.schedule`); ``reuse_input``: the
+    generated invoke() may overwrite its input buffer once read (said in the header).
 
     Returns {filename: text}; deterministic."""
     check_prefix(prefix)
@@ -238,8 +240,8 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     if not graph.is_quantized:
         raise UserError(f"model '{graph.name}' is not quantized; quantize it first (sepgen.quantize)")
     bounds = prove_no_overflow(graph)
-    sched = make_schedule(graph, schedule)
-    if sched.streamed:
+    sched = make_schedule(graph, schedule, reuse_input)
+    if sched.streamed or reuse_input:
         layers, calls = _stream_calls(graph, sched, prefix, bounds, env, target)
         memory = sched
     else:
@@ -253,6 +255,7 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     context = dict(
         version=__version__, graph=graph, prefix=prefix, PREFIX=prefix.upper(), layers=layers, calls=calls,
         arena_size=memory.arena_size, input=in_spec, output=out_spec, streamed=sched.streamed,
+        schedule=schedule, reuse_input=reuse_input,
         source=graph.source, sha=(graph.source_sha256 or "no digest")[:12],
     )
     files = {
@@ -266,7 +269,17 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
 HARNESSES = ("host", "cortexm")
 
 
-def render_harness(graph: Graph, prefix: str = "model", harness: str = "host", schedule: str = "layer") -> str:
+def schedule_of(files: dict[str, str], prefix: str) -> tuple[str, bool]:
+    """(schedule, reuse_input) that generated ``files``, read from the header's ``<PREFIX>_SCHEDULE`` and
+    ``<PREFIX>_REUSES_INPUT`` (absent: the layer schedule, input read only)."""
+    header = files.get(f"{prefix}.h", "")
+    found = re.search(rf'^#define {prefix.upper()}_SCHEDULE "(\w+)"$', header, re.M)
+    return (found.group(1) if found else "layer",
+            re.search(rf"^#define {prefix.upper()}_REUSES_INPUT 1$", header, re.M) is not None)
+
+
+def render_harness(graph: Graph, prefix: str = "model", harness: str = "host", schedule: str = "layer",
+                   reuse_input: bool = False) -> str:
     """A test program for the generated C, built with ``-D<PREFIX>_TRACE``: ``harness/<harness>.c.j2``.
 
     "host" reads N inputs from a file and writes every computed layer's output and the output buffer;
@@ -278,5 +291,5 @@ def render_harness(graph: Graph, prefix: str = "model", harness: str = "host", s
         raise ValueError(f"unknown harness '{harness}' (choose from {', '.join(HARNESSES)})")
     return environment().get_template(f"harness/{harness}.c.j2").render(
         prefix=c_ident(prefix), PREFIX=prefix.upper(), version=__version__,
-        traced=traced_layers(graph, schedule))
+        traced=traced_layers(graph, schedule, reuse_input))
 

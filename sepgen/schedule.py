@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .ir import Graph, Layer
 from .plan import ALIGNMENT, Location, place, plan, storage_roots
 
@@ -168,18 +170,22 @@ class Schedule:
     layer_arena_size: int  # the whole-tensor (layer-by-layer) arena, for comparison
     extra_macs: int = 0  # recomputed MACs (none: pure row streaming)
     locations: dict[str, Location] = field(default_factory=dict)  # tensor or buffer -> where its bytes are
+    reuse_input: bool = False
+    in_input: frozenset[str] = frozenset()  # buffers placed in the caller's input buffer (--reuse-input)
 
     def live(self, stage: int) -> list[Buffer]:
         return [b for b in self.buffers if b.first <= stage <= b.last]
 
     def peak(self) -> tuple[int, int]:
-        """(largest sum of live arena bytes, the first stage where it occurs)."""
-        sums = [sum(_align(b.size) for b in self.live(s)) for s in range(len(self.stages))]
+        """(largest sum of live arena bytes, the first stage where it occurs); input-buffer tenants excluded."""
+        sums = [sum(_align(b.size) for b in self.live(s) if b.name not in self.in_input)
+                for s in range(len(self.stages))]
         best = max(sums, default=0)
         return best, (sums.index(best) if sums else 0)
 
 
-def _build(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_arena: int) -> Schedule:
+def _build(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_arena: int,
+           reuse_input: bool = False) -> Schedule:
     root = storage_roots(graph)
     out_root = root[graph.output]
     in_chain = {i: c for c in streamed_chains for i in c}
@@ -216,40 +222,89 @@ def _build(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_aren
             old = buffers.get(owner)
             first = old.first if old else s
             buffers[owner] = Buffer(owner, "tensor", graph.tensors[owner].size, first, max(s, old.last if old else s))
-    offsets, arena = place({b.name: b.size for b in buffers.values()},
-                           {b.name: (b.first, b.last) for b in buffers.values()})
+    sizes = {b.name: b.size for b in buffers.values()}
+    lifetimes = {b.name: (b.first, b.last) for b in buffers.values()}
+    in_input: dict[str, int] = {}
+    if reuse_input:
+        in_input = _input_region(graph, root, stages, streams, stage_of, buffers)
+    arena_names = [n for n in sizes if n not in in_input]
+    offsets, arena = place({n: sizes[n] for n in arena_names}, {n: lifetimes[n] for n in arena_names})
     locations = {}
     for name in graph.tensors:
         owner = root[name]
         locations[name] = (Location("input") if owner == graph.input else Location("output") if owner == out_root
+                           else Location("input", in_input[owner]) if owner in in_input
                            else Location("arena", offsets[owner]))
     for b in buffers.values():
-        locations.setdefault(b.name, Location("arena", offsets[b.name]))
+        locations.setdefault(b.name, Location("input", in_input[b.name]) if b.name in in_input
+                             else Location("arena", offsets[b.name]))
+    offsets = {**offsets, **in_input}
     return Schedule(mode, bool(streams), tuple(stages), streams, tuple(buffers.values()), offsets, arena,
-                    layer_arena, 0, locations)
+                    layer_arena, 0, locations, reuse_input, frozenset(in_input))
 
 
-def schedule(graph: Graph, mode: str = "layer") -> Schedule:
-    """The schedule of ``mode`` (``layer``, ``stream`` or ``auto``; see the module docstring)."""
+def _input_region(graph: Graph, root: dict[str, str], stages, streams: dict[int, Stream], stage_of: dict[int, int],
+                  buffers: dict[str, Buffer]) -> dict[str, int]:
+    """--reuse-input: buffers placed in the caller's input buffer, {name: offset}.  Once no stage reads the
+    input any more, any int8 buffer that fits; before, only the whole output of a streamed stage that reads the
+    input itself, at offset 0, if every output row lands on input rows already read for good (replayed)."""
+    capacity = graph.tensors[graph.input].size
+    readers = [stage_of[i] for i, layer in enumerate(graph.layers) if any(root[t] == graph.input for t in layer.inputs)]
+    input_last = max(readers, default=-1)
+    pinned = {}
+    for s, st in streams.items():
+        first, last = graph.layers[st.layers[0]], graph.layers[st.layers[-1]]
+        out = buffers.get(root[last.output])
+        if root[first.inputs[0]] == graph.input and out is not None and out.first == s and _overlays(graph, st):
+            pinned[out.name] = 0
+    # int32 sums stay in the (aligned) arena: the caller's int8 input buffer has no alignment promise
+    eligible = {n: b for n, b in buffers.items() if (b.first > input_last and b.kind != "sum") or n in pinned}
+    offsets, _ = place({n: b.size for n, b in eligible.items()}, {n: (b.first, b.last) for n, b in eligible.items()},
+                       capacity, pinned)
+    return offsets
+
+
+def _overlays(graph: Graph, st: Stream) -> bool:
+    """True if the stage's last layer may write its output rows from offset 0 of the input it streams from."""
+    first, last = graph.layers[st.layers[0]], graph.layers[st.layers[-1]]
+    in_row = int(np.prod(first.input_shape[1:]))
+    out_row = int(np.prod(last.output_shape[1:])) if len(last.output_shape) == 3 else last.output_shape[-1]
+    if graph.tensors[last.output].size > graph.tensors[graph.input].size or len(last.output_shape) != 3:
+        return False
+    m0, need0 = row_map(first), st.counts[-1][0]
+    for before, after in zip(st.counts, st.counts[1:]):
+        dead = m0.lo(after[0]) * in_row if after[0] < need0 else graph.tensors[graph.input].size
+        if after[-1] > before[-1] and after[-1] * out_row > dead:
+            return False
+    return True
+
+
+def schedule(graph: Graph, mode: str = "layer", reuse_input: bool = False) -> Schedule:
+    """The schedule of ``mode`` (``layer``, ``stream`` or ``auto``; see the module docstring).  With
+    ``reuse_input`` the caller's input buffer also holds buffers once it is dead (see :func:`_input_region`)."""
     if mode not in MODES:
         raise ValueError(f"unknown schedule '{mode}' (choose from {', '.join(MODES)})")
     layer_arena = plan(graph).arena_size
+
+    def build(segments: list[list[int]]) -> Schedule:
+        return _build(graph, mode, segments, layer_arena, reuse_input)
+
     if mode == "layer":
-        return _build(graph, mode, [], layer_arena)
-    found = chains(graph)
-    best = _build(graph, mode, found, layer_arena)
+        return build([])
+    segments = chains(graph)
+    best = build(segments)
     if mode == "stream":
         return best
-    segments = found
     while True:  # auto: local search over cuts; every move splits a streamed run or leaves it whole
         moves = []
         for k, seg in enumerate(segments):
             rest = segments[:k] + segments[k + 1:]
             moves.append(rest)
             moves += [rest + [part for part in (seg[:p], seg[p:]) if len(part) > 1] for p in range(1, len(seg))]
-        trials = [(_build(graph, mode, sorted(m), layer_arena), sorted(m)) for m in moves]
+        trials = [(build(sorted(m)), sorted(m)) for m in moves]
         trial, chosen = min(trials, key=lambda t: (t[0].arena_size, sum(len(c) for c in t[1])), default=(best, []))
         if trial.arena_size >= best.arena_size:
             break
         best, segments = trial, chosen
-    return best if best.arena_size < layer_arena else _build(graph, mode, [], layer_arena)
+    whole = build([])
+    return best if best.arena_size < whole.arena_size else whole

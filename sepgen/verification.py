@@ -51,14 +51,17 @@ class VerificationFailed(AssertionError):
 
 
 def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
-          files: dict[str, str] | None = None, schedule: str = "layer") -> dict[str, np.ndarray]:
+          files: dict[str, str] | None = None, schedule: str | None = None,
+          reuse_input: bool = False) -> dict[str, np.ndarray]:
     """Compile (cached) and run the generated C on int8 inputs (N,)+shape.
 
-    Returns each computed tensor's C output by tensor name, plus "__output__" for
-    the caller's output buffer, each as int8 (N,)+shape.
+    Returns each traced tensor's C output by tensor name, plus "__output__" for
+    the caller's output buffer, each as int8 (N,)+shape.  ``schedule``/``reuse_input``: those of
+    :func:`sepgen.codegen.render`; None with ``files``: read from their header (:func:`codegen.schedule_of`).
     """
-    files = dict(files or codegen.render(graph, prefix, schedule=schedule))
-    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "host", schedule)
+    schedule, reuse_input = resolve_schedule(files, prefix, schedule, reuse_input)
+    files = dict(files or codegen.render(graph, prefix, schedule=schedule, reuse_input=reuse_input))
+    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "host", schedule, reuse_input)
     flags = toolchain.SANITIZE_FLAGS if sanitize else toolchain.HOST_FLAGS
     exe = toolchain.compile_executable(files, flags, defines=(f"{prefix.upper()}_TRACE",))
     x = np.ascontiguousarray(inputs, dtype=np.int8)
@@ -69,17 +72,26 @@ def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: boo
         if proc.returncode != 0:
             raise VerificationFailed(f"harness exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-3000:]}")
         raw = out_path.read_bytes()
-    return parse_trace(graph, raw, len(x), "harness", schedule)
+    return parse_trace(graph, raw, len(x), "harness", schedule, reuse_input)
 
 
-def parse_trace(graph: Graph, raw: bytes, samples: int, what: str, schedule: str = "layer") -> dict[str, np.ndarray]:
+def resolve_schedule(files: dict[str, str] | None, prefix: str, schedule: str | None,
+                     reuse_input: bool) -> tuple[str, bool]:
+    """The (schedule, reuse_input) of the C under test: as given, else read from ``files``, else layer."""
+    if schedule is not None:
+        return schedule, reuse_input
+    return codegen.schedule_of(files, prefix) if files else ("layer", reuse_input)
+
+
+def parse_trace(graph: Graph, raw: bytes, samples: int, what: str, schedule: str = "layer",
+                reuse_input: bool = False) -> dict[str, np.ndarray]:
     """Split a harness trace into {tensor name: int8 (N,)+shape}, with "__output__" for the caller's output buffer.
 
     Per sample, the trace holds the output of every layer of :func:`sepgen.codegen.traced_layers` (every
     computed layer under the layer schedule) in that order (the harness has checked that the hook saw
     exactly those layer numbers, in order, with their sizes), then the output buffer.
     """
-    traced = [graph.layers[index] for index, _ in codegen.traced_layers(graph, schedule)]
+    traced = [graph.layers[index] for index, _ in codegen.traced_layers(graph, schedule, reuse_input)]
     names = [layer.output for layer in traced] + ["__output__"]
     shapes = [graph.tensors[layer.output].shape for layer in traced] + [graph.tensors[graph.output].shape]
     sizes = [int(np.prod(shape)) for shape in shapes]
@@ -118,9 +130,10 @@ def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -
 
 
 def verify_host(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
-                files: dict[str, str] | None = None, schedule: str = "layer") -> VerifyResult:
+                files: dict[str, str] | None = None, schedule: str | None = None,
+                reuse_input: bool = False) -> VerifyResult:
     """Render, compile with the host compiler, run on ``inputs`` and compare every traced layer."""
-    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files, schedule))
+    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files, schedule, reuse_input))
 
 
 def random_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:

@@ -103,17 +103,19 @@ def test_clang_everything_is_clean_and_exact(family, clang):
         assert result.ok, f"clang build: {result.mismatch}"
 
 
-@pytest.mark.parametrize("model", ["zoo_ds_cnn_kws", "zoo_vgg_cifar10_separable", "chain"])
-def test_clang_everything_streamed(model, clang):
-    """Row kernels and step loops of --schedule stream: clean under clang -Weverything, still exact."""
-    from test_schedule import CHAINS, chain_graph
+@pytest.mark.parametrize("model, reuse", [("zoo_ds_cnn_kws", False), ("zoo_vgg_cifar10_separable", False),
+                                          ("chain", False), ("mobilenet_like", True)])
+def test_clang_everything_streamed(model, reuse, clang):
+    """Row kernels and step loops of --schedule stream (and --reuse-input): clean under clang -Weverything
+    and the strict gcc flags, still exact."""
+    from test_schedule import CHAINS, chain_graph, mobilenet_like
 
     compiler, flags = clang
-    build = ZOO.get(model, lambda: chain_graph(*CHAINS[3]))
+    build = ZOO.get(model, (lambda: chain_graph(*CHAINS[3])) if model == "chain" else mobilenet_like)
     graph, inputs = quantized(build(), np.random.default_rng(0))
-    files = codegen.render(graph, PREFIX, schedule="stream")
+    files = codegen.render(graph, PREFIX, schedule="stream", reuse_input=reuse)
     assert "_rows(" in files[f"{PREFIX}.c"]
-    files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream")
+    files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
     toolchain.compile_executable(files, toolchain.HOST_FLAGS)
     exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
     with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
@@ -121,7 +123,7 @@ def test_clang_everything_streamed(model, clang):
         in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
         proc = toolchain.run([str(exe), str(in_path), str(out_path)])
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
-        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream")
+        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream", reuse)
     result = verification.compare(graph, inputs, traced)
     assert result.ok, f"clang build: {result.mismatch}"
 

@@ -137,3 +137,45 @@ def test_auto_cuts_a_long_chain_where_rings_add_up():
     assert auto.arena_size <= stream.arena_size < auto.layer_arena_size
     for st in auto.streams.values():  # every streamed run is a piece of one chain
         assert any(set(st.layers) <= set(chain) for chain in sched.chains(graph))
+
+
+def mobilenet_like(seed=0):
+    """MobileNetV1-shaped: 3x3 stride-2 stem, separable blocks (stride 2 and 1), global average pool, dense."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder((20, 20, 3))
+    y = b.conv2d("stem", b.input, rand(rng, 3, 3, 3, 4), None, 2, 1, "same", "relu6")
+    c = 4
+    for i, (stride, out) in enumerate([(1, 8), (2, 8), (1, 16), (2, 16)]):
+        y = b.depthwise_conv2d(f"dw{i}", y, rand(rng, 3, 3, c, 1), None, stride, 1, "same", "relu6")
+        y = b.conv2d(f"pw{i}", y, rand(rng, 1, 1, c, out), rand(rng, out), activation="relu6")
+        c = out
+    y = b.dense("fc", b.global_avg_pool2d("gap", y), rand(rng, c, 3), rand(rng, 3), "softmax")
+    return b.build(y)
+
+
+@pytest.mark.parametrize("mode", ["layer", "stream", "auto"])
+def test_reuse_input_bit_exact_and_said_in_the_header(mode):
+    graph, inputs = quantized(mobilenet_like(), np.random.default_rng(3))
+    plain, reused = sched.schedule(graph, mode), sched.schedule(graph, mode, reuse_input=True)
+    assert reused.arena_size <= plain.arena_size
+    assert reused.in_input  # something moved into the dead input buffer
+    files = codegen.render(graph, "m", schedule=mode, reuse_input=True)
+    assert "CLOBBERS its input buffer" in files["m.h"] and "int m_invoke(int8_t *input" in files["m.h"]
+    assert codegen.schedule_of(files, "m") == (mode, True)
+    for sanitize in (False, True):
+        result = verification.verify_host(graph, inputs, "m", sanitize=sanitize, files=files)
+        assert result.ok, f"{mode} --reuse-input: {result.mismatch}"
+
+
+def test_reuse_input_overlay_needs_dead_rows():
+    """A streamed stage may write its output over the input it reads only where those rows are read for good:
+    a stride-1 chain keeping the resolution and doubling the channels may not."""
+    rng = np.random.default_rng(0)
+    b = GraphBuilder((8, 6, 2))
+    y = b.depthwise_conv2d("dw", b.input, rand(rng, 3, 3, 2, 1), None, 1, 1, "same")
+    y = b.conv2d("pw", y, rand(rng, 1, 1, 2, 4), None)
+    graph = b.build(b.dense("fc", b.flatten("flat", y), rand(rng, 8 * 6 * 4, 2), None))
+    st = sched.stream(graph, sched.chains(graph)[0])
+    assert not sched._overlays(graph, st)
+    small = mobilenet_like()
+    assert sched._overlays(small, sched.stream(small, sched.chains(small)[0][:2]))
