@@ -79,15 +79,18 @@ def load_generated(directory: str | Path) -> tuple[Graph, str, dict[str, str]]:
 
 
 def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bool = False,
-             inputs: tuple[str | Path | None, ...] = (), target: str = "host") -> Path:
+             inputs: tuple[str | Path | None, ...] = (), target: str = "host", schedule: str = "layer",
+             reuse_input: bool = False) -> Path:
     """Write the C sources and the quantized graph (<prefix>.sepgen.json/.npz) into out_dir.
 
     The directory is written atomically and only where that destroys nothing sepgen did not
     create (:mod:`sepgen.output`): a new or empty directory, or sepgen's own earlier output (files
     changed since then are replaced only with ``force``).  ``inputs`` are the files the graph was
-    made from: ``out_dir`` may not contain them.  ``target`` picks kernel variants (:mod:`sepgen.targets`).
+    made from: ``out_dir`` may not contain them.  ``target`` picks kernel variants (:mod:`sepgen.targets`);
+    ``schedule`` and ``reuse_input``: :func:`sepgen.codegen.render` (:mod:`sepgen.schedule`).
     """
-    files = {name: text.encode() for name, text in codegen.render(graph, prefix, target).items()}
+    files = {name: text.encode()
+             for name, text in codegen.render(graph, prefix, target, schedule, reuse_input).items()}
     json_bytes, npz_bytes = serialize.to_bytes(graph)
     manifest = f"{prefix}.sepgen.json"
     files[manifest], files[f"{prefix}.sepgen.npz"] = json_bytes, npz_bytes

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, api, output, targets
+from . import __version__, api, codegen, memory_report, output, targets
+from .schedule import MODES
 from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=targets.TARGETS, default="host",
                    help="pick each op's kernel variant for this core (portable C99 where an op has none)")
+    p.add_argument("--schedule", choices=MODES, default="auto",
+                   help="layer: whole tensors layer by layer; stream: chains of convolutions row by row through "
+                        "line buffers; auto (default): the smaller arena, chains cut where that pays")
+    p.add_argument("--reuse-input", action="store_true",
+                   help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -87,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
     fmt.add_argument("--html", metavar="FILE", help="write a self-contained HTML report to FILE")
     p.add_argument("--force", action="store_true", help="overwrite FILE even if sepgen did not write it")
+    p.add_argument("--schedule", choices=MODES, default="auto",
+                   help="the schedule whose memory plan to show (a DIR: the one it was generated with)")
+    p.add_argument("--reuse-input", action="store_true", help="plan as 'generate --reuse-input' would")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
@@ -143,7 +152,8 @@ def cmd_generate(args) -> int:
     prepared = api.prepare(args.model, args.calibration, progress=not args.quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
-    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target)
+    out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
+                       schedule=args.schedule, reuse_input=args.reuse_input)
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
@@ -157,8 +167,10 @@ def cmd_report(args) -> int:
     if args.html:  # refuse before the long work
         output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
     path = Path(args.model)
+    schedule, reuse_input = args.schedule, args.reuse_input
     if path.is_dir():
-        graph = api.load_generated(path)[0]
+        graph, prefix, files = api.load_generated(path)
+        schedule, reuse_input = codegen.schedule_of(files, prefix)
     elif args.calibration:
         graph = api.prepare(path, args.calibration, progress=False, quantizer=args.quantizer).graph
     else:
@@ -166,8 +178,9 @@ def cmd_report(args) -> int:
 
         graph = load(path)
     b = compute_budget(graph)
+    memory = memory_report.memory_plan(graph, schedule, reuse_input)
     if args.json:
-        print(json.dumps(_report.to_json(b), indent=2))
+        print(json.dumps({**_report.to_json(b), "memory": memory}, indent=2))
     elif args.markdown:
         print(_report.to_markdown(b))
     elif args.html:
@@ -176,6 +189,7 @@ def cmd_report(args) -> int:
         print(f"wrote {args.html}")
     else:
         print(_report.to_text(b))
+        print(memory_report.to_text(memory))
     return 0
 
 
