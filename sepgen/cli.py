@@ -65,6 +65,13 @@ def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
                         help="sepgen's own post-training quantizer (default) or the TFLite converter (Keras input)")
 
 
+def _schedule_args(p: argparse.ArgumentParser) -> None:
+    """--schedule/--reuse-input of verify and profile: how to generate the C when MODEL is a model file."""
+    p.add_argument("--schedule", choices=MODES, default="auto",
+                   help="schedule to generate with when MODEL is a model file (a DIR keeps its own)")
+    p.add_argument("--reuse-input", action="store_true", help="as 'generate --reuse-input', for a model file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sepgen", description="Depthwise-separable CNNs -> int8 -> fixed-size C, verified bit for bit.")
     parser.add_argument("--version", action="version", version=f"sepgen {__version__}")
@@ -104,11 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=TARGETS, default="host")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
+    _schedule_args(p)
 
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
     p.add_argument("--target", choices=PROFILE_TARGETS, required=True)
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
+    _schedule_args(p)
 
     p = sub.add_parser("simulate", help="run the int8 simulator: int8 NHWC in, int8 out")
     _model_arg(p, dir_ok=True)
@@ -140,7 +149,11 @@ def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]
     prepared = api.prepare(path, args.calibration, progress=not quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {path.name}: {prepared.agreement}", file=sys.stderr)
-    return prepared.graph, getattr(args, "prefix", "model"), None
+    prefix = getattr(args, "prefix", "model")
+    if getattr(args, "schedule", None) is None:
+        return prepared.graph, prefix, None
+    return prepared.graph, prefix, codegen.render(prepared.graph, prefix, schedule=args.schedule,
+                                                  reuse_input=args.reuse_input)
 
 
 def cmd_generate(args) -> int:
