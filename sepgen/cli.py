@@ -190,8 +190,8 @@ def cmd_report(args) -> int:
         from .frontends import load
 
         graph = load(path)
-    b = compute_budget(graph)
     memory = memory_report.memory_plan(graph, schedule, reuse_input)
+    b = compute_budget(graph, arena_bytes=memory["arena_bytes"])  # RAM = <PREFIX>_ARENA_SIZE of that schedule
     if args.json:
         print(json.dumps({**_report.to_json(b), "memory": memory}, indent=2))
     elif args.markdown:

@@ -66,8 +66,7 @@ def _header(b: Budget) -> str:
 
 def _ram_line(b: Budget) -> str:
     t = b.totals
-    return (f"RAM: {_n(t.ram_bytes)} bytes (static arena layer by layer, <PREFIX>_ARENA_SIZE of --schedule layer); "
-            f"flash: {_n(t.flash_bytes)} bytes "
+    return (f"RAM: {_n(t.ram_bytes)} bytes (static arena, <PREFIX>_ARENA_SIZE); flash: {_n(t.flash_bytes)} bytes "
             f"of constants; MACs: {_n(t.macs)} vs {_n(t.standard_macs)} with standard convolutions; "
             f"params: {_n(t.params)} vs {_n(t.standard_params)}")
 

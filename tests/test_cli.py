@@ -142,3 +142,12 @@ def test_streamed_directory_verifies_and_reports_its_plan(streamed):
 def test_generate_schedule_option_is_checked(tmp_path, capsys):
     assert main(["generate", "m.npz", "-o", str(tmp_path / "o"), "--schedule", "rows"]) == 2
     assert "--schedule: invalid choice: 'rows'" in capsys.readouterr().err
+
+
+def test_report_ram_is_the_arena_of_the_schedule(streamed):
+    import json
+
+    report = json.loads(run_cli("report", str(streamed), "--json").stdout)
+    header = (streamed / "chain.h").read_text()
+    assert f"#define CHAIN_ARENA_SIZE {report['totals']['ram_bytes']}\n" in header
+    assert report["totals"]["ram_bytes"] == report["memory"]["arena_bytes"] < report["memory"]["layer_arena_bytes"]
