@@ -23,7 +23,7 @@ from .errors import UserError
 from . import ops  # noqa: F401  (registers the op classes)
 from .ir import LAYER_TYPES, Graph, Layer, UnsupportedLayer
 from .plan import plan
-from .schedule import Schedule, schedule as make_schedule
+from .schedule import Schedule, is_reducer, schedule as make_schedule
 from .quantize import activation_range
 from .targets import PORTABLE, variants
 
@@ -147,6 +147,7 @@ class LayerContext:
     check_x: bool = False
     ring_in: int = 0  # row kernels (sepgen.schedule): rows of the input's ring, 0 = the whole tensor
     ring_out: int = 0
+    reducer: bool = False  # a row kernel summing its input rows (global pool / mean, sepgen.schedule)
 
 
 def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int) -> bool:
@@ -208,7 +209,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
             layer = graph.layers[i]
             base = _layer_context(graph, i, layer, prefix, bounds[layer.name], f"layers/{layer.op}.rows.c.j2")
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
-                                      if k else 0, ring_out=rings.get(i, 0))
+                                      if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
             layers.append(ctx)
             sum_loc = sched.locations.get(f"{layer.name}:sum")
             members.append(dict(ctx=ctx, input=sched.locations[layer.inputs[0]], output=sched.locations[layer.output],

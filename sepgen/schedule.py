@@ -1,8 +1,9 @@
 """Execution schedules: whole tensors layer by layer, or chains of layers streamed row by row.
 
 A *chain* is a run of consecutive layers where each one reads only the previous one's output and
-nothing else reads it: convolutions (conv2d, including the 1x1 pointwise, and depthwise_conv2d),
-ended optionally by a global reduction (avg_pool2d whose window is the whole input, or mean).  A
+nothing else reads it: convolutions (conv2d, including the 1x1 pointwise, and depthwise_conv2d) and
+pooling windows (max_pool2d, avg_pool2d), ended optionally by a global reduction (avg_pool2d whose
+window is the whole input, or mean).  A
 streamed chain runs as one *stage* of ``steps``: in every step the layers run from first to last, each
 computing its next output row if the input rows that row reads are ready (at most one row per layer
 and step, so rows flow through without bursts; rows no later layer reads are not computed).  A tensor
@@ -33,6 +34,7 @@ from .plan import ALIGNMENT, Location, place, plan, storage_roots
 
 MODES = ("layer", "stream", "auto")
 WINDOWED = ("conv2d", "depthwise_conv2d")
+POOLS = ("max_pool2d", "avg_pool2d")
 
 
 def _align(n: int) -> int:
@@ -71,6 +73,9 @@ def row_map(layer: Layer) -> RowMap | None:
     if layer.op in WINDOWED:
         return RowMap(layer.output_shape[0], layer.input_shape[0], layer.strides[0], layer.pads()[0],
                       (layer.kernel_size[0] - 1) * layer.dilation[0] + 1)
+    if layer.op in POOLS:
+        return RowMap(layer.output_shape[0], layer.input_shape[0], layer.strides[0], layer.pads()[0],
+                      layer.pool_size[0])
     return None
 
 
@@ -267,10 +272,9 @@ def _input_region(graph: Graph, root: dict[str, str], stages, streams: dict[int,
 def _overlays(graph: Graph, st: Stream) -> bool:
     """True if the stage's last layer may write its output rows from offset 0 of the input it streams from."""
     first, last = graph.layers[st.layers[0]], graph.layers[st.layers[-1]]
-    in_row = int(np.prod(first.input_shape[1:]))
-    out_row = int(np.prod(last.output_shape[1:])) if len(last.output_shape) == 3 else last.output_shape[-1]
-    if graph.tensors[last.output].size > graph.tensors[graph.input].size or len(last.output_shape) != 3:
+    if len(last.output_shape) != 3 or graph.tensors[last.output].size > graph.tensors[graph.input].size:
         return False
+    in_row, out_row = int(np.prod(first.input_shape[1:])), int(np.prod(last.output_shape[1:]))
     m0, need0 = row_map(first), st.counts[-1][0]
     for before, after in zip(st.counts, st.counts[1:]):
         dead = m0.lo(after[0]) * in_row if after[0] < need0 else graph.tensors[graph.input].size

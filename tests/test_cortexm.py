@@ -207,6 +207,15 @@ def test_mobilenet_like_reusing_its_input_bit_exact_on_cortex_m4(mode):
     assert_target_matches(graph, inputs[::3], "cortex-m4", prefix="mn", schedule=mode, reuse_input=True)
 
 
+@pytest.mark.parametrize("case", [6, 7])
+def test_streamed_pooling_chain_bit_exact_on_cortex_m4(case):
+    """Max and average pooling windows streamed between separable blocks (row rings on both sides)."""
+    from test_schedule import CHAINS, chain_graph
+
+    graph, inputs = quantized(chain_graph(*CHAINS[case]), np.random.default_rng(8))
+    assert_target_matches(graph, inputs[::3], "cortex-m4", prefix="pool", schedule="stream")
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_profile_is_deterministic_and_complete(kws, target):
     graph, inputs = kws
