@@ -186,3 +186,50 @@ def test_reuse_input_overlay_needs_dead_rows():
     assert not sched._overlays(graph, st)
     small = mobilenet_like()
     assert sched._overlays(small, sched.stream(small, sched.chains(small)[0][:2]))
+
+
+def random_chain(rng: np.random.Generator):
+    """A random streamable stack: convs, depthwise (dm 1-2, dilation), pools, strides and paddings, k x 1."""
+    h, w, c = int(rng.integers(5, 14)), int(rng.integers(3, 9)), int(rng.integers(1, 4))
+    b = GraphBuilder((h, w, c))
+    y = b.input
+    for n in range(int(rng.integers(2, 7))):
+        h, w, c = b.shape(y)
+        kind = rng.choice(["conv", "dw", "pw", "pool"])
+        kh, kw = int(rng.integers(1, min(h, 4) + 1)), int(rng.integers(1, min(w, 4) + 1))
+        stride = int(rng.choice([1, 2])) if min(h, w) > 2 else 1
+        dilation = 2 if stride == 1 and kh == kw == 2 and min(h, w) > 4 and rng.random() < 0.5 else 1
+        padding = str(rng.choice(["same", "valid"]))
+        if kind == "conv":
+            y = b.conv2d(f"c{n}", y, rand(rng, kh, kw, c, 3), rand(rng, 3), stride, dilation, padding, "relu")
+        elif kind == "dw":
+            dm = int(rng.choice([1, 2]))
+            y = b.depthwise_conv2d(f"d{n}", y, rand(rng, kh, kw, c, dm), None, stride, dilation, padding, "relu6")
+        elif kind == "pw":
+            y = b.conv2d(f"p{n}", y, rand(rng, 1, 1, c, 4), rand(rng, 4))
+        else:
+            y = b.max_pool2d(f"m{n}", y, (kh, kw), (stride, stride), padding)
+    if rng.random() < 0.5:
+        y = b.global_avg_pool2d("gap", y)
+    return b.build(y)
+
+
+def test_random_chains_replay_and_ring_bounds():
+    """stream() replays every step table on row tags (AssertionError on an overwritten row); rings hold at
+    least one row and never more than the tensor; the last layer produces all its rows."""
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        graph = random_chain(rng)
+        for chain in sched.chains(graph):
+            st = sched.stream(graph, chain)
+            for i, rows in zip(chain, st.rings):
+                assert 1 <= rows <= graph.layers[i].output_shape[0]
+            assert st.counts[-1][-1] == sched.row_map(graph.layers[chain[-1]]).out_h
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_random_chains_bit_exact_on_host(seed):
+    graph, inputs = quantized(random_chain(np.random.default_rng(seed)), np.random.default_rng(seed))
+    assert sched.schedule(graph, "stream").streamed
+    result = verification.verify_host(graph, inputs, sanitize=True, schedule="stream")
+    assert result.ok, result.mismatch
