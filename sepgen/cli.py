@@ -23,10 +23,11 @@ from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
-TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")
-PROFILE_TARGETS = TARGETS[1:]
+TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55", "micropython")
+PROFILE_TARGETS = TARGETS[1:4]
 #: Model files that hold a float model, which needs --calibration to be quantized.
 FLOAT_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
 
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "line buffers; auto (default): the smaller arena, chains cut where that pays")
     p.add_argument("--reuse-input", action="store_true",
                    help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
+    p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
+                   metavar="BACKEND", help="also write a MicroPython backend (repeatable): "
+                   + "; ".join(f"{k} = {v}" for k, v in MICROPYTHON_BACKENDS.items()))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -110,12 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=_positive, default=100, help="random inputs when --inputs is not given")
     p.add_argument("--target", choices=TARGETS, default="host")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
+    p.add_argument("--micropython-src", metavar="DIR",
+                   help="MicroPython source tree for --target micropython (default: $SEPGEN_MICROPYTHON_SRC or "
+                   "../shared/third_party/micropython); copied into a cache before building")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
     _schedule_args(p)
 
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
     p.add_argument("--target", choices=PROFILE_TARGETS, required=True)
+    p.add_argument("--json", action="store_true", help="one JSON object: per-layer rows, totals and sizes")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
     _schedule_args(p)
 
@@ -166,7 +174,8 @@ def cmd_generate(args) -> int:
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
     out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
-                       schedule=args.schedule, reuse_input=args.reuse_input)
+                       micropython=tuple(dict.fromkeys(args.micropython)), schedule=args.schedule,
+                       reuse_input=args.reuse_input)
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
@@ -215,6 +224,15 @@ def cmd_verify(args) -> int:
         if args.calibration:  # random inputs plus the calibration samples
             calibration = api.load_array(args.calibration, "calibration")
             inputs = np.concatenate([inputs, api.as_int8_inputs(graph, calibration, args.calibration)[: args.count]])
+    if args.target == "micropython":
+        from .micropython.run import verify_backends
+
+        for backend, result in verify_backends(graph, inputs, prefix, files, args.micropython_src):
+            if not result.ok:
+                print(f"sepgen: MISMATCH ({backend} in MicroPython): {result.mismatch}", file=sys.stderr)
+                return 1
+            print(f"ok: {backend} in MicroPython == simulator, every output byte, on {result.samples} inputs")
+        return 0
     if args.target == "host":
         result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
     else:
@@ -225,22 +243,33 @@ def cmd_verify(args) -> int:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
         return 1
     if Path(args.model).suffix.lower() == ".tflite":  # the independent oracle: TFLite Micro's kernels
+        from .frontends.tflite import tflm_can_run
         from .tflm import compare_with_tflm
 
-        mismatch = compare_with_tflm(graph, args.model, inputs)
+        reason = tflm_can_run(args.model)
+        if reason:
+            print(f"note: not compared with TFLite Micro: {reason}", file=sys.stderr)
+            mismatch = None
+        else:
+            mismatch = compare_with_tflm(graph, args.model, inputs)
         if mismatch is not None:
             print(f"sepgen: MISMATCH with TFLite Micro (expected = TFLM): {mismatch}", file=sys.stderr)
             return 1
-        print(f"ok: simulator == TFLite Micro on every tensor, {len(inputs)} inputs")
+        if not reason:
+            print(f"ok: simulator == TFLite Micro on every tensor, {len(inputs)} inputs")
     print(f"ok: generated C == simulator, byte for byte, on {result.samples} inputs x {result.layers} layers "
           f"({args.target})")
     return 0
 
 
 def cmd_profile(args) -> int:
-    from .firmware import format_profile, format_sizes, profile, sizes
+    from .firmware import format_profile, format_sizes, profile, profile_to_json, sizes
 
     graph, prefix, files = _load(args)
+    if args.json:
+        result = profile_to_json(profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files))
+        print(json.dumps(result, indent=2))
+        return 0
     print(format_profile(profile(graph, args.target, prefix, files)))
     print()
     print(format_sizes(sizes(graph, args.target, prefix, files)))

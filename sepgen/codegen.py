@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -141,6 +141,8 @@ class LayerContext:
     act_min: int
     act_max: int
     bound: int  # proven max |int32| intermediate
+    variant: str = PORTABLE  # the kernel variant the template implements
+    kernel: dict = field(default_factory=dict)  # the variant's generation-time constants (Layer.kernel_context)
     pad_top: int = 0
     pad_left: int = 0
     check_y: bool = False  # an input row index can leave the image
@@ -156,20 +158,25 @@ def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int,
     return pad > 0 or last >= in_size
 
 
-def kernel_template(env: jinja2.Environment, layer: Layer, target: str) -> str:
-    """The template that renders ``layer`` for ``target``: the first of the target's variants the op
-    has (:mod:`sepgen.targets`), else its portable kernel."""
-    templates = type(layer).kernel_templates()
+def kernel_variant(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> tuple[str, str]:
+    """(variant, template) that renders ``layer`` for ``target``: the first of the target's variants this
+    layer instance can use (:meth:`Layer.instance_kernels`, :mod:`sepgen.targets`), else its portable kernel."""
+    templates = layer.instance_kernels(graph)
     known = set(env.list_templates())
     for variant in variants(target):
         name = templates.get(variant)
         if name is not None and name in known:
-            return name
+            return variant, name
     raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no kernel template (expected {templates[PORTABLE]})")
 
 
+def kernel_template(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> str:
+    """The template that renders ``layer`` for ``target`` (see :func:`kernel_variant`)."""
+    return kernel_variant(env, layer, target, graph)[1]
+
+
 def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: int,
-                   template: str) -> LayerContext:
+                   chosen: tuple[str, str]) -> LayerContext:
     out_q = graph.tensors[layer.output].quant
     act_min, act_max = activation_range(out_q, getattr(layer, "activation", "none"))
     base = f"{prefix}_layer{index}_{layer.op}"
@@ -183,7 +190,9 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                                     dilation[0], pad_top),
                      check_x=_edges(layer.input_shape[1], layer.output_shape[1], kernel[1], layer.strides[1],
                                     dilation[1], pad_left))
-    return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base),
+    variant, template = chosen
+    return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base), variant=variant,
+                        kernel=layer.kernel_context(graph, variant),
                         input_offsets=tuple(-graph.tensors[t].quant.zero_point for t in layer.inputs),
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
@@ -198,7 +207,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         if st is None:
             (i,) = stage
             ctx = _layer_context(graph, i, graph.layers[i], prefix, bounds[graph.layers[i].name],
-                                 kernel_template(env, graph.layers[i], target))
+                                 kernel_variant(env, graph.layers[i], target, graph))
             layers.append(ctx)
             calls.append(dict(ctx=ctx, inputs=[sched.locations[t] for t in ctx.layer.inputs],
                               output=sched.locations[ctx.layer.output], size=graph.tensors[ctx.layer.output].size))
@@ -207,7 +216,8 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         members = []
         for k, i in enumerate(st.layers):
             layer = graph.layers[i]
-            base = _layer_context(graph, i, layer, prefix, bounds[layer.name], f"layers/{layer.op}.rows.c.j2")
+            base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
+                                  (PORTABLE, f"layers/{layer.op}.rows.c.j2"))
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
                                       if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
             layers.append(ctx)
@@ -247,7 +257,8 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
         memory = sched
     else:
         memory = plan(graph)
-        layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name], kernel_template(env, layer, target))
+        layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name],
+                                 kernel_variant(env, layer, target, graph))
                   for i, layer in graph.computed_layers()]
         calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
                       output=memory.locations[ctx.layer.output],

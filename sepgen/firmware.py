@@ -6,7 +6,8 @@ linked ELF) and :data:`TARGETS`.  The implementation is split by responsibility 
 """
 
 from .cortexm import (CROSS_COMPILER, QEMU, TARGETS, LayerProfile, Profile, Sizes, Target, build, format_profile,
-                      format_sizes, get_target, profile, run_target, sizes, verify_target)
+                      format_sizes, get_target, profile, profile_to_json, run_target, sizes,
+                      verify_target)
 
 __all__ = ["CROSS_COMPILER", "QEMU", "TARGETS", "LayerProfile", "Profile", "Sizes", "Target", "build",
-           "format_profile", "format_sizes", "get_target", "profile", "run_target", "sizes", "verify_target"]
+           "format_profile", "format_sizes", "get_target", "profile", "profile_to_json", "run_target", "sizes", "verify_target"]

@@ -138,6 +138,17 @@ class Layer:
     def kernel_templates(cls) -> dict[str, str]:
         return {"portable": f"layers/{cls.op}.c.j2", **cls.kernels}
 
+    def instance_kernels(self, graph: "Graph") -> dict[str, str]:
+        """The kernel templates usable for this layer instance in ``graph`` (default: all of the op's
+        :meth:`kernel_templates`).  An op whose variant covers only some shapes or integer ranges (e.g. a
+        pointwise-only kernel of conv2d) leaves it out here; the target then falls back to the next one."""
+        return type(self).kernel_templates()
+
+    def kernel_context(self, graph: "Graph", variant: str) -> dict:
+        """Generation-time constants a kernel variant's template needs beyond the layer's own fields
+        (folded biases, specialised requantization), as ``ctx.kernel``; default none."""
+        return {}
+
     # ----------------------------------------------------------- shapes
     @classmethod
     def infer_shape(cls, input_shapes: list[tuple[int, ...]], **fields) -> tuple[int, ...]:

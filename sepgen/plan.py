@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import UserError
 from .ir import Graph
 
 ALIGNMENT = 4  # bytes; every arena tensor starts on a 32-bit boundary
@@ -72,7 +73,7 @@ def plan(graph: Graph) -> MemoryPlan:
     root = storage_roots(graph)
     out_root = root[graph.output]
     if out_root == graph.input:
-        raise ValueError(f"model '{graph.name}': its output is its input (nothing to compute)")
+        raise UserError(f"model '{graph.name}': its output is its input (nothing to compute)")
     lifetimes: dict[str, tuple[int, int]] = {}
     for index, layer in enumerate(graph.layers):
         owner = root[layer.output]

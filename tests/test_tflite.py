@@ -87,6 +87,15 @@ def _models(keras):
                                         L.GlobalAveragePooling2D(), L.Dense(3)), (7, 5, 2), "negative", {}),
         "input_wide": (lambda: _seq(keras, (6, 6, 1), L.Conv2D(2, 3, activation="relu6"), L.Flatten(), L.Dense(4)),
                        (6, 6, 1), "wide", {}),
+        # A dynamic batch makes the converter lower dilated convolutions to SPACE_TO_BATCH_ND -> conv ->
+        # BATCH_TO_SPACE_ND, which sepgen reads back as one dilated layer.  (With a bias the converter adds
+        # it after BATCH_TO_SPACE_ND as an ADD of a constant, which sepgen does not read yet.)
+        "dilated_lowered_valid": (lambda: keras.Sequential([
+            keras.Input((9, 11, 3)), L.DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, use_bias=False),
+            L.Conv2D(3, 2, dilation_rate=2, use_bias=False)]), (9, 11, 3), "normal", {}),
+        "dilated_lowered_same": (lambda: keras.Sequential([
+            keras.Input((9, 11, 3)), L.DepthwiseConv2D(3, dilation_rate=2, padding="same", use_bias=False),
+            L.Conv2D(4, (3, 2), dilation_rate=2, padding="same", use_bias=False)]), (9, 11, 3), "normal", {}),
         "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
@@ -166,6 +175,53 @@ SMALL = ["depth_multiplier_2", "depth_multiplier_3_dilation_2", "stride_2_same_o
 @pytest.mark.parametrize("name", SMALL)
 def test_small_models_match_tflm_and_c(tflite_model, name):
     _check(tflite_model, name)
+
+
+def _lowered_ops(path) -> list[str]:
+    from sepgen.frontends.tflite_file import _enum_names, parse_model
+
+    schema, model = parse_model(path.read_bytes(), path)
+    names = _enum_names(schema.BuiltinOperator)
+    codes = [names[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in model.operatorCodes]
+    return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+
+
+def _matches_tflite_reference(graph, path, inputs) -> None:
+    """Every tensor sepgen computes == TFLite's BUILTIN_REF interpreter (the reference kernels TFLM shares)."""
+    tf = require_module("tensorflow")
+    from sepgen import simulate
+
+    interpreter = tf.lite.Interpreter(model_content=path.read_bytes(), experimental_preserve_all_tensors=True,
+                                      experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    input_index = interpreter.get_input_details()[0]["index"]
+    ours = simulate.run(graph, inputs, all_tensors=True)
+    for n, x in enumerate(inputs):
+        interpreter.set_tensor(input_index, x[None])
+        interpreter.invoke()
+        for layer in graph.layers:
+            want = interpreter.get_tensor(graph.tensors[layer.output].source_index)[0]
+            np.testing.assert_array_equal(ours[layer.output][n], want, err_msg=f"sample {n}, layer {layer.name}")
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("dilated_lowered_valid", [("depthwise_conv2d", (2, 3), "valid"), ("conv2d", (2, 2), "valid")]),
+    ("dilated_lowered_same", [("depthwise_conv2d", (2, 2), "same"), ("conv2d", (2, 2), "same")]),
+])
+def test_dilated_lowering_is_one_layer(tflite_model, name, expect):
+    """SPACE_TO_BATCH_ND -> (DEPTHWISE_)CONV_2D -> BATCH_TO_SPACE_ND, as the converter writes it for a dynamic
+    batch: read back as one dilated layer each, 0 LSB against TFLite's reference kernels on every tensor and
+    C == simulator.  (TFLM is no oracle here: it runs these ops on the file's static batch-1 shapes, and its
+    SPACE_TO_BATCH_ND leaves the pad value unset, so its outputs are not defined for such files.)"""
+    from sepgen.frontends import load
+
+    path, data, _ = tflite_model(name)
+    assert _lowered_ops(path).count("SPACE_TO_BATCH_ND") == 2  # the lowering is really exercised
+    graph = load(path)
+    assert [(layer.op, layer.dilation, layer.padding) for layer in graph.layers] == expect
+    inputs = _inputs(graph, data)
+    _matches_tflite_reference(graph, path, inputs)
+    assert_c_matches(graph, inputs)
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
@@ -303,3 +359,57 @@ def test_cli_verify_tflite_checks_c_and_tflm(tflite_model, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert '"model"' in proc.stdout
+
+
+def test_verify_says_why_tflm_is_not_the_oracle_for_a_lowered_dilation(tflite_model, capsys):
+    from sepgen.cli import main
+
+    path = tflite_model("dilated_lowered_valid")[0]
+    assert main(["verify", str(path), "--count", "4"]) == 0
+    captured = capsys.readouterr()
+    assert "not compared with TFLite Micro" in captured.err and "batch_size=1" in captured.err
+    assert "ok: generated C == simulator" in captured.out
+
+
+@pytest.mark.parametrize("in_zp,out_scale,out_zp", [(-3, 0.05, -128), (20, 0.013, 5), (-128, 0.2, 127), (127, 0.03, -20)])
+def test_standalone_relu_and_relu6_match_tflm_and_c(tmp_path, in_zp, out_scale, out_zp):
+    """RELU (requantizing to its own output quantization) and RELU6 (a clamp in its input's quantization) as
+    separate .tflite ops, written directly, 0 LSB against TFLM on every tensor and C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+    from sepgen.verification import random_inputs
+
+    fm = FlatModel()
+    x = fm.activation("x", (3, 5, 4), 0.04, in_zp)
+    y = fm.activation("relu", (3, 5, 4), out_scale, out_zp)
+    z = fm.activation("relu6", (3, 5, 4), out_scale, out_zp)
+    fm.operator("RELU", [x], [y])
+    fm.operator("RELU6", [y], [z])
+    path = tmp_path / "relu.tflite"
+    path.write_bytes(fm.finish([x], [z]))
+    graph = load(path)
+    assert [(layer.op, layer.activation) for layer in graph.layers] == [("relu", "relu"), ("relu", "relu6")]
+    every_value = np.resize(np.arange(-128, 128, dtype=np.int8), (5, 3, 5, 4))  # each int8 value at least once
+    inputs = np.concatenate([random_inputs(graph, 16), every_value])
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+def test_relu6_with_a_different_output_quantization_is_refused(tmp_path):
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+
+    fm = FlatModel()
+    x = fm.activation("x", (4,), 0.04, 0)
+    y = fm.activation("y", (4,), 0.05, 0)
+    fm.operator("RELU6", [x], [y])
+    path = tmp_path / "r6.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    with pytest.raises(UnsupportedLayer, match="RELU6 with different input and output quantization"):
+        load(path)

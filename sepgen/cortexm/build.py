@@ -35,7 +35,7 @@ def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict
     t = get_target(target)
     compiler = toolchain.Compiler(toolchain.find_tool(CROSS_COMPILER, CROSS_PACKAGES))
     schedule, reuse_input = resolve_schedule(files, prefix, schedule, reuse_input)
-    sources = dict(files or codegen.render(graph, prefix, schedule=schedule, reuse_input=reuse_input))
+    sources = dict(files or codegen.render(graph, prefix, t.name, schedule, reuse_input))
     sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm", schedule, reuse_input)
     clash = set(sources) & set(firmware_sources(t))
     if clash:

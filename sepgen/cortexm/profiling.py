@@ -113,3 +113,27 @@ def format_profile(p: Profile) -> str:
         if i == 0 or i == len(rows) - 1:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def profile_to_json(p: Profile, sizes=None) -> dict:
+    """The profile as one JSON-ready object: per-layer rows and totals (and the ELF sizes when given).
+
+    ``{"target", "board", "unit": "executed instructions", "overhead_per_layer", "layers": [{"index",
+    "name", "op", "instructions", "macs", "instructions_per_mac"}], "totals": {"instructions", "macs",
+    "instructions_per_mac"}, "sizes": {...}}``; ``instructions_per_mac`` is null for layers without MACs.
+    """
+    def per_mac(instructions: int, macs: int):
+        return round(instructions / macs, 4) if macs else None
+
+    out = {
+        "target": p.target, "board": p.board, "unit": "executed instructions", "overhead_per_layer": p.overhead,
+        "layers": [{"index": layer.index, "name": layer.name, "op": layer.op, "instructions": layer.instructions,
+                    "macs": layer.macs, "instructions_per_mac": per_mac(layer.instructions, layer.macs)}
+                   for layer in p.layers],
+        "totals": {"instructions": p.total, "macs": p.macs, "instructions_per_mac": per_mac(p.total, p.macs)},
+    }
+    if sizes is not None:
+        out["sizes"] = {"code_bytes": sizes.code, "weights_bytes": sizes.weights_total, "flash_bytes": sizes.flash,
+                        "arena_bytes": sizes.arena, "weights_per_layer": dict(sizes.weights),
+                        "sections": dict(sizes.sections)}
+    return out

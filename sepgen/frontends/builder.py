@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -235,19 +235,19 @@ class GraphBuilder:
         return out
 
     def activation(self, name: str, x: str, activation: str) -> str:
-        """A standalone ReLU/ReLU6/Activation layer: fused into the producer's clamp."""
+        """A standalone ReLU/ReLU6/Activation layer: fused into the producer's clamp where the producer is a
+        conv, dense or add without activation whose output nothing else reads; otherwise a Relu op of its own
+        (TFLite RELU/RELU6: it requantizes to its own output quantization)."""
         if activation == "softmax":
             return self.softmax(name, x)
         activation = self._check_activation(name, activation)
         if activation == "none":
             return x
-        producer = self._fusable_producer(x, name, f"activation '{activation}'")
-        if not hasattr(producer, "activation") or producer.activation != "none":
-            raise UnsupportedLayer(name, f"activation '{activation}'",
-                                   f"after {producer.op} '{producer.name}' (fusable after conv, dense, add)")
-        if isinstance(producer, (MaxPool2D, AvgPool2D)):
-            raise UnsupportedLayer(name, f"activation '{activation}'", "after pooling")
-        return self._replace_producer(producer, dataclasses.replace(producer, activation=activation), name)
+        producer = next((layer for layer in self.layers if layer.output == x), None)
+        if (isinstance(producer, (Conv2D, DepthwiseConv2D, FullyConnected, Add)) and producer.activation == "none"
+                and x not in self._used):
+            return self._replace_producer(producer, dataclasses.replace(producer, activation=activation), name)
+        return self.layer(Relu, name, [x], activation=activation)
 
     def batch_norm(self, name: str, x: str, gamma, beta, mean, variance, epsilon: float) -> str:
         """Fold inference-mode BatchNormalization (last axis) into the preceding conv/dense."""

@@ -261,7 +261,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("Conv2D", "SeparableConv2D"), "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D"),
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
-    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",),
+    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -175,7 +175,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("conv2d", "separable_conv2d"), "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d"),
     "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
-    "pad": ("zero_padding2d",),
+    "pad": ("zero_padding2d",), "relu": ("relu", "relu6"),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -34,15 +34,18 @@ import numpy as np
 from ..bounds import check_integer_parameters
 from ..errors import UserError
 from ..ir import Graph, Layer, QuantParams, TensorSpec, UnsupportedLayer, conv_output_size, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Reshape, Softmax, softmax_params
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax, softmax_params
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
-from .tflite_file import TfliteTensors, parse_model  # noqa: F401  (parse_model: public, used by sepgen.tflm)
+from .tflite_file import TfliteTensors, _enum_names, parse_model
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2"})
-SUPPORTED = ", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges"
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6"})
+#: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
+DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
+SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
+             "CONV_2D/DEPTHWISE_CONV_2D -> BATCH_TO_SPACE_ND (a dilated convolution)")
 
 
 #: sepgen op -> the .tflite operators that produce it (checked against the handlers by the registry test).
@@ -50,7 +53,7 @@ SUPPORTED = ", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model
 EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
-    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"),
+    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -137,12 +140,15 @@ class _Reader(TfliteTensors):
             bias = self.data(b_index, np.int32).reshape(-1)
         return w, scales, bias, cout
 
-    def weighted(self, op_index, op, name, kind) -> None:
+    def weighted(self, op_index, op, name, kind, lowered: tuple | None = None) -> None:
+        """CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED.  ``lowered`` = (sepgen input tensor, output index,
+        dilation, padding) when the op is the middle of the converter's dilated-convolution lowering."""
         opts = op.builtinOptions
-        x = self.input_name(op.inputs[0], name)
+        in_index, out_index = (op.inputs[0], op.outputs[0]) if lowered is None else lowered[:2]
+        x = self.input_name(in_index, name) if lowered is None else in_index  # lowered: a sepgen tensor name
         in_q = self.tensors[x].quant
         w, w_scales, qbias, cout = self._weights(op, name, kind)
-        out_q = self.act_quant(op.outputs[0], name)
+        out_q = self.act_quant(out_index, name)
         act = self.activation(opts, name)
         per_tensor_fc = kind == "fully_connected" and len(w_scales) == 1
         effective = effective_scales(in_q.scale, w_scales, out_q.scale, cout, per_tensor_fc)
@@ -180,12 +186,57 @@ class _Reader(TfliteTensors):
         strides, dilation = (int(opts.strideH), int(opts.strideW)), (int(opts.dilationHFactor or 1),
                                                                       int(opts.dilationWFactor or 1))
         padding = self.padding(opts, name)
+        if lowered is not None:
+            if strides != (1, 1) or dilation != (1, 1) or padding != "valid":
+                raise UnsupportedLayer(name, "dilated convolution lowering", f"inner {kind} with strides {strides}, "
+                                       f"dilation {dilation}, padding {padding}; expected 1, 1, VALID")
+            dilation, padding = lowered[2], lowered[3]
         kh, kw = kernel.shape[:2]
         expect = (conv_output_size(in_h, kh, strides[0], dilation[0], padding)[0],
                   conv_output_size(in_w, kw, strides[1], dilation[1], padding)[0], cout)
-        if self.shape(op.outputs[0])[1:] != expect:
-            raise UnsupportedLayer(name, "output shape", f"{self.shape(op.outputs[0])[1:]}, expected {expect}")
-        self.emit(cls, name, [x], op.outputs[0], strides=strides, dilation=dilation, padding=padding, **fields)
+        if self.shape(out_index)[1:] != expect:
+            raise UnsupportedLayer(name, "output shape", f"{self.shape(out_index)[1:]}, expected {expect}")
+        self.emit(cls, name, [x], out_index, strides=strides, dilation=dilation, padding=padding, **fields)
+
+    def dilated(self, op_index, group, name) -> None:
+        """The converter's lowering of a dilated conv (dynamic batch): SPACE_TO_BATCH_ND -> CONV_2D or
+        DEPTHWISE_CONV_2D (VALID, dilation 1) -> BATCH_TO_SPACE_ND, read back as one dilated layer.
+
+        Space-to-batch pads with real 0 (the zero point) and the crops drop the padding added for
+        divisibility, so the three ops equal a dilated convolution over the input padded by
+        (pad - crop) on each side: 'valid' when that is 0, 'same' when it is TensorFlow's SAME padding.
+        """
+        s2b, conv, b2s = group
+        block = tuple(int(v) for v in self.data(s2b.inputs[1], np.int32).reshape(-1))
+        pads = self.data(s2b.inputs[2], np.int32).reshape(-1, 2).astype(int)
+        crops = self.data(b2s.inputs[2], np.int32).reshape(-1, 2).astype(int)
+        if (len(block) != 2 or min(block) < 1 or tuple(int(v) for v in self.data(b2s.inputs[1], np.int32).reshape(-1))
+                != block or pads.shape != (2, 2) or crops.shape != (2, 2) or np.any(pads < 0) or np.any(crops < 0)):
+            raise UnsupportedLayer(name, "SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND", f"block {block}, paddings "
+                                   f"{pads.tolist()}, crops {crops.tolist()}; only a dilated convolution's lowering")
+        x = self.input_name(s2b.inputs[0], name)
+        for a, b in ((s2b.inputs[0], s2b.outputs[0]), (b2s.inputs[0], b2s.outputs[0])):
+            if self.act_quant(a, name) != self.act_quant(b, name):
+                raise UnsupportedLayer(name, "SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND requantization",
+                                       "TFLite requires equal input and output quantization")
+        effective_pads = (pads - crops).tolist()  # [[top, bottom], [left, right]] around the original input
+        w_shape = self.shape(conv.inputs[1])
+        kernel_hw = (w_shape[1], w_shape[2])  # OHWI and (1, kh, kw, C*dm) alike
+        same = []
+        for size, k, d in zip(self.need_hwc(x, name)[:2], kernel_hw, block):
+            top = conv_output_size(size, k, 1, d, "same")[1]
+            same.append([top, (k - 1) * d - top])
+        if effective_pads == [[0, 0], [0, 0]]:
+            padding = "valid"
+        elif effective_pads == same:
+            # TensorFlow's and TFLite's SPACE_TO_BATCH_ND pad with the zero point (real 0): a 'same' dilated
+            # convolution.  (TFLM's kernel leaves its pad value unset: for such files TFLM's border outputs
+            # are not defined, see the README.)
+            padding = "same"
+        else:
+            raise UnsupportedLayer(name, "dilated convolution padding", f"{effective_pads} (neither VALID nor SAME)")
+        kind = "conv2d" if self.op_names.get(self._builtin(conv)) == "CONV_2D" else "depthwise_conv2d"
+        self.weighted(op_index, conv, name, kind, lowered=(x, b2s.outputs[0], block, padding))
 
     def need_hwc(self, x: str, name: str) -> tuple[int, int, int]:
         shape = self.tensors[x].shape
@@ -233,6 +284,15 @@ class _Reader(TfliteTensors):
         q1, q2, out_q = self.tensors[a].quant, self.tensors[b].quant, self.act_quant(op.outputs[0], name)
         self.emit(Add, name, [a, b], op.outputs[0], activation=self.activation(op.builtinOptions, name),
                   **Add.requants_for(q1, q2, out_q))
+
+    def relu(self, op, name: str, activation: str) -> None:
+        """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its
+        zero point and 6 in the input's quantization, so the output's must equal the input's)."""
+        x = self.input_name(op.inputs[0], name)
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        if activation == "relu6":
+            self.same_quant(x, op.outputs[0], name, "RELU6")
+        self.emit(Relu, name, [x], op.outputs[0], activation=activation, requant=Relu.requant_for(in_q, out_q))
 
     def softmax(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)
@@ -302,10 +362,14 @@ class _Reader(TfliteTensors):
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),
             "PADV2": lambda i, op, n: self.pad(op, n, "PADV2"),
+            "RELU": lambda i, op, n: self.relu(op, n, "relu"),
+            "RELU6": lambda i, op, n: self.relu(op, n, "relu6"),
         }
         assert set(handlers) == HANDLED_OPS  # the table the registry test checks
+        ops, codes = self._group_dilated(ops, codes)
+        handlers[DILATED] = lambda i, group, n: self.dilated(i, group, n)
         for i, (op, code) in enumerate(zip(ops, codes)):
-            lname = self.layer_name(i, op)
+            lname = self.layer_name(i, op[-1] if code == DILATED else op)
             if code not in handlers:
                 raise UnsupportedLayer(lname, f"op {code}", f"supported: {SUPPORTED}")
             try:
@@ -321,6 +385,24 @@ class _Reader(TfliteTensors):
         graph.validate()
         check_integer_parameters(graph)
         return graph
+
+    @staticmethod
+    def _group_dilated(ops, codes):
+        """Replace each SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND chain by one (DILATED, the 3 ops) entry."""
+        out_ops, out_codes, i = [], [], 0
+        while i < len(ops):
+            if (codes[i] == "SPACE_TO_BATCH_ND" and i + 2 < len(ops)
+                    and codes[i + 1] in ("CONV_2D", "DEPTHWISE_CONV_2D") and codes[i + 2] == "BATCH_TO_SPACE_ND"
+                    and int(ops[i + 1].inputs[0]) == int(ops[i].outputs[0])
+                    and int(ops[i + 2].inputs[0]) == int(ops[i + 1].outputs[0])):
+                out_ops.append(tuple(ops[i:i + 3]))
+                out_codes.append(DILATED)
+                i += 3
+                continue
+            out_ops.append(ops[i])
+            out_codes.append(codes[i])
+            i += 1
+        return out_ops, out_codes
 
     @staticmethod
     def _live(ops, codes, graph_out: int):
@@ -346,6 +428,30 @@ class _Reader(TfliteTensors):
                         f"{self.path}: a float .tflite model ({wtype} weights); sepgen needs a full-integer "
                         "int8 model (convert with optimizations=[tf.lite.Optimize.DEFAULT], a "
                         "representative_dataset and supported_ops=[TFLITE_BUILTINS_INT8])")
+
+
+def tflm_can_run(path) -> str:
+    """'' if TFLite Micro runs this file as TensorFlow defines it, else why not.
+
+    The converter's dilated-convolution lowering (SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND, written for a dynamic
+    batch) is one: TFLM runs it on the file's static batch-1 shapes and its SPACE_TO_BATCH_ND leaves the int8
+    pad value unset, so its outputs are not defined (sepgen follows TensorFlow: zero-point padding).
+    """
+    path = Path(path)
+    schema, model = parse_model(path.read_bytes(), path)
+    codes = {name for name in (_enum_names(schema.BuiltinOperator).get(
+        max(int(c.builtinCode), int(c.deprecatedBuiltinCode))) for c in model.operatorCodes)}
+    names = _enum_names(schema.BuiltinOperator)
+    for op in model.subgraphs[0].operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        if (names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode))) == "DEPTHWISE_CONV_2D"
+                and (len(op.inputs) < 3 or int(op.inputs[2]) < 0)):
+            return "TFLite Micro's DEPTHWISE_CONV_2D crashes on a depthwise convolution without a bias tensor"
+    if codes & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}:
+        return ("the file holds SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND (a dilated convolution lowered for a dynamic "
+                "batch), which TFLite Micro does not run as TensorFlow defines it; convert with a fixed batch of 1 "
+                "(keras.Input(shape, batch_size=1)) to keep the dilation in the convolution")
+    return ""
 
 
 @register(".tflite")

@@ -12,14 +12,15 @@ from .fully_connected import FullyConnected
 from .mean import Mean
 from .pad import Pad
 from .pool import AvgPool2D, MaxPool2D, PoolLayer
+from .relu import Relu
 from .reshape import Reshape
 from .softmax import OUTPUT_QUANT as SOFTMAX_OUTPUT, Softmax, softmax_params
 from ._common import SpatialLayer, WeightedLayer
 
 #: The ops shipped with sepgen (the registry test checks each against every frontend and backend).
 BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
-               "softmax", "reshape", "pad")
+               "softmax", "reshape", "pad", "relu")
 
 __all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Conv2D", "DepthwiseConv2D", "FullyConnected", "MaxPool2D", "Mean",
-           "Pad", "PoolLayer", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
+           "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "softmax_params"]

@@ -154,6 +154,23 @@ class SpatialLayer(WeightedLayer):
         return (conv_output_size(h, kh, self.strides[0], self.dilation[0], self.padding)[1],
                 conv_output_size(w, kw, self.strides[1], self.dilation[1], self.padding)[1])
 
+    @staticmethod
+    def output_channels(kernel_shape: tuple[int, ...]) -> int:
+        """Output channels for a float kernel of this shape (Keras layout)."""
+        raise NotImplementedError
+
+    def macs(self) -> int:
+        """out_h * out_w * (kh * kw * C_in * C_out) for conv, * (kh * kw * C_in * dm) for depthwise: the
+        kernel's size in both Keras layouts."""
+        return int(self.output_shape[0] * self.output_shape[1] * self.kernel.size)
+
+    @classmethod
+    def infer_shape(cls, input_shapes, kernel, strides=(1, 1), dilation=(1, 1), padding="valid", **_):
+        shape = np.shape(kernel)
+        if len(shape) != 4 or shape[2] != input_shapes[0][-1]:
+            raise ValueError(f"kernel shape {shape} for {input_shapes[0][-1]} input channels")
+        return cls.spatial_shape(input_shapes[0], shape[:2], strides, dilation, padding, cls.output_channels(shape))
+
     @classmethod
     def spatial_shape(cls, input_shape, kernel_hw, strides, dilation, padding, channels) -> tuple[int, int, int]:
         h, w, _ = need_hwc(tuple(input_shape), cls.op)
@@ -182,3 +199,25 @@ class SpatialLayer(WeightedLayer):
     def run_int8(self, graph, xs):
         acc = self.convolve(xs[0].astype(np.int64) + input_offset(graph, self), self.keras_int_kernel()) + self.qbias
         return requantize_clamp(acc, self, graph, self.requant)
+
+
+# ------------------------------------------------------ kernel-variant specialisation (generation time)
+def right_shift_requant(requant: Requant, acc_bound: int) -> dict | None:
+    """The requantization specialised for channels whose shift is a right shift, or None.
+
+    With a multiplier >= 0 (never INT32_MIN) and a shift e = -shift >= 1, TFLite's
+    ``RoundingDivideByPOT(SRDHM(acc, m), e)`` equals ``x = (acc * m + 2^30) >> 31`` (int64, arithmetic)
+    then ``(x + 2^(e-1) + (x >> 31)) >> e``: the first is SRDHM's round-half-away-from-zero written as a
+    floor, the second the rounding right shift with the tie of a negative x rounded down.  Exact when the
+    int32 sum cannot overflow: |x| <= |acc| <= ``acc_bound`` and 2^(e-1) <= 2^30.
+    Returns {"right_shift": per-channel e (ints), "uniform": e if every channel shares it else None}.
+    """
+    shifts = np.asarray(requant.shift).astype(np.int64).ravel()
+    multipliers = np.asarray(requant.multiplier).astype(np.int64).ravel()
+    if shifts.size == 0 or shifts.max() > -1 or multipliers.min() < 0:
+        return None
+    right = -shifts
+    if acc_bound + (1 << int(right.max() - 1)) >= LIMIT:
+        return None
+    uniform = int(right[0]) if (right == right[0]).all() else None
+    return {"right_shift": [int(v) for v in right], "uniform": uniform}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import SpatialLayer, windows
+from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
 
 
 @dataclass(frozen=True, eq=False)
@@ -18,16 +18,9 @@ class Conv2D(SpatialLayer):
 
     op = "conv2d"
 
-    @classmethod
-    def infer_shape(cls, input_shapes, kernel, strides=(1, 1), dilation=(1, 1), padding="valid", **_):
-        kh, kw, cin, cout = np.shape(kernel)
-        if cin != input_shapes[0][-1]:
-            raise ValueError(f"kernel shape {np.shape(kernel)} for {input_shapes[0][-1]} input channels")
-        return cls.spatial_shape(input_shapes[0], (kh, kw), strides, dilation, padding, cout)
-
-    def macs(self) -> int:
-        kh, kw, cin, cout = self.kernel.shape
-        return int(self.output_shape[0] * self.output_shape[1] * kh * kw * cin * cout)
+    @staticmethod
+    def output_channels(kernel_shape: tuple[int, ...]) -> int:
+        return int(kernel_shape[3])  # HWIO
 
     @property
     def is_pointwise(self) -> bool:
@@ -42,3 +35,38 @@ class Conv2D(SpatialLayer):
     def convolve(self, x, kernel):
         win = windows(x, self.kernel_size, self.strides, self.dilation, self.pads(), self.output_shape[:2], 0)
         return np.einsum("nyxcij,ijco->nyxo", win, kernel)
+
+    # ----------------------------------------------------------- kernel variants
+    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2"}
+
+    def instance_kernels(self, graph):
+        """The DSP variant is a pointwise kernel: other convolutions (and a pointwise layer whose folded
+        bias would not keep the accumulator within int32) use the portable kernel."""
+        templates = super().instance_kernels(graph)
+        if self.pointwise_folded(graph) is None:
+            templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
+        return templates
+
+    def pointwise_folded(self, graph) -> dict | None:
+        """A 1x1 stride-1 layer with the input offset folded into the bias, or None (not pointwise, or a
+        partial sum of the folded form could leave int32).
+
+        bias'[c] = bias[c] + input_offset * sum_k w[c][k], so acc = bias'[c] + sum_k w[c][k] * x[k] is the
+        same integer as TFLite's bias[c] + sum_k w[c][k] * (x[k] + input_offset); every partial sum (any
+        order) is bounded by |bias'[c]| + sum_k |w[c][k]| * 128.
+        """
+        if not self.is_pointwise:
+            return None
+        offset = input_offset(graph, self)
+        w = self.qkernel.astype(np.int64).reshape(self.out_channels, -1)
+        folded = self.qbias.astype(np.int64) + offset * w.sum(axis=1)
+        partial = int((np.abs(folded) + np.abs(w).sum(axis=1) * 128).max())
+        if partial >= LIMIT:
+            return None
+        return {"folded_bias": folded, "partial_bound": partial}
+
+    def kernel_context(self, graph, variant):
+        if variant != "cortexm_dsp":
+            return {}
+        folded = self.pointwise_folded(graph)
+        return {**folded, "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}

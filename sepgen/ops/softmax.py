@@ -25,10 +25,10 @@ def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
     """TFLite PreprocessSoftmaxScaling + CalculateInputRadius for int8.  (input_multiplier, left_shift, diff_min)."""
     bits = fp.SOFTMAX_DIFF_INTEGER_BITS
     real = min(beta * input_scale * (1 << (31 - bits)), (1 << 31) - 1.0)
-    multiplier, left_shift = quantize_multiplier(real)
-    if left_shift < 0:
+    if real <= 1.0:  # TFLite's QuantizeMultiplierGreaterThanOne (TFLM aborts the process below it)
         raise UserError(f"softmax input scale {input_scale:g} too small: TFLite's int8 softmax needs "
-                        f"beta * input_scale >= 2^-{32 - bits}")
+                        f"beta * input_scale > 2^-{31 - bits}")
+    multiplier, left_shift = quantize_multiplier(real)
     max_input_rescaled = 1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
     return multiplier, left_shift, -int(math.floor(max_input_rescaled))
 

@@ -1,0 +1,38 @@
+"""Models for the MicroPython tests: digits-shaped (8x8x1, every op the digits example uses plus pad, add,
+avg-pool) and DS-CNN keyword spotting (sepgen.zoo), quantized with random weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sepgen import zoo
+from sepgen.frontends.builder import GraphBuilder
+from sepgen.ir import Graph
+
+from util import quantized, rand
+
+
+def digits_like(seed: int = 0) -> Graph:
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder((8, 8, 1), name="digits_like")
+    x = b.conv2d("stem", b.input, rand(rng, 3, 3, 1, 8), rand(rng, 8, scale=0.1), padding="same", activation="relu6")
+    x = b.separable_conv2d("sep1", x, rand(rng, 3, 3, 8, 1), rand(rng, 1, 1, 8, 12), rand(rng, 12, scale=0.1),
+                           padding="same", activation="relu")
+    x = b.max_pool2d("pool", x, 2)
+    skip = x
+    x = b.pad("pad", x, ((1, 1), (1, 1)))
+    x = b.depthwise_conv2d("dw2", x, rand(rng, 3, 3, 12, 1), rand(rng, 12, scale=0.1), strides=1, padding="valid",
+                           activation="relu")
+    x = b.add("res", [x, skip])
+    x = b.conv2d("pw2", x, rand(rng, 1, 1, 12, 16), rand(rng, 16, scale=0.1), activation="relu")
+    x = b.avg_pool2d("avg", x, 2, strides=1, padding="same")
+    x = b.global_avg_pool2d("gap", x)
+    x = b.dense("classifier", x, rand(rng, 16, 10), rand(rng, 10, scale=0.1))
+    return b.build(b.softmax("softmax", x))
+
+
+def models() -> dict[str, tuple[Graph, np.ndarray]]:
+    """{prefix: (int8 graph, int8 inputs)}."""
+    digits = quantized(digits_like(), np.random.default_rng(1))
+    kws = quantized(zoo.ds_cnn_kws(), np.random.default_rng(2))
+    return {"digits": digits, "kws": (kws[0], kws[1][:12])}
