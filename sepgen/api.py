@@ -81,7 +81,7 @@ def load_generated(directory: str | Path) -> tuple[Graph, str, dict[str, str]]:
 
 def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bool = False,
              inputs: tuple[str | Path | None, ...] = (), target: str = "host",
-             micropython: tuple[str, ...] = ()) -> Path:
+             micropython: tuple[str, ...] = (), schedule: str = "layer", reuse_input: bool = False) -> Path:
     """Write the C sources and the quantized graph (<prefix>.sepgen.json/.npz) into out_dir.
 
     The directory is written atomically and only where that destroys nothing sepgen did not
@@ -89,8 +89,12 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bo
     changed since then are replaced only with ``force``).  ``inputs`` are the files the graph was
     made from: ``out_dir`` may not contain them.  ``target`` picks kernel variants (:mod:`sepgen.targets`).
     ``micropython`` adds MicroPython backends ("natmod", "usercmod", "python": :mod:`sepgen.micropython`).
+    ``schedule`` and ``reuse_input``: :func:`sepgen.codegen.render` (:mod:`sepgen.schedule`).
     """
-    c_files = codegen.render(graph, prefix, target)
+    if reuse_input and micropython:
+        raise UserError("--reuse-input cannot be combined with --micropython: a MicroPython invoke() takes "
+                        "an immutable bytes-like input")
+    c_files = codegen.render(graph, prefix, target, schedule, reuse_input)
     if micropython:  # MicroPython backends (sepgen.micropython): binding, build files, <prefix>.py
         from .micropython import render as render_micropython
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, api, output, targets
+from . import __version__, api, codegen, memory_report, output, targets
+from .schedule import MODES
 from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
@@ -65,6 +66,13 @@ def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
                         help="sepgen's own post-training quantizer (default) or the TFLite converter (Keras input)")
 
 
+def _schedule_args(p: argparse.ArgumentParser) -> None:
+    """--schedule/--reuse-input of verify and profile: how to generate the C when MODEL is a model file."""
+    p.add_argument("--schedule", choices=MODES, default="auto",
+                   help="schedule to generate with when MODEL is a model file (a DIR keeps its own)")
+    p.add_argument("--reuse-input", action="store_true", help="as 'generate --reuse-input', for a model file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sepgen", description="Depthwise-separable CNNs -> int8 -> fixed-size C, verified bit for bit.")
     parser.add_argument("--version", action="version", version=f"sepgen {__version__}")
@@ -79,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=targets.TARGETS, default="host",
                    help="pick each op's kernel variant for this core (portable C99 where an op has none)")
+    p.add_argument("--schedule", choices=MODES, default="auto",
+                   help="layer: whole tensors layer by layer; stream: chains of convolutions row by row through "
+                        "line buffers; auto (default): the smaller arena, chains cut where that pays")
+    p.add_argument("--reuse-input", action="store_true",
+                   help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
                    metavar="BACKEND", help="also write a MicroPython backend (repeatable): "
                    + "; ".join(f"{k} = {v}" for k, v in MICROPYTHON_BACKENDS.items()))
@@ -91,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true", help="a Markdown table")
     fmt.add_argument("--html", metavar="FILE", help="write a self-contained HTML report to FILE")
     p.add_argument("--force", action="store_true", help="overwrite FILE even if sepgen did not write it")
+    p.add_argument("--schedule", choices=MODES, default="auto",
+                   help="the schedule whose memory plan to show (a DIR: the one it was generated with)")
+    p.add_argument("--reuse-input", action="store_true", help="plan as 'generate --reuse-input' would")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
@@ -103,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MicroPython source tree for --target micropython (default: $SEPGEN_MICROPYTHON_SRC); "
                    "only read: copied into a cache before building")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
+    _schedule_args(p)
 
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
@@ -110,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Cortex-M core whose executed instructions are counted (QEMU -icount)")
     p.add_argument("--json", action="store_true", help="one JSON object: per-layer rows, totals and sizes")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
+    _schedule_args(p)
 
     p = sub.add_parser("simulate", help="run the int8 simulator: int8 NHWC in, int8 out")
     _model_arg(p, dir_ok=True)
@@ -141,7 +159,11 @@ def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]
     prepared = api.prepare(path, args.calibration, progress=not quiet, quantizer=args.quantizer)
     if prepared.agreement is not None:
         print(f"quantized {path.name}: {prepared.agreement}", file=sys.stderr)
-    return prepared.graph, getattr(args, "prefix", "model"), None
+    prefix = getattr(args, "prefix", "model")
+    if getattr(args, "schedule", None) is None:
+        return prepared.graph, prefix, None
+    return prepared.graph, prefix, codegen.render(prepared.graph, prefix, schedule=args.schedule,
+                                                  reuse_input=args.reuse_input)
 
 
 def cmd_generate(args) -> int:
@@ -154,7 +176,8 @@ def cmd_generate(args) -> int:
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
     out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
-                       micropython=tuple(dict.fromkeys(args.micropython)))
+                       micropython=tuple(dict.fromkeys(args.micropython)), schedule=args.schedule,
+                       reuse_input=args.reuse_input)
     files = sorted(p.name for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
@@ -168,17 +191,20 @@ def cmd_report(args) -> int:
     if args.html:  # refuse before the long work
         output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
     path = Path(args.model)
+    schedule, reuse_input = args.schedule, args.reuse_input
     if path.is_dir():
-        graph = api.load_generated(path)[0]
+        graph, prefix, files = api.load_generated(path)
+        schedule, reuse_input = codegen.schedule_of(files, prefix)
     elif args.calibration:
         graph = api.prepare(path, args.calibration, progress=False, quantizer=args.quantizer).graph
     else:
         from .frontends import load
 
         graph = load(path)
-    b = compute_budget(graph)
+    memory = memory_report.memory_plan(graph, schedule, reuse_input)
+    b = compute_budget(graph, arena_bytes=memory["arena_bytes"])  # RAM = <PREFIX>_ARENA_SIZE of that schedule
     if args.json:
-        print(json.dumps(_report.to_json(b), indent=2))
+        print(json.dumps({**_report.to_json(b), "memory": memory}, indent=2))
     elif args.markdown:
         print(_report.to_markdown(b))
     elif args.html:
@@ -187,6 +213,7 @@ def cmd_report(args) -> int:
         print(f"wrote {args.html}")
     else:
         print(_report.to_text(b))
+        print(memory_report.to_text(memory))
     return 0
 
 

@@ -8,6 +8,7 @@ offsets, quantization parameters, proven bounds); every line of C is in a templa
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +23,7 @@ from .errors import UserError
 from . import ops  # noqa: F401  (registers the op classes)
 from .ir import LAYER_TYPES, Graph, Layer, UnsupportedLayer
 from .plan import plan
+from .schedule import Schedule, is_reducer, schedule as make_schedule
 from .quantize import activation_range
 from .targets import PORTABLE, variants
 
@@ -145,6 +147,9 @@ class LayerContext:
     pad_left: int = 0
     check_y: bool = False  # an input row index can leave the image
     check_x: bool = False
+    ring_in: int = 0  # row kernels (sepgen.schedule): rows of the input's ring, 0 = the whole tensor
+    ring_out: int = 0
+    reducer: bool = False  # a row kernel summing its input rows (global pool / mean, sepgen.schedule)
 
 
 def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int) -> bool:
@@ -192,8 +197,53 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
 
-def render(graph: Graph, prefix: str = "model", target: str = "host") -> dict[str, str]:
-    """Render the C sources of a quantized graph for ``target`` (kernel variants, :mod:`sepgen.targets`).
+def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, int], env: jinja2.Environment,
+                  target: str) -> tuple[list[LayerContext], list[dict]]:
+    """Layer contexts and invoke() calls of a schedule: a streamed stage becomes one step loop over row
+    kernels (``layers/<op>.rows.c.j2``, portable), the other layers their usual kernel."""
+    layers, calls = [], []
+    for number, stage in enumerate(sched.stages):
+        st = sched.streams.get(number)
+        if st is None:
+            (i,) = stage
+            ctx = _layer_context(graph, i, graph.layers[i], prefix, bounds[graph.layers[i].name],
+                                 kernel_variant(env, graph.layers[i], target, graph))
+            layers.append(ctx)
+            calls.append(dict(ctx=ctx, inputs=[sched.locations[t] for t in ctx.layer.inputs],
+                              output=sched.locations[ctx.layer.output], size=graph.tensors[ctx.layer.output].size))
+            continue
+        rings = dict(zip(st.layers, st.rings))
+        members = []
+        for k, i in enumerate(st.layers):
+            layer = graph.layers[i]
+            base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
+                                  (PORTABLE, f"layers/{layer.op}.rows.c.j2"))
+            ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
+                                      if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
+            layers.append(ctx)
+            sum_loc = sched.locations.get(f"{layer.name}:sum")
+            members.append(dict(ctx=ctx, input=sched.locations[layer.inputs[0]], output=sched.locations[layer.output],
+                                sum_word=None if sum_loc is None else sum_loc.offset // 4))
+        last = graph.layers[st.layers[-1]]
+        calls.append(dict(stream=st, stage=number, members=members, ctx=members[-1]["ctx"],
+                          output=sched.locations[last.output], size=graph.tensors[last.output].size,
+                          row_type="uint8_t" if st.counts[-1] and max(st.counts[-1]) < 256 else "uint16_t"))
+    return layers, calls
+
+
+def traced_layers(graph: Graph, schedule: str = "layer", reuse_input: bool = False) -> list[tuple[int, int]]:
+    """(layer number, output size) of every layer the generated C traces, in call order: every computed
+    layer, but inside a streamed chain only its last layer (the others never exist whole)."""
+    sched = make_schedule(graph, schedule, reuse_input)
+    hidden = {i for st in sched.streams.values() for i in st.layers[:-1]}
+    return [(i, graph.tensors[layer.output].size) for i, layer in graph.computed_layers() if i not in hidden]
+
+
+def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: str = "layer",
+           reuse_input: bool = False) -> dict[str, str]:
+    """Render the C sources of a quantized graph for ``target`` (kernel variants, :mod:`sepgen.targets`) and
+    ``schedule`` (``layer``, ``stream`` or ``auto``: :mod:`sepgen.schedule`); ``reuse_input``: the
+    generated invoke() may overwrite its input buffer once read (said in the header).
 
     Returns {filename: text}; deterministic."""
     check_prefix(prefix)
@@ -201,17 +251,23 @@ def render(graph: Graph, prefix: str = "model", target: str = "host") -> dict[st
     if not graph.is_quantized:
         raise UserError(f"model '{graph.name}' is not quantized; quantize it first (sepgen.quantize)")
     bounds = prove_no_overflow(graph)
-    memory = plan(graph)
-    layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name],
-                             kernel_variant(env, layer, target, graph))
-              for i, layer in graph.computed_layers()]
-    calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
-                  output=memory.locations[ctx.layer.output],
-                  size=graph.tensors[ctx.layer.output].size) for ctx in layers]
+    sched = make_schedule(graph, schedule, reuse_input)
+    if sched.streamed or reuse_input:
+        layers, calls = _stream_calls(graph, sched, prefix, bounds, env, target)
+        memory = sched
+    else:
+        memory = plan(graph)
+        layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name],
+                                 kernel_variant(env, layer, target, graph))
+                  for i, layer in graph.computed_layers()]
+        calls = [dict(ctx=ctx, inputs=[memory.locations[t] for t in ctx.layer.inputs],
+                      output=memory.locations[ctx.layer.output],
+                      size=graph.tensors[ctx.layer.output].size) for ctx in layers]
     in_spec, out_spec = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(
         version=__version__, graph=graph, prefix=prefix, PREFIX=prefix.upper(), layers=layers, calls=calls,
-        arena_size=memory.arena_size, input=in_spec, output=out_spec,
+        arena_size=memory.arena_size, input=in_spec, output=out_spec, streamed=sched.streamed,
+        schedule=schedule, reuse_input=reuse_input,
         source=graph.source, sha=(graph.source_sha256 or "no digest")[:12],
     )
     files = {
@@ -225,17 +281,27 @@ def render(graph: Graph, prefix: str = "model", target: str = "host") -> dict[st
 HARNESSES = ("host", "cortexm")
 
 
-def render_harness(graph: Graph, prefix: str = "model", harness: str = "host") -> str:
+def schedule_of(files: dict[str, str], prefix: str) -> tuple[str, bool]:
+    """(schedule, reuse_input) that generated ``files``, read from the header's ``<PREFIX>_SCHEDULE`` and
+    ``<PREFIX>_REUSES_INPUT`` (absent: the layer schedule, input read only)."""
+    header = files.get(f"{prefix}.h", "")
+    found = re.search(rf'^#define {prefix.upper()}_SCHEDULE "(\w+)"$', header, re.M)
+    return (found.group(1) if found else "layer",
+            re.search(rf"^#define {prefix.upper()}_REUSES_INPUT 1$", header, re.M) is not None)
+
+
+def render_harness(graph: Graph, prefix: str = "model", harness: str = "host", schedule: str = "layer",
+                   reuse_input: bool = False) -> str:
     """A test program for the generated C, built with ``-D<PREFIX>_TRACE``: ``harness/<harness>.c.j2``.
 
     "host" reads N inputs from a file and writes every computed layer's output and the output buffer;
     "cortexm" does the same through semihosting (and, with -DSEPGEN_PROFILE, SysTick stamps per layer).
-    Both check that ``<prefix>_trace`` is called with exactly the layer numbers of
-    :meth:`Graph.computed_layers`, in order, with each layer's output size.
+    Both check that ``<prefix>_trace`` is called with exactly the layer numbers of :func:`traced_layers`
+    (:meth:`Graph.computed_layers` under the layer schedule), in order, with each layer's output size.
     """
     if harness not in HARNESSES:
         raise ValueError(f"unknown harness '{harness}' (choose from {', '.join(HARNESSES)})")
     return environment().get_template(f"harness/{harness}.c.j2").render(
         prefix=c_ident(prefix), PREFIX=prefix.upper(), version=__version__,
-        traced=[(index, graph.tensors[layer.output].size) for index, layer in graph.computed_layers()])
+        traced=traced_layers(graph, schedule, reuse_input))
 

@@ -45,6 +45,29 @@ def storage_roots(graph: Graph) -> dict[str, str]:
     return root
 
 
+def place(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]], capacity: int | None = None,
+          pinned: dict[str, int] | None = None) -> tuple[dict[str, int], int]:
+    """Greedy placement of buffers (bytes, (first, last) step) in one arena: largest first, then by first
+    step and name, each at the lowest aligned offset that overlaps no placed buffer alive at the same time.
+    ``pinned`` buffers keep the offsets given; with a ``capacity``, a buffer that would end beyond it is
+    left out (the caller places it elsewhere).  Returns ({buffer: offset}, arena size)."""
+    pinned = pinned or {}
+    placed = [(o, _align(sizes[n]), *lifetimes[n]) for n, o in pinned.items()]  # offset, size, first, last
+    offsets: dict[str, int] = dict(pinned)
+    for name in sorted((t for t in lifetimes if t not in pinned), key=lambda t: (-sizes[t], lifetimes[t][0], t)):
+        size, (first, last) = _align(sizes[name]), lifetimes[name]
+        offset = 0
+        for o, s, f, l in sorted(p for p in placed if not (p[3] < first or p[2] > last)):
+            if offset + size <= o:
+                break
+            offset = max(offset, o + s)
+        if capacity is not None and offset + sizes[name] > capacity:
+            continue
+        placed.append((offset, size, first, last))
+        offsets[name] = offset
+    return offsets, max((o + s for o, s, _, _ in placed), default=0)
+
+
 def plan(graph: Graph) -> MemoryPlan:
     """Assign every tensor a Location; returns the arena size in bytes."""
     root = storage_roots(graph)
@@ -61,19 +84,7 @@ def plan(graph: Graph) -> MemoryPlan:
             owner = root[name]
             if owner in lifetimes:
                 lifetimes[owner] = (lifetimes[owner][0], index)
-    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
-    offsets: dict[str, int] = {}
-    order = sorted(lifetimes, key=lambda t: (-graph.tensors[t].size, lifetimes[t][0], t))
-    for name in order:
-        size, (first, last) = _align(graph.tensors[name].size), lifetimes[name]
-        offset = 0
-        for o, s, f, l in sorted(p for p in placed if not (p[3] < first or p[2] > last)):
-            if offset + size <= o:
-                break
-            offset = max(offset, o + s)
-        placed.append((offset, size, first, last))
-        offsets[name] = offset
-    arena = max((o + s for o, s, _, _ in placed), default=0)
+    offsets, arena = place({t: graph.tensors[t].size for t in lifetimes}, lifetimes)
     locations = {}
     for name in graph.tensors:
         owner = root[name]

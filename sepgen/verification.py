@@ -26,9 +26,12 @@ class Mismatch:
     index: int  # flat NHWC index in the layer's output
     expected: int
     actual: int
+    streamed_before: tuple[str, ...] = ()  # untraced layers streamed into this one (sepgen.schedule)
 
     def __str__(self) -> str:
-        return (f"sample {self.sample}: layer '{self.layer}' ({self.op}) differs at index {self.index}: "
+        where = (f" (the end of a streamed chain: {', '.join(self.streamed_before)} are not traced)"
+                 if self.streamed_before else "")
+        return (f"sample {self.sample}: layer '{self.layer}' ({self.op}){where} differs at index {self.index}: "
                 f"expected {self.expected}, got {self.actual}")
 
 
@@ -48,14 +51,17 @@ class VerificationFailed(AssertionError):
 
 
 def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
-          files: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+          files: dict[str, str] | None = None, schedule: str | None = None,
+          reuse_input: bool = False) -> dict[str, np.ndarray]:
     """Compile (cached) and run the generated C on int8 inputs (N,)+shape.
 
-    Returns each computed tensor's C output by tensor name, plus "__output__" for
-    the caller's output buffer, each as int8 (N,)+shape.
+    Returns each traced tensor's C output by tensor name, plus "__output__" for
+    the caller's output buffer, each as int8 (N,)+shape.  ``schedule``/``reuse_input``: those of
+    :func:`sepgen.codegen.render`; None with ``files``: read from their header (:func:`codegen.schedule_of`).
     """
-    files = dict(files or codegen.render(graph, prefix))
-    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "host")
+    schedule, reuse_input = resolve_schedule(files, prefix, schedule, reuse_input)
+    files = dict(files or codegen.render(graph, prefix, schedule=schedule, reuse_input=reuse_input))
+    files["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "host", schedule, reuse_input)
     flags = toolchain.SANITIZE_FLAGS if sanitize else toolchain.HOST_FLAGS
     exe = toolchain.compile_executable(files, flags, defines=(f"{prefix.upper()}_TRACE",))
     x = np.ascontiguousarray(inputs, dtype=np.int8)
@@ -66,17 +72,26 @@ def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: boo
         if proc.returncode != 0:
             raise VerificationFailed(f"harness exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-3000:]}")
         raw = out_path.read_bytes()
-    return parse_trace(graph, raw, len(x), "harness")
+    return parse_trace(graph, raw, len(x), "harness", schedule, reuse_input)
 
 
-def parse_trace(graph: Graph, raw: bytes, samples: int, what: str) -> dict[str, np.ndarray]:
+def resolve_schedule(files: dict[str, str] | None, prefix: str, schedule: str | None,
+                     reuse_input: bool) -> tuple[str, bool]:
+    """The (schedule, reuse_input) of the C under test: as given, else read from ``files``, else layer."""
+    if schedule is not None:
+        return schedule, reuse_input
+    return codegen.schedule_of(files, prefix) if files else ("layer", reuse_input)
+
+
+def parse_trace(graph: Graph, raw: bytes, samples: int, what: str, schedule: str = "layer",
+                reuse_input: bool = False) -> dict[str, np.ndarray]:
     """Split a harness trace into {tensor name: int8 (N,)+shape}, with "__output__" for the caller's output buffer.
 
-    Per sample, the trace holds the output of every layer of :meth:`Graph.computed_layers` in that order
-    (the harness has checked that the hook saw exactly those layer numbers, in order, with their sizes),
-    then the output buffer.
+    Per sample, the trace holds the output of every layer of :func:`sepgen.codegen.traced_layers` (every
+    computed layer under the layer schedule) in that order (the harness has checked that the hook saw
+    exactly those layer numbers, in order, with their sizes), then the output buffer.
     """
-    traced = [layer for _, layer in graph.computed_layers()]
+    traced = [graph.layers[index] for index, _ in codegen.traced_layers(graph, schedule, reuse_input)]
     names = [layer.output for layer in traced] + ["__output__"]
     shapes = [graph.tensors[layer.output].shape for layer in traced] + [graph.tensors[graph.output].shape]
     sizes = [int(np.prod(shape)) for shape in shapes]
@@ -91,25 +106,34 @@ def parse_trace(graph: Graph, raw: bytes, samples: int, what: str) -> dict[str, 
 
 
 def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -> VerifyResult:
-    """Compare C outputs with the simulator; the first mismatch in layer order (then sample, index)."""
+    """Compare C outputs with the simulator; the first mismatch in layer order (then sample, index).
+
+    Only the layers in ``c_values`` are compared: a streamed chain traces its last layer only, so a wrong
+    row inside it shows at that layer (whose name then says which layers were streamed before it)."""
     expected = simulate.run(graph, inputs, all_tensors=True)
-    traced = [layer for _, layer in graph.computed_layers()]
-    checks = [(layer.name, layer.op, expected[layer.output], c_values[layer.output]) for layer in traced]
-    checks.append(("<output buffer>", "output", expected[graph.output], c_values["__output__"]))
-    for name, op, want, got in checks:
+    traced = [layer for _, layer in graph.computed_layers() if layer.output in c_values]
+    hidden = [layer.name for _, layer in graph.computed_layers() if layer.output not in c_values]
+    checks = []
+    for layer in traced:
+        before = [name for name in hidden if graph.layers.index(graph.layer(name)) < graph.layers.index(layer)]
+        hidden = [name for name in hidden if name not in before]
+        checks.append((layer.name, layer.op, expected[layer.output], c_values[layer.output], tuple(before)))
+    checks.append(("<output buffer>", "output", expected[graph.output], c_values["__output__"], ()))
+    for name, op, want, got, before in checks:
         diff = np.argwhere(want.reshape(len(want), -1) != got.reshape(len(got), -1))
         if len(diff):
             sample, index = (int(v) for v in diff[0])
             return VerifyResult(len(inputs), len(traced), Mismatch(
                 sample, name, op, index, int(want.reshape(len(want), -1)[sample, index]),
-                int(got.reshape(len(got), -1)[sample, index])))
+                int(got.reshape(len(got), -1)[sample, index]), before))
     return VerifyResult(len(inputs), len(traced), None)
 
 
 def verify_host(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
-                files: dict[str, str] | None = None) -> VerifyResult:
-    """Render, compile with the host compiler, run on ``inputs`` and compare every layer."""
-    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files))
+                files: dict[str, str] | None = None, schedule: str | None = None,
+                reuse_input: bool = False) -> VerifyResult:
+    """Render, compile with the host compiler, run on ``inputs`` and compare every traced layer."""
+    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files, schedule, reuse_input))
 
 
 def random_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:

@@ -103,6 +103,31 @@ def test_clang_everything_is_clean_and_exact(family, clang):
         assert result.ok, f"clang build: {result.mismatch}"
 
 
+@pytest.mark.parametrize("model, reuse", [("zoo_ds_cnn_kws", False), ("zoo_vgg_cifar10_separable", False),
+                                          ("chain", False), ("mobilenet_like", True)])
+def test_clang_everything_streamed(model, reuse, clang):
+    """Row kernels and step loops of --schedule stream (and --reuse-input): clean under clang -Weverything
+    and the strict gcc flags, still exact."""
+    from test_schedule import CHAINS, chain_graph, mobilenet_like
+
+    compiler, flags = clang
+    build = ZOO.get(model, (lambda: chain_graph(*CHAINS[3])) if model == "chain" else mobilenet_like)
+    graph, inputs = quantized(build(), np.random.default_rng(0))
+    files = codegen.render(graph, PREFIX, schedule="stream", reuse_input=reuse)
+    assert "_rows(" in files[f"{PREFIX}.c"]
+    files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
+    toolchain.compile_executable(files, toolchain.HOST_FLAGS)
+    exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
+    with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
+        in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
+        in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
+        proc = toolchain.run([str(exe), str(in_path), str(out_path)])
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream", reuse)
+    result = verification.compare(graph, inputs, traced)
+    assert result.ok, f"clang build: {result.mismatch}"
+
+
 def test_bench_harness_is_clean(clang):
     """templates/harness/bench.c.j2 (benchmarks/) under the strict gcc set and clang's every warning."""
     graph, _ = quantized(zoo.ds_cnn_block(), np.random.default_rng(0))

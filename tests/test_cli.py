@@ -97,3 +97,57 @@ def test_corrupt_npz_is_a_user_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.npz" in err and err.count("\n") == 1
     assert not (tmp_path / "OUT").exists()
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(5)
+    b = GraphBuilder((11, 9, 2), name="chain")
+    y = b.conv2d("stem", b.input, rand(rng, 3, 3, 2, 4), None, 2, 1, "same", "relu")
+    y = b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 4, 1), rand(rng, 4), 1, 1, "same", "relu")
+    y = b.conv2d("pw", y, rand(rng, 1, 1, 4, 8), rand(rng, 8), activation="relu6")
+    y = b.dense("fc", b.global_avg_pool2d("gap", y), rand(rng, 8, 3), rand(rng, 3), "softmax")
+    q, _ = quantized(b.build(y), rng)
+    out = tmp_path_factory.mktemp("gen") / "chain"
+    sepgen.generate(q, out, prefix="chain", schedule="auto", reuse_input=True)
+    return out
+
+
+def test_streamed_directory_verifies_and_reports_its_plan(streamed):
+    import json
+
+    header = (streamed / "chain.h").read_text()
+    assert '#define CHAIN_SCHEDULE "auto"' in header and "#define CHAIN_REUSES_INPUT 1" in header
+    proc = run_cli("verify", str(streamed), "--count", "20", "--sanitize")
+    assert proc.returncode == 0, proc.stderr
+    assert "on 20 inputs x 4 layers" in proc.stdout  # dw and gap (ends of streamed runs), fc, softmax
+    proc = run_cli("report", str(streamed), "--json")
+    assert proc.returncode == 0, proc.stderr
+    memory = json.loads(proc.stdout)["memory"]
+    arena = int(header.split("#define CHAIN_ARENA_SIZE ")[1].split()[0])
+    assert memory["arena_bytes"] == arena < memory["layer_arena_bytes"]
+    assert memory["schedule"] == "auto" and memory["reuse_input"] is True
+    # with --reuse-input, auto cuts the chain: dw's whole output fits over the input rows already read
+    assert memory["streamed_chains"] == [["stem", "dw"], ["pw", "gap"]]
+    step = memory["steps"][memory["peak_step"]]
+    assert step["arena_bytes"] == memory["peak_bytes"] - sum(-b["bytes"] % 4 for b in step["live"]
+                                                              if b["where"] == "arena")
+    live = [b for s in memory["steps"] for b in s["live"]]
+    assert {b["kind"] for b in live} == {"ring", "sum", "tensor"} and {b["where"] for b in live} == {"arena", "input"}
+    text = run_cli("report", str(streamed)).stdout
+    assert "Memory plan (--schedule auto, --reuse-input)" in text and "stem..dw (streamed" in text
+    assert f"arena {arena:,} bytes (<PREFIX>_ARENA_SIZE)" in text
+
+
+def test_generate_schedule_option_is_checked(tmp_path, capsys):
+    assert main(["generate", "m.npz", "-o", str(tmp_path / "o"), "--schedule", "rows"]) == 2
+    assert "--schedule: invalid choice: 'rows'" in capsys.readouterr().err
+
+
+def test_report_ram_is_the_arena_of_the_schedule(streamed):
+    import json
+
+    report = json.loads(run_cli("report", str(streamed), "--json").stdout)
+    header = (streamed / "chain.h").read_text()
+    assert f"#define CHAIN_ARENA_SIZE {report['totals']['ram_bytes']}\n" in header
+    assert report["totals"]["ram_bytes"] == report["memory"]["arena_bytes"] < report["memory"]["layer_arena_bytes"]

@@ -192,6 +192,30 @@ def test_ds_cnn_kws_bit_exact(kws, target):
     assert_target_matches(graph, inputs, target, prefix="kws")
 
 
+def test_ds_cnn_kws_streamed_bit_exact_on_cortex_m4(kws):
+    """--schedule auto streams the whole conv/depthwise/pointwise chain into the pool (sepgen.schedule)."""
+    graph, inputs = kws
+    assert_target_matches(graph, inputs, "cortex-m4", prefix="kws", schedule="auto")
+
+
+@pytest.mark.parametrize("mode", ["stream", "auto"])
+def test_mobilenet_like_reusing_its_input_bit_exact_on_cortex_m4(mode):
+    """Row rings, int32 pool sums and tensors placed in the dead input buffer (--reuse-input), on the core."""
+    from test_schedule import mobilenet_like
+
+    graph, inputs = quantized(mobilenet_like(), np.random.default_rng(7))
+    assert_target_matches(graph, inputs[::3], "cortex-m4", prefix="mn", schedule=mode, reuse_input=True)
+
+
+@pytest.mark.parametrize("case", [6, 7])
+def test_streamed_pooling_chain_bit_exact_on_cortex_m4(case):
+    """Max and average pooling windows streamed between separable blocks (row rings on both sides)."""
+    from test_schedule import CHAINS, chain_graph
+
+    graph, inputs = quantized(chain_graph(*CHAINS[case]), np.random.default_rng(8))
+    assert_target_matches(graph, inputs[::3], "cortex-m4", prefix="pool", schedule="stream")
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_profile_is_deterministic_and_complete(kws, target):
     graph, inputs = kws

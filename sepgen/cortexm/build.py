@@ -15,7 +15,7 @@ import numpy as np
 from .. import codegen, toolchain
 from ..ir import Graph
 from ..toolchain import ToolchainError
-from ..verification import VerifyResult, compare, parse_trace
+from ..verification import VerifyResult, compare, parse_trace, resolve_schedule
 from .targets import (CROSS_COMPILER, CROSS_FLAGS, CROSS_PACKAGES, ICOUNT_SHIFT, PROFILE_DEFINE, QEMU, QEMU_PACKAGE,
                       Target, firmware_sources, get_target)
 
@@ -25,16 +25,18 @@ _EXIT_MEANING = {1: "a semihosting file operation failed", 2: "invoke failed or 
 
 
 def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict[str, str] | None = None,
-          mode: str = "verify") -> Path:
+          mode: str = "verify", schedule: str | None = None, reuse_input: bool = False) -> Path:
     """Cross-compile (cached) model + harness + firmware into an ELF.
 
     mode: "verify" (trace every layer's output), "profile" (SysTick stamps per layer) or "plain"
-    (no trace hook calls: the model as a user would link it, for sizes).
+    (no trace hook calls: the model as a user would link it, for sizes).  ``schedule``/``reuse_input``:
+    as for :func:`sepgen.codegen.render` (None: read from ``files``; they decide the traced layers).
     """
     t = get_target(target)
     compiler = toolchain.Compiler(toolchain.find_tool(CROSS_COMPILER, CROSS_PACKAGES))
-    sources = dict(files or codegen.render(graph, prefix, t.name))
-    sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm")
+    schedule, reuse_input = resolve_schedule(files, prefix, schedule, reuse_input)
+    sources = dict(files or codegen.render(graph, prefix, t.name, schedule, reuse_input))
+    sources["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "cortexm", schedule, reuse_input)
     clash = set(sources) & set(firmware_sources(t))
     if clash:
         raise ToolchainError(f"generated file names clash with the firmware's: {', '.join(sorted(clash))}")
@@ -68,15 +70,18 @@ def run_elf(elf: Path, target: str | Target, inputs: bytes, output_name: str, ic
 
 
 def run_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",
-               files: dict[str, str] | None = None, timeout: float = 300.0) -> dict[str, np.ndarray]:
+               files: dict[str, str] | None = None, timeout: float = 300.0,
+               schedule: str | None = None, reuse_input: bool = False) -> dict[str, np.ndarray]:
     """Run the generated C on the target; same result layout as :func:`sepgen.verification.run_c`."""
     x = np.ascontiguousarray(inputs, dtype=np.int8)
-    elf = build(graph, target, prefix, files, mode="verify")
+    schedule, reuse_input = resolve_schedule(files, prefix, schedule, reuse_input)
+    elf = build(graph, target, prefix, files, mode="verify", schedule=schedule, reuse_input=reuse_input)
     raw = run_elf(elf, target, x.tobytes(), "trace.bin", timeout=timeout)
-    return parse_trace(graph, raw, len(x), f"{get_target(target).name} firmware")
+    return parse_trace(graph, raw, len(x), f"{get_target(target).name} firmware", schedule, reuse_input)
 
 
 def verify_target(graph: Graph, inputs: np.ndarray, target: str | Target, prefix: str = "model",
-                  files: dict[str, str] | None = None, timeout: float = 300.0) -> VerifyResult:
-    """Cross-compile, run in QEMU on ``inputs`` and compare every layer with the simulator, byte for byte."""
-    return compare(graph, inputs, run_target(graph, inputs, target, prefix, files, timeout))
+                  files: dict[str, str] | None = None, timeout: float = 300.0,
+                  schedule: str | None = None, reuse_input: bool = False) -> VerifyResult:
+    """Cross-compile, run in QEMU on ``inputs`` and compare every traced layer with the simulator, byte for byte."""
+    return compare(graph, inputs, run_target(graph, inputs, target, prefix, files, timeout, schedule, reuse_input))

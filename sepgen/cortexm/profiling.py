@@ -12,8 +12,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from .. import codegen
 from ..ir import Graph
 from ..toolchain import ToolchainError
+from ..verification import resolve_schedule
 from .build import build, run_elf
 from .targets import ICOUNT_SHIFT, Target, get_target
 
@@ -67,17 +69,33 @@ def profile(graph: Graph, target: str | Target, prefix: str = "model", files: di
         shape = graph.tensors[graph.input].shape
         inputs = np.random.default_rng(0).integers(-128, 128, size=(1,) + shape).astype(np.int8)
     x = np.ascontiguousarray(inputs[:1], dtype=np.int8)
-    elf = build(graph, t, prefix, files, mode="profile")
+    schedule, reuse_input = resolve_schedule(files, prefix, None, False)
+    elf = build(graph, t, prefix, files, mode="profile", schedule=schedule, reuse_input=reuse_input)
     raw = np.frombuffer(run_elf(elf, t, x.tobytes(), "profile.bin", icount=True, timeout=timeout), dtype="<u8")
-    layers = graph.computed_layers()
+    layers = _stamped(graph, schedule, reuse_input)
     if raw.size != 2 + len(layers) + 2:
         raise ToolchainError(f"{t.name}: firmware wrote {raw.size} profile stamps, expected {len(layers) + 4}")
     overhead = _instructions(raw[1] - raw[0], t)
     stamps = raw[2:]  # before invoke, after each computed layer (in computed_layers() order), after invoke
     counts = [_instructions(stamps[k + 1] - stamps[k], t) - overhead for k in range(len(layers))]
     total = _instructions(stamps[-1] - stamps[0], t) - len(layers) * overhead
-    return Profile(t.name, t.board, tuple(LayerProfile(layer.name, layer.op, c, layer.macs(), index)
-                                           for (index, layer), c in zip(layers, counts)), total, overhead)
+    return Profile(t.name, t.board, tuple(LayerProfile(name, op, c, macs, index)
+                                           for (index, name, op, macs), c in zip(layers, counts)), total, overhead)
+
+
+def _stamped(graph: Graph, schedule: str, reuse_input: bool) -> list[tuple[int, str, str, int]]:
+    """(layer number, name, op, MACs) per stamp: every computed layer; a streamed chain (sepgen.schedule) is
+    stamped once, after its last layer, as "first..last" with op "streamed" and the chain's MACs."""
+    rows, pending = [], []
+    traced = {index for index, _ in codegen.traced_layers(graph, schedule, reuse_input)}
+    for index, layer in graph.computed_layers():
+        pending.append(layer)
+        if index in traced:
+            name = layer.name if len(pending) == 1 else f"{pending[0].name}..{layer.name}"
+            op = layer.op if len(pending) == 1 else "streamed"
+            rows.append((index, name, op, sum(p.macs() for p in pending)))
+            pending = []
+    return rows
 
 
 def format_profile(p: Profile) -> str:

@@ -1,0 +1,75 @@
+"""The memory plan of a schedule (:mod:`sepgen.schedule`) for ``sepgen report``: per step (a layer, or a
+chain of layers streamed row by row), which buffers are live and their bytes; the peak and where it
+occurs; the whole-tensor (layer-by-layer) arena beside it.  Text and the ``memory`` object of the JSON
+report (docs/json-report.md).  Shapes only: a float graph and its int8 twin have the same plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ir import Graph
+from .schedule import Schedule, schedule as make_schedule
+
+def memory_plan(graph: Graph, schedule: str = "auto", reuse_input: bool = False) -> dict[str, Any]:
+    """The ``memory`` object of ``report --json`` for ``schedule`` (``layer``, ``stream`` or ``auto``)."""
+    s = make_schedule(graph, schedule, reuse_input)
+    return plan_json(graph, s)
+
+
+def _rows(s: Schedule, graph: Graph, stage: int) -> dict[int, int]:
+    st = s.streams.get(stage)
+    return {} if st is None else dict(zip(st.layers, st.rings))
+
+
+def plan_json(graph: Graph, s: Schedule) -> dict[str, Any]:
+    peak, where = s.peak()
+    steps = []
+    for number, layers in enumerate(s.stages):
+        st = s.streams.get(number)
+        rings = {graph.layers[i].output: r for i, r in _rows(s, graph, number).items()}
+        live = [{"buffer": b.name, "kind": b.kind, "bytes": b.size,
+                 "where": "input" if b.name in s.in_input else "arena", "offset": s.offsets[b.name],
+                 **({"rows": rings[b.name]} if b.name in rings else {})} for b in s.live(number)]
+        steps.append({"step": number, "layers": [graph.layers[i].name for i in layers], "streamed": st is not None,
+                      "row_steps": st.steps if st else 0, "live": live,
+                      "arena_bytes": sum(x["bytes"] for x in live if x["where"] == "arena")})
+    return {"schedule": s.mode, "reuse_input": s.reuse_input, "arena_bytes": s.arena_size,
+            "layer_arena_bytes": s.layer_arena_size, "peak_bytes": peak, "peak_step": where,
+            "peak_layers": [graph.layers[i].name for i in s.stages[where]] if s.stages else [],
+            "extra_macs": s.extra_macs,
+            "streamed_chains": [[graph.layers[i].name for i in st.layers] for st in s.streams.values()],
+            "steps": steps}
+
+
+def _n(v: int) -> str:
+    return f"{v:,}"
+
+
+def _label(layers: list[str]) -> str:
+    return layers[0] if len(layers) == 1 else f"{layers[0]}..{layers[-1]}"
+
+
+def to_text(m: dict[str, Any]) -> str:
+    """The memory plan as text: a summary, then one line per step with its live buffers."""
+    chains = len(m["streamed_chains"])
+    out = [f"Memory plan (--schedule {m['schedule']}{', --reuse-input' if m['reuse_input'] else ''}): "
+           f"arena {_n(m['arena_bytes'])} bytes (<PREFIX>_ARENA_SIZE) vs {_n(m['layer_arena_bytes'])} layer by "
+           f"layer (whole tensors); {chains} streamed chain{'s' if chains != 1 else ''}, "
+           f"{_n(m['extra_macs'])} extra MACs (no recompute)",
+           f"peak: {_n(m['peak_bytes'])} live arena bytes at step {m['peak_step']} ({_label(m['peak_layers'])})"]
+    if m["reuse_input"]:
+        out.append("buffers marked [input] live in the caller's input buffer, which invoke() overwrites")
+    rows = []
+    for step in m["steps"]:
+        what = _label(step["layers"]) + (f" (streamed, {step['row_steps']} row steps)" if step["streamed"] else "")
+        buffers = ", ".join(
+            f"{b['buffer']} {_n(b['bytes'])}" + (f" ({b['rows']} row{'s' if b['rows'] != 1 else ''})" if "rows" in b else "")
+            + (" [sums]" if b["kind"] == "sum" else "") + (" [input]" if b["where"] == "input" else "")
+            for b in step["live"])
+        rows.append((str(step["step"]), what, _n(step["arena_bytes"]), buffers or "-"))
+    head = ("step", "layers", "arena B", "live buffers (bytes)")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+    fmt = lambda r: f"{r[0].rjust(widths[0])}  {r[1].ljust(widths[1])}  {r[2].rjust(widths[2])}  {r[3]}"  # noqa: E731
+    out += ["", fmt(head)] + [fmt(r) for r in rows]
+    return "\n".join(out) + "\n"
