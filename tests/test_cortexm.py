@@ -192,10 +192,12 @@ def test_ds_cnn_kws_bit_exact(kws, target):
     assert_target_matches(graph, inputs, target, prefix="kws")
 
 
-def test_ds_cnn_kws_streamed_bit_exact_on_cortex_m4(kws):
-    """--schedule auto streams the whole conv/depthwise/pointwise chain into the pool (sepgen.schedule)."""
+@pytest.mark.parametrize("target", TARGETS)
+def test_ds_cnn_kws_streamed_bit_exact(kws, target):
+    """--schedule auto streams the whole conv/depthwise/pointwise chain into the pool (sepgen.schedule),
+    on every emulated core."""
     graph, inputs = kws
-    assert_target_matches(graph, inputs, "cortex-m4", prefix="kws", schedule="auto")
+    assert_target_matches(graph, inputs, target, prefix="kws", schedule="auto")
 
 
 @pytest.mark.parametrize("mode", ["stream", "auto"])
