@@ -171,6 +171,12 @@ def _relu(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.activation(name, xs[0], "relu" if max_value is None else "relu6")
 
 
+@_handler("LeakyReLU")
+def _leaky_relu(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    slope = getattr(layer, "negative_slope", getattr(layer, "alpha", None))
+    return t.b.leaky_relu(name, xs[0], float(slope))
+
+
 @_handler("Activation")
 def _activation_layer(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.activation(name, xs[0], _activation(layer.activation, name))
@@ -262,6 +268,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"),
+    "leaky_relu": ("LeakyReLU",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
