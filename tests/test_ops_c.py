@@ -171,6 +171,7 @@ def test_elementwise_activations(zero_point_kind):
     def build(b, x):
         y = b.leaky_relu("leaky", x, 0.1)
         y = b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 3, 1), rand(rng, 3), padding="same")
-        return b.leaky_relu("steep", y, 1.5)
+        y = b.leaky_relu("steep", y, 1.5)
+        return b.activation("sigmoid", y, "sigmoid")
 
     assert_c_matches(*quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind))

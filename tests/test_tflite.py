@@ -446,3 +446,25 @@ def test_standalone_leaky_relu_matches_tflm_and_c(tmp_path, alpha, in_scale, in_
     inputs = _every_int8_value(graph, (3, 5, 4))
     assert compare_with_tflm(graph, path, inputs) is None
     assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("in_scale,in_zp", [(0.04, -3), (0.1, -128), (0.02, 127), (0.003, 10), (0.5, 0), (3.0, -100)])
+def test_standalone_logistic_matches_tflm_and_c(tmp_path, in_scale, in_zp):
+    """LOGISTIC written directly (output 1/256, -128), 0 LSB against TFLM on every int8 value, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    fm = FlatModel()
+    x = fm.activation("x", (3, 5, 4), in_scale, in_zp)
+    y = fm.activation("sig", (3, 5, 4), 1.0 / 256.0, -128)
+    fm.operator("LOGISTIC", [x], [y])
+    path = tmp_path / "logistic.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["logistic"]
+    inputs = _every_int8_value(graph, (3, 5, 4))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)

@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -240,6 +240,8 @@ class GraphBuilder:
         (TFLite RELU/RELU6: it requantizes to its own output quantization)."""
         if activation == "softmax":
             return self.softmax(name, x)
+        if activation == "sigmoid":
+            return self.layer(Logistic, name, [x])
         activation = self._check_activation(name, activation)
         if activation == "none":
             return x

@@ -87,7 +87,7 @@ def _not_quantized(layer, name: str) -> None:
                                "give sepgen the float model; it quantizes itself")
 
 
-_ACTIVATIONS = ("linear", "relu", "relu6", "softmax")
+_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid")
 
 
 def _activation(fn, name: str) -> str:
@@ -267,7 +267,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("Conv2D", "SeparableConv2D"), "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D"),
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
-    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"),
+    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",),
 }
 #: sepgen op -> why Keras models cannot produce it.
