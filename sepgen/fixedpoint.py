@@ -151,6 +151,18 @@ def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
     return saturating_left_shift(x, 1)  # ExactMulByPot<-1> (Q2 -> Q1), then Rescale<0>
 
 
+def logistic(a, integer_bits: int) -> np.ndarray:
+    """gemmlowp logistic: 1 / (1 + exp(-a)) for a in Q(integer_bits).(31-integer_bits); result Q0.31.
+
+    exp(-|a|) through :func:`exp_on_negative_values`, 1/(1 + that) for a > 0, one (INT32_MAX) minus it for
+    a < 0, and exactly one half (2^30) at a = 0.
+    """
+    a = _i64(a)
+    abs_a = np.where(a > 0, a, wrap_int32(-a))
+    positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(wrap_int32(-abs_a), integer_bits))
+    return np.where(a == 0, 1 << 30, np.where(a > 0, positive, wrap_int32(INT32_MAX - positive)))
+
+
 def count_leading_zeros_u32(x) -> np.ndarray:
     """Leading zero bits of x as uint32 (32 for 0)."""
     x = _i64(x) & 0xFFFFFFFF

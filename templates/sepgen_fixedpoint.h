@@ -129,6 +129,21 @@ static inline int32_t sepgen_exp_on_negative_values(int32_t a, int integer_bits)
     return a == 0 ? SEPGEN_INT32_MAX : result;
 }
 
+static inline int32_t sepgen_one_over_one_plus_x_for_x_in_0_1(int32_t a);
+
+/* gemmlowp logistic: 1 / (1 + exp(-a)) for a in Q(integer_bits).(31 - integer_bits); result Q0.31
+ * (one half exactly at 0, INT32_MAX minus the positive side's value below 0). */
+static inline int32_t sepgen_logistic(int32_t a, int integer_bits)
+{
+    const int32_t abs_a = a > 0 ? a : sepgen_wrap_sub(0, a);
+    const int32_t positive = sepgen_one_over_one_plus_x_for_x_in_0_1(
+        sepgen_exp_on_negative_values(sepgen_wrap_sub(0, abs_a), integer_bits));
+    if (a == 0) {
+        return (int32_t)1 << 30;
+    }
+    return a > 0 ? positive : sepgen_wrap_sub(SEPGEN_INT32_MAX, positive);
+}
+
 /* 1 / (1 + a) for a in [0, 1) in Q0.31, three Newton-Raphson steps in Q2.29. */
 static inline int32_t sepgen_one_over_one_plus_x_for_x_in_0_1(int32_t a)
 {

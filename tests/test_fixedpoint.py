@@ -76,6 +76,20 @@ def test_exp_on_negative_values(driver, values, integer_bits):
 
 
 @SETTINGS
+@given(st.lists(st.integers(-(1 << 31) + 1, (1 << 31) - 1), min_size=1, max_size=200), st.sampled_from([0, 4, 5]))
+def test_logistic(driver, values, integer_bits):
+    rows = [(a, integer_bits, 0) for a in values] + [(0, integer_bits, 0), (1, integer_bits, 0), (-1, integer_bits, 0)]
+    want = fp.logistic([r[0] for r in rows], integer_bits)
+    assert [r[0] for r in run_c(driver, "logistic", rows)] == want.tolist()
+
+
+def test_logistic_matches_real_logistic():
+    a = np.arange(-(1 << 31) + 1, 1 << 31, 9_999_991, dtype=np.int64)
+    real = 1.0 / (1.0 + np.exp(-a / 2.0 ** 27))
+    assert np.max(np.abs(fp.logistic(a, 4) / 2.0 ** 31 - real)) < 1e-6
+
+
+@SETTINGS
 @given(st.lists(st.integers(1, (1 << 31) - 1), min_size=1, max_size=200))
 def test_get_reciprocal(driver, values):
     rows = [(x, 12, 0) for x in values]

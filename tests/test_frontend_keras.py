@@ -590,3 +590,12 @@ def test_zero_padding_then_valid_conv():
     assert [layer.op for layer in graph.layers] == ["pad", "depthwise_conv2d"]
     x = np.random.default_rng(0).normal(size=(4, 7, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), np.asarray(model(x)), rtol=RTOL, atol=ATOL)
+
+
+def test_leaky_relu_is_an_op_of_its_own():
+    model = randomize(keras.Sequential([keras.Input((6, 5, 3)), L.Conv2D(4, 3, name="conv"),
+                                        L.LeakyReLU(negative_slope=0.15, name="leaky")], name="leaky"))
+    graph = load(model)
+    assert ops(graph) == ["conv2d", "leaky_relu"] and graph.layers[1].alpha == pytest.approx(0.15)
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)

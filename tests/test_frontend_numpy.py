@@ -52,6 +52,8 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "res", "type": "add", "inputs": ["dw", "r6"]},
         {"name": "zp", "type": "zero_padding2d", "padding": [[1, 0], [0, 2]]},
         {"name": "mp", "type": "max_pool2d", "pool_size": 2, "strides": 1},
+        {"name": "leaky", "type": "leaky_relu", "negative_slope": 0.2},
+        {"name": "sig", "type": "sigmoid"},
         {"name": "ap", "type": "avg_pool2d", "pool_size": [2, 2], "padding": "same"},
         {"name": "gap", "type": "global_avg_pool2d", "keepdims": True},
         {"name": "rs", "type": "reshape", "target_shape": [2, -1, 2]},
@@ -92,6 +94,8 @@ def test_round_trip_every_layer_type(tmp_path):
         ("res", "add", (5, 5, 8)),
         ("zp", "pad", (6, 7, 8)),
         ("mp", "max_pool2d", (5, 6, 8)),
+        ("leaky", "leaky_relu", (5, 6, 8)),
+        ("sig", "logistic", (5, 6, 8)),
         ("ap", "avg_pool2d", (3, 3, 8)),
         ("gap", "mean", (8,)),
         ("gap/keepdims", "reshape", (1, 1, 8)),
@@ -108,7 +112,8 @@ def test_round_trip_every_layer_type(tmp_path):
     assert sdw.bias is None and spw.activation == "relu6" and spw.kernel_size == (1, 1)
     np.testing.assert_array_equal(spw.bias, arrays["sep.bias"])
     assert res.inputs == (dw.output, spw.output)
-    zp, mp, ap = g.layers[5:8]
+    zp, mp, leaky, _, ap = g.layers[5:10]
+    assert leaky.alpha == 0.2
     assert zp.paddings == ((1, 0), (0, 2), (0, 0))
     assert (mp.pool_size, mp.strides, mp.padding) == ((2, 2), (1, 1), "valid")
     assert (ap.pool_size, ap.strides, ap.padding) == ((2, 2), (2, 2), "same")

@@ -160,3 +160,18 @@ def test_pad_then_valid_depthwise(paddings):
         return b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 3, 1), rand(rng, 3), padding="valid")
 
     assert_c_matches(*quantized(single_layer((5, 6, 3), build), rng, kind="positive"))
+
+
+@pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
+def test_elementwise_activations(zero_point_kind):
+    """Standalone elementwise activations (leaky ReLU with slopes below and above 1) at ordinary and extreme
+    zero points."""
+    rng = np.random.default_rng(11)
+
+    def build(b, x):
+        y = b.leaky_relu("leaky", x, 0.1)
+        y = b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 3, 1), rand(rng, 3), padding="same")
+        y = b.leaky_relu("steep", y, 1.5)
+        return b.activation("sigmoid", y, "sigmoid")
+
+    assert_c_matches(*quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind))

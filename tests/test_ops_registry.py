@@ -35,6 +35,8 @@ def every_op_graph() -> ir.Graph:
     y = b.pad("pad", y, ((1, 0), (0, 2)))
     y = b.max_pool2d("mp", y, 2, 1, "same")
     y = b.activation("mp_relu6", y, "relu6")  # after pooling: a Relu op of its own
+    y = b.leaky_relu("leaky", y, 0.2)
+    y = b.activation("sig", y, "sigmoid")
     y = b.avg_pool2d("ap", y, 2)
     y = b.global_avg_pool2d("gap", y)
     y = b.dense("fc", b.reshape("rs", y, (4,)), rand(rng, 4, 3), rand(rng, 3), "softmax")

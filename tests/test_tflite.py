@@ -413,3 +413,58 @@ def test_relu6_with_a_different_output_quantization_is_refused(tmp_path):
     path.write_bytes(fm.finish([x], [y]))
     with pytest.raises(UnsupportedLayer, match="RELU6 with different input and output quantization"):
         load(path)
+
+
+def _every_int8_value(graph, shape):
+    """Random inputs plus every int8 value at least once (each position sees many values)."""
+    from sepgen.verification import random_inputs
+
+    every_value = np.resize(np.arange(-128, 128, dtype=np.int8), (5,) + shape)
+    return np.concatenate([random_inputs(graph, 8), every_value])
+
+
+@pytest.mark.parametrize("alpha,in_scale,in_zp,out_scale,out_zp", [
+    (0.2, 0.04, -3, 0.03, -20), (0.01, 0.05, -128, 0.02, 127), (0.3, 0.02, 127, 0.05, -128),
+    (1.7, 0.01, 10, 0.03, 3), (0.0, 0.04, 0, 0.04, 0), (0.125, 0.1, -60, 0.0007, 0)])
+def test_standalone_leaky_relu_matches_tflm_and_c(tmp_path, alpha, in_scale, in_zp, out_scale, out_zp):
+    """LEAKY_RELU written directly, 0 LSB against TFLM on every int8 value (including saturation at both ends
+    and a slope above 1) and C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    fm = FlatModel()
+    x = fm.activation("x", (3, 5, 4), in_scale, in_zp)
+    y = fm.activation("leaky", (3, 5, 4), out_scale, out_zp)
+    fm.operator("LEAKY_RELU", [x], [y], "LeakyReluOptions", _schema().LeakyReluOptionsT(alpha=alpha))
+    path = tmp_path / "leaky.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["leaky_relu"]
+    inputs = _every_int8_value(graph, (3, 5, 4))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("in_scale,in_zp", [(0.04, -3), (0.1, -128), (0.02, 127), (0.003, 10), (0.5, 0), (3.0, -100)])
+def test_standalone_logistic_matches_tflm_and_c(tmp_path, in_scale, in_zp):
+    """LOGISTIC written directly (output 1/256, -128), 0 LSB against TFLM on every int8 value, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    fm = FlatModel()
+    x = fm.activation("x", (3, 5, 4), in_scale, in_zp)
+    y = fm.activation("sig", (3, 5, 4), 1.0 / 256.0, -128)
+    fm.operator("LOGISTIC", [x], [y])
+    path = tmp_path / "logistic.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["logistic"]
+    inputs = _every_int8_value(graph, (3, 5, 4))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)

@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -240,6 +240,8 @@ class GraphBuilder:
         (TFLite RELU/RELU6: it requantizes to its own output quantization)."""
         if activation == "softmax":
             return self.softmax(name, x)
+        if activation == "sigmoid":
+            return self.layer(Logistic, name, [x])
         activation = self._check_activation(name, activation)
         if activation == "none":
             return x
@@ -248,6 +250,13 @@ class GraphBuilder:
                 and x not in self._used):
             return self._replace_producer(producer, dataclasses.replace(producer, activation=activation), name)
         return self.layer(Relu, name, [x], activation=activation)
+
+    def leaky_relu(self, name: str, x: str, alpha: float) -> str:
+        """LeakyReLU: x above zero, ``alpha`` * x below (alpha >= 0); a LeakyRelu op of its own (TFLite LEAKY_RELU)."""
+        alpha = float(alpha)
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise UnsupportedLayer(name, f"LeakyReLU(negative_slope={alpha})", "the slope must be a finite number >= 0")
+        return self.layer(LeakyRelu, name, [x], alpha=alpha)
 
     def batch_norm(self, name: str, x: str, gamma, beta, mean, variance, epsilon: float) -> str:
         """Fold inference-mode BatchNormalization (last axis) into the preceding conv/dense."""

@@ -87,7 +87,7 @@ def _not_quantized(layer, name: str) -> None:
                                "give sepgen the float model; it quantizes itself")
 
 
-_ACTIVATIONS = ("linear", "relu", "relu6", "softmax")
+_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid")
 
 
 def _activation(fn, name: str) -> str:
@@ -169,6 +169,12 @@ def _relu(t: "_Translator", layer, name: str, xs: list[str]) -> str:
         raise UnsupportedLayer(name, f"ReLU(max_value={layer.max_value}, negative_slope={layer.negative_slope}, "
                                f"threshold={layer.threshold})", "only ReLU() and ReLU(6)")
     return t.b.activation(name, xs[0], "relu" if max_value is None else "relu6")
+
+
+@_handler("LeakyReLU")
+def _leaky_relu(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    slope = getattr(layer, "negative_slope", getattr(layer, "alpha", None))
+    return t.b.leaky_relu(name, xs[0], float(slope))
 
 
 @_handler("Activation")
@@ -261,7 +267,8 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("Conv2D", "SeparableConv2D"), "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D"),
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
-    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"),
+    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
+    "leaky_relu": ("LeakyReLU",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -98,6 +98,16 @@ def _relu6(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.activation(s.name, xs[0], "relu6")
 
 
+@_handler("leaky_relu", "negative_slope")
+def _leaky_relu(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.leaky_relu(s.name, xs[0], s.number("negative_slope", 0.3))
+
+
+@_handler("sigmoid")
+def _sigmoid(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.activation(s.name, xs[0], "sigmoid")
+
+
 @_handler("max_pool2d", "pool_size", "strides", "padding")
 def _max_pool2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.max_pool2d(s.name, xs[0], s.ints("pool_size", 2), s.ints("strides", None),
@@ -175,7 +185,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("conv2d", "separable_conv2d"), "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d"),
     "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
-    "pad": ("zero_padding2d",), "relu": ("relu", "relu6"),
+    "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -34,14 +34,14 @@ import numpy as np
 from ..bounds import check_integer_parameters
 from ..errors import UserError
 from ..ir import Graph, Layer, QuantParams, TensorSpec, UnsupportedLayer, conv_output_size, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax, softmax_params
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax, logistic_params, softmax_params
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
 from .tflite_file import TfliteTensors, _enum_names, parse_model
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -54,6 +54,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
     "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
+    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -294,6 +295,25 @@ class _Reader(TfliteTensors):
             self.same_quant(x, op.outputs[0], name, "RELU6")
         self.emit(Relu, name, [x], op.outputs[0], activation=activation, requant=Relu.requant_for(in_q, out_q))
 
+    def leaky_relu(self, op, name: str) -> None:
+        """LEAKY_RELU (TFLM QuantizeLeakyRelu: one rescale for x >= input_zp, one with alpha below)."""
+        x = self.input_name(op.inputs[0], name)
+        alpha = float(np.float32(op.builtinOptions.alpha if op.builtinOptions is not None else 0.0))
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise UnsupportedLayer(name, f"LEAKY_RELU alpha {alpha}", "the slope must be a finite number >= 0")
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        self.emit(LeakyRelu, name, [x], op.outputs[0], alpha=alpha, **LeakyRelu.requants_for(in_q, out_q, alpha))
+
+    def logistic(self, op, name: str) -> None:
+        """LOGISTIC (TFLM int8 Logistic: its Prepare requires the output zero point -128; the scale is not read)."""
+        x = self.input_name(op.inputs[0], name)
+        out_q = self.act_quant(op.outputs[0], name)
+        if out_q.zero_point != -128:
+            raise UnsupportedLayer(name, f"LOGISTIC output zero point {out_q.zero_point}", "TFLite requires -128")
+        m, shift, radius = logistic_params(self.tensors[x].quant.scale)
+        self.emit(Logistic, name, [x], op.outputs[0], input_multiplier=m, input_left_shift=shift,
+                  input_range_radius=radius)
+
     def softmax(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)
         if len(self.tensors[x].shape) != 1:
@@ -364,6 +384,8 @@ class _Reader(TfliteTensors):
             "PADV2": lambda i, op, n: self.pad(op, n, "PADV2"),
             "RELU": lambda i, op, n: self.relu(op, n, "relu"),
             "RELU6": lambda i, op, n: self.relu(op, n, "relu6"),
+            "LEAKY_RELU": lambda i, op, n: self.leaky_relu(op, n),
+            "LOGISTIC": lambda i, op, n: self.logistic(op, n),
         }
         assert set(handlers) == HANDLED_OPS  # the table the registry test checks
         ops, codes = self._group_dilated(ops, codes)
