@@ -23,6 +23,7 @@ from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .layouts import LAYOUTS
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
                    metavar="BACKEND", help="also write a MicroPython backend (repeatable): "
                    + "; ".join(f"{k} = {v}" for k, v in MICROPYTHON_BACKENDS.items()))
+    p.add_argument("--layout", action="append", choices=tuple(LAYOUTS), default=[], metavar="LAYOUT",
+                   help="also write the build files of a firmware ecosystem, the model as a library named after "
+                   "the prefix (repeatable): " + "; ".join(f"{k} = {v}" for k, v in LAYOUTS.items()))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -177,8 +181,8 @@ def cmd_generate(args) -> int:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
     out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
                        micropython=tuple(dict.fromkeys(args.micropython)), schedule=args.schedule,
-                       reuse_input=args.reuse_input)
-    files = sorted(p.name for p in out.iterdir())
+                       reuse_input=args.reuse_input, layouts=tuple(dict.fromkeys(args.layout or ["plain"])))
+    files = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
 
