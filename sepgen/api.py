@@ -29,6 +29,8 @@ class Prepared:
     graph: Graph
     float_graph: Graph | None = None
     agreement: Agreement | None = None
+    #: with ``quantizer="tflite"``: the int8 .tflite the TensorFlow Lite converter made
+    tflite: bytes | None = None
 
 
 QUANTIZERS = ("sepgen", "tflite")
@@ -60,8 +62,8 @@ def prepare(model, calibration: np.ndarray | str | Path | None = None, progress:
             raise UserError(f"{graph.source}: --quantizer tflite needs a Keras model (.keras/.h5)")
         from .tfconvert import quantize_with_tflite
 
-        qgraph = quantize_with_tflite(model, calibration, graph.source)[0]
-        return Prepared(qgraph, graph, agreement(graph, qgraph, calibration))
+        qgraph, tflite = quantize_with_tflite(model, calibration, graph.source)
+        return Prepared(qgraph, graph, agreement(graph, qgraph, calibration), tflite)
     qgraph = quantize(graph, calibration, progress=progress)
     return Prepared(qgraph, graph, agreement(graph, qgraph, calibration))
 
@@ -83,7 +85,7 @@ def load_generated(directory: str | Path) -> tuple[Graph, str, dict[str, str]]:
 def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bool = False,
              inputs: tuple[str | Path | None, ...] = (), target: str = "host",
              micropython: tuple[str, ...] = (), schedule: str = "layer", reuse_input: bool = False,
-             layouts: tuple[str, ...] = ("plain",)) -> Path:
+             layouts: tuple[str, ...] = ("plain",), tflite: bytes | None = None) -> Path:
     """Write the C sources and the quantized graph (<prefix>.sepgen.json/.npz) into out_dir.
 
     The directory is written atomically and only where that destroys nothing sepgen did not
@@ -93,7 +95,8 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bo
     ``micropython`` adds MicroPython backends ("natmod", "usercmod", "python": :mod:`sepgen.micropython`).
     ``schedule`` and ``reuse_input``: :func:`sepgen.codegen.render` (:mod:`sepgen.schedule`).
     ``layouts``: build metadata for firmware ecosystems ("cmake", "arduino", ...: :mod:`sepgen.layouts`)
-    added to the plain output.
+    added to the plain output.  ``tflite``: the converted model of ``--quantizer tflite``
+    (:attr:`Prepared.tflite`), kept as ``<prefix>.tflite``.
     """
     if reuse_input and micropython:
         raise UserError("--reuse-input cannot be combined with --micropython: a MicroPython invoke() takes "
@@ -109,6 +112,8 @@ def generate(graph: Graph, out_dir: str | Path, prefix: str = "model", force: bo
     json_bytes, npz_bytes = serialize.to_bytes(graph)
     manifest = f"{prefix}.sepgen.json"
     files[manifest], files[f"{prefix}.sepgen.npz"] = json_bytes, npz_bytes
+    if tflite is not None:
+        files[f"{prefix}.tflite"] = bytes(tflite)
     return output.write_directory(out_dir, files, manifest, inputs=inputs, force=force)
 
 
