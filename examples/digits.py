@@ -54,7 +54,10 @@ def build_model():
 
 
 def train(epochs: int, seed: int = 0):
-    import keras
+    from sepgen.quiet import third_party
+
+    with third_party():  # TensorFlow's start-up log lines (sepgen prints only its own)
+        import keras
 
     keras.utils.set_random_seed(seed)
     x_train, x_test, y_train, y_test = load_digits_nhwc(seed)

@@ -23,6 +23,8 @@ from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .layouts import LAYOUTS
+from .quiet import set_verbose
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
@@ -64,6 +66,8 @@ def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
                         help="representative float inputs (N,H,W,C) for quantizing a float model")
     parser.add_argument("--quantizer", choices=api.QUANTIZERS, default="sepgen",
                         help="sepgen's own post-training quantizer (default) or the TFLite converter (Keras input)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow, Keras and the TFLite converter print (captured otherwise)")
 
 
 def _schedule_args(p: argparse.ArgumentParser) -> None:
@@ -95,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
                    metavar="BACKEND", help="also write a MicroPython backend (repeatable): "
                    + "; ".join(f"{k} = {v}" for k, v in MICROPYTHON_BACKENDS.items()))
+    p.add_argument("--layout", action="append", choices=tuple(LAYOUTS), default=[], metavar="LAYOUT",
+                   help="also write the build files of a firmware ecosystem, the model as a library named after "
+                   "the prefix (repeatable): " + "; ".join(f"{k} = {v}" for k, v in LAYOUTS.items()))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="MACs, parameters, flash and RAM per layer")
@@ -177,8 +184,9 @@ def cmd_generate(args) -> int:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
     out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
                        micropython=tuple(dict.fromkeys(args.micropython)), schedule=args.schedule,
-                       reuse_input=args.reuse_input)
-    files = sorted(p.name for p in out.iterdir())
+                       reuse_input=args.reuse_input, layouts=tuple(dict.fromkeys(args.layout or ["plain"])),
+                       tflite=prepared.tflite)
+    files = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
     print(f"wrote {out}: {', '.join(files)}")
     return 0
 
@@ -300,13 +308,16 @@ COMMANDS = {"generate": cmd_generate, "report": cmd_report, "verify": cmd_verify
 
 
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow (imported lazily for Keras input) must not add log lines to our one-line errors.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed as one line
         return int(exc.code or 0)
+    # TensorFlow (imported lazily for Keras input) must not add lines to sepgen's output (sepgen.quiet)
+    # unless --verbose.
+    set_verbose(getattr(args, "verbose", False))
+    if not getattr(args, "verbose", False):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:

@@ -7,9 +7,11 @@ Rules (the README's "Output files" section states them for users):
   interrupt cannot strand the previous output in a hidden sibling.
 * An existing target directory is replaced only when it is empty or is sepgen's own earlier output:
   it holds one ``<prefix>.sepgen.json`` whose ``files`` manifest lists, with their SHA-256, every
-  other entry of the directory.  A file that was changed since sepgen wrote it is replaced only with
-  ``force``; a file the manifest does not list (a user's notes, a sub-folder) is never deleted: the
-  write is refused, ``force`` or not.
+  other file of the directory (files in sub-folders by their ``/``-separated relative path, e.g. the
+  ``src/`` of an Arduino layout).  A file that was changed since sepgen wrote it is replaced only with
+  ``force``; a file the manifest does not list (a user's notes, a sub-folder holding one) is never
+  deleted: the write is refused, ``force`` or not.  A sub-folder is removed only once every file in
+  it was (it then holds nothing else).
 * A directory that contains (at any depth) one of the command's input files, a regular file, or a
   path below a regular file is refused.
 * A single output file (an HTML report, a .npy array) is written at exactly the path given, through a
@@ -102,21 +104,35 @@ def manifest_of(directory: Path) -> tuple[str, dict[str, str | None]] | None:
     return found[0].name, files
 
 
+def _tree(directory: Path) -> list[str]:
+    """Relative ``/``-separated paths of every entry below ``directory`` (symbolic links not followed)."""
+    found = []
+    for name in sorted(os.listdir(directory)):
+        found.append(name)
+        path = directory / name
+        if path.is_dir() and not path.is_symlink():
+            found += [f"{name}/{sub}" for sub in _tree(path)]
+    return sorted(found)
+
+
 def _replaceable(out: Path, shown: str, force: bool) -> list[str]:
-    """Names of the entries of an existing directory that may be deleted; refuses otherwise."""
-    entries = sorted(os.listdir(out))
-    if not entries:
+    """Relative paths of the entries of an existing directory that may be deleted; refuses otherwise."""
+    top = sorted(os.listdir(out))
+    if not top:
         return []
     manifest = manifest_of(out)
     if manifest is None:
         raise OutputRefused(f"{shown}: directory is not empty and was not written by sepgen (it holds "
-                            f"'{entries[0]}'{' and more' if len(entries) > 1 else ''}); choose a new or empty "
+                            f"'{top[0]}'{' and more' if len(top) > 1 else ''}); choose a new or empty "
                             "directory")
     manifest_name, files = manifest
+    entries = _tree(out)
     for name in entries:
         path = out / name
         if name == manifest_name:
             continue
+        if path.is_dir() and not path.is_symlink() and any(f.startswith(name + "/") for f in files):
+            continue  # a sub-folder of sepgen's files: each of its entries is checked on its own
         if name not in files or path.is_symlink() or not path.is_file():
             raise OutputRefused(f"{shown}: holds '{name}', which sepgen did not write; move it away or choose "
                                 "another directory (sepgen never deletes files it did not create)")
@@ -155,6 +171,10 @@ def write_directory(out_dir: str | Path, files: dict[str, bytes], manifest_name:
     shown = str(out_dir)
     out, doomed = check_directory(out_dir, inputs, force)
 
+    for name in files:
+        parts = name.split("/")
+        if name.startswith("/") or "\\" in name or any(part in ("", ".", "..") for part in parts):
+            raise ValueError(f"output file name {name!r} is not a plain relative path")
     doc = json.loads(files[manifest_name])
     doc["files"] = {name: sha256(data) for name, data in sorted(files.items()) if name != manifest_name}
     files = {**files, manifest_name: json.dumps(doc, indent=1).encode()}
@@ -164,11 +184,14 @@ def write_directory(out_dir: str | Path, files: dict[str, bytes], manifest_name:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.sepgen-tmp-", dir=out.parent))
     try:
         for name, data in files.items():
+            if "/" in name:
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                os.chmod((tmp / name).parent, mode)
             (tmp / name).write_bytes(data)
         os.chmod(tmp, mode)
         with _signals_held():
             if out.exists():
-                if sorted(os.listdir(out)) != doomed:  # changed while we were writing
+                if _tree(out) != doomed:  # changed while we were writing
                     doomed = _replaceable(out, shown, force)
                 old = Path(tempfile.mkdtemp(prefix=f".{out.name}.sepgen-old-", dir=out.parent))
                 try:
@@ -178,8 +201,12 @@ def write_directory(out_dir: str | Path, files: dict[str, bytes], manifest_name:
                     except BaseException:
                         os.replace(old / "previous", out)  # put the previous output back, whole
                         raise
-                    for name in doomed:  # only files sepgen wrote (checked above)
-                        (old / "previous" / name).unlink()
+                    for name in sorted(doomed, reverse=True):  # only files sepgen wrote (checked above),
+                        gone = old / "previous" / name          # a folder after what it held
+                        if gone.is_dir() and not gone.is_symlink():
+                            gone.rmdir()
+                        else:
+                            gone.unlink()
                     (old / "previous").rmdir()
                 finally:
                     if old.exists() and not (old / "previous").exists():

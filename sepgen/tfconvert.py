@@ -20,8 +20,16 @@ def keras_to_int8_tflite(model, calibration: np.ndarray, float_io: bool = False,
     """Full-int8 .tflite bytes of a keras.Model; ``calibration`` is float NHWC (N, H, W, C).
 
     ``float_io`` keeps float input/output (the converter adds QUANTIZE/DEQUANTIZE at the edges);
-    ``converter_options`` are set as attributes of the TFLiteConverter.
+    ``converter_options`` are set as attributes of the TFLiteConverter.  What TensorFlow prints
+    meanwhile is captured (:mod:`sepgen.quiet`; shown with ``--verbose``).
     """
+    from .quiet import third_party
+
+    with third_party():  # importing TensorFlow and converting print ~100 lines (sepgen --verbose shows them)
+        return _convert(model, calibration, float_io, converter_options)
+
+
+def _convert(model, calibration: np.ndarray, float_io: bool, converter_options: dict) -> bytes:
     import tensorflow as tf
 
     data = np.asarray(calibration, np.float32)
@@ -48,8 +56,10 @@ def quantize_with_tflite(model, calibration: np.ndarray, source: str) -> tuple[G
 
     if isinstance(model, (str, Path)):
         from .frontends.keras_files import load_keras_model
+        from .quiet import third_party
 
-        model = load_keras_model(model)
+        with third_party():
+            model = load_keras_model(model)
     data = keras_to_int8_tflite(model, calibration)
     with tempfile.TemporaryDirectory(prefix="sepgen-tflite-") as tmp:
         path = Path(tmp) / "model.tflite"

@@ -151,3 +151,13 @@ def test_report_ram_is_the_arena_of_the_schedule(streamed):
     header = (streamed / "chain.h").read_text()
     assert f"#define CHAIN_ARENA_SIZE {report['totals']['ram_bytes']}\n" in header
     assert report["totals"]["ram_bytes"] == report["memory"]["arena_bytes"] < report["memory"]["layer_arena_bytes"]
+
+
+def test_every_option_has_help_text():
+    from sepgen.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest}"

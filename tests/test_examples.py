@@ -24,6 +24,10 @@ def test_digits_main_job(tmp_path):
     out = proc.stdout
     assert "PASS" in out and out.count("ok: generated C == simulator, byte for byte") == 2
     assert "total" in out and "RAM:" in out
+    # the main job prints sepgen's lines only: nothing from TensorFlow or the TFLite converter
+    assert proc.stderr.strip() == "", proc.stderr[-3000:]
+    for noise in ("Saved artifact", "TensorSpec", "fully_quantize", "WARNING", "oneDNN"):
+        assert noise not in out, noise
     generated = tmp_path / "digits" / "c"
     assert sorted(p.name for p in generated.iterdir()) == [
         "digits.c", "digits.h", "digits.sepgen.json", "digits.sepgen.npz", "sepgen_fixedpoint.h"]

@@ -39,6 +39,10 @@ assert ops == set(LAYER_TYPES), set(LAYER_TYPES) - ops  # every layer template i
 q = sepgen.quantize(g, rng.normal(size=(16, 9, 9, 2)).astype(np.float32), progress=False)
 result = verification.verify_host(q, verification.random_inputs(q, 8))
 assert result.ok, result.mismatch
+from sepgen import layouts
+built = layouts.render(tuple(layouts.LAYOUTS), "m", {"m.c": "", "m.h": ""})  # every layout template
+assert {"CMakeLists.txt", "cmake/arm-none-eabi.cmake", "library.properties", "library.json", "zephyr/module.yml",
+        "zephyr/Kconfig", "zephyr/CMakeLists.txt"} <= set(built), sorted(built)
 print("wheel-ok")
 """
 
@@ -52,7 +56,8 @@ def test_wheel_contains_and_renders_templates(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for template in ("sepgen/templates/model.c.j2", "sepgen/templates/model.h.j2",
                      "sepgen/templates/sepgen_fixedpoint.h", "sepgen/templates/harness/host.c.j2",
-                     "sepgen/firmware_src/sepgen_startup.c", "sepgen/firmware_src/mps2-an386.ld"):
+                     "sepgen/firmware_src/sepgen_startup.c", "sepgen/firmware_src/mps2-an386.ld",
+                     "sepgen/templates/layouts/cmake/CMakeLists.txt.j2", "sepgen/templates/layouts/zephyr/module.yml.j2"):
         assert template in names
     for op in ("conv2d", "depthwise_conv2d", "fully_connected", "softmax"):
         assert f"sepgen/templates/layers/{op}.c.j2" in names

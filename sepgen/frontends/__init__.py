@@ -13,6 +13,7 @@ from typing import Callable
 
 from ..errors import UserError
 from ..ir import Graph
+from ..quiet import third_party
 
 Loader = Callable[..., Graph]
 _LOADERS: dict[str, Loader] = {}
@@ -61,6 +62,11 @@ def load(model, **options) -> Graph:
         return from_keras_model(model, **options)
     path = check_model_path(model)
     suffix = path.suffix.lower()
+    with third_party():  # TensorFlow/Keras print while they load (sepgen --verbose shows it)
+        return _load_file(path, suffix, options)
+
+
+def _load_file(path: Path, suffix: str, options: dict) -> Graph:
     if suffix not in _LOADERS:
         try:
             importlib.import_module(f".{_MODULES[suffix]}", __name__)
