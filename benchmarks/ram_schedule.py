@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tflm_compare import MODELS, tflm_arena_bytes  # noqa: E402
 
 from sepgen import zoo  # noqa: E402
-from sepgen.frontends.tflite import load_tflite  # noqa: E402
 from sepgen.schedule import schedule  # noqa: E402
-from sepgen.tfconvert import keras_to_int8_tflite  # noqa: E402
+from sepgen.tfconvert import quantize_with_tflite  # noqa: E402
 
 #: RAM targets of issue 11 (arena + input + output bytes).
 TARGETS = {"DS-CNN KWS 49x10": 7_000, "MobileNetV1-0.25 96x96": 40_000}
@@ -43,11 +41,8 @@ def _digits_model():
 
 def measure(name: str, model, shape: tuple[int, ...]) -> dict:
     zoo.randomize_keras_weights(model, 1)
-    data = keras_to_int8_tflite(model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "m.tflite"
-        path.write_bytes(data)
-        graph = load_tflite(path)
+    graph, data = quantize_with_tflite(model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32),
+                                       name)
     io = graph.tensors[graph.input].size + graph.tensors[graph.output].size
     layer, auto, reuse = schedule(graph, "layer"), schedule(graph, "auto"), schedule(graph, "auto", True)
     ping_pong = max(sum(graph.tensors[t].size for t in layer_.inputs) + graph.tensors[layer_.output].size

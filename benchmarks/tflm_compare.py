@@ -16,16 +16,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sepgen import __version__, codegen, toolchain, zoo  # noqa: E402
-from sepgen.frontends.tflite import load_tflite  # noqa: E402
 from sepgen.plan import plan  # noqa: E402
-from sepgen.tfconvert import keras_to_int8_tflite  # noqa: E402
+from sepgen.tfconvert import quantize_with_tflite  # noqa: E402
 from sepgen.verification import random_inputs  # noqa: E402
 
 MODELS = {"DS-CNN KWS 49x10": (zoo.ds_cnn_kws_keras, (49, 10, 1)),
@@ -86,11 +84,8 @@ def main() -> int:
     for name, (factory, shape) in MODELS.items():
         model = factory()
         zoo.randomize_keras_weights(model, 1)
-        data = keras_to_int8_tflite(model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "m.tflite"
-            path.write_bytes(data)
-            graph = load_tflite(path)
+        graph, data = quantize_with_tflite(
+            model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32), name)
         x = random_inputs(graph, 1)[0]
         sepgen_ram = plan(graph).arena_size + graph.tensors[graph.input].size + graph.tensors[graph.output].size
         tflm_ram = tflm_arena_bytes(data)

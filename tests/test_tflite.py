@@ -415,6 +415,29 @@ def test_relu6_with_a_different_output_quantization_is_refused(tmp_path):
         load(path)
 
 
+def _one_op_matches_tflm_and_c(tmp_path, op: str, op_name: str, in_q: tuple[float, int], out_q: tuple[float, int],
+                               options_type: str | None = None, options=None, shape=(3, 5, 4)) -> None:
+    """A .tflite of one elementwise op written directly; sepgen reads it as ``op_name``, 0 LSB against TFLM on
+    every int8 value, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    fm = FlatModel()
+    x = fm.activation("x", shape, *in_q)
+    y = fm.activation("y", shape, *out_q)
+    fm.operator(op, [x], [y], options_type, options)
+    path = tmp_path / f"{op.lower()}.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == [op_name]
+    inputs = _every_int8_value(graph, shape)
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
 def _every_int8_value(graph, shape):
     """Random inputs plus every int8 value at least once (each position sees many values)."""
     from sepgen.verification import random_inputs
@@ -430,41 +453,13 @@ def test_standalone_leaky_relu_matches_tflm_and_c(tmp_path, alpha, in_scale, in_
     """LEAKY_RELU written directly, 0 LSB against TFLM on every int8 value (including saturation at both ends
     and a slope above 1) and C == simulator."""
     require_module("tflite_micro")
-    from tflite_build import FlatModel, _schema
+    from tflite_build import _schema
 
-    from sepgen.frontends import load
-    from sepgen.tflm import compare_with_tflm
-
-    fm = FlatModel()
-    x = fm.activation("x", (3, 5, 4), in_scale, in_zp)
-    y = fm.activation("leaky", (3, 5, 4), out_scale, out_zp)
-    fm.operator("LEAKY_RELU", [x], [y], "LeakyReluOptions", _schema().LeakyReluOptionsT(alpha=alpha))
-    path = tmp_path / "leaky.tflite"
-    path.write_bytes(fm.finish([x], [y]))
-    graph = load(path)
-    assert [layer.op for layer in graph.layers] == ["leaky_relu"]
-    inputs = _every_int8_value(graph, (3, 5, 4))
-    assert compare_with_tflm(graph, path, inputs) is None
-    assert_c_matches(graph, inputs)
+    _one_op_matches_tflm_and_c(tmp_path, "LEAKY_RELU", "leaky_relu", (in_scale, in_zp), (out_scale, out_zp),
+                               "LeakyReluOptions", _schema().LeakyReluOptionsT(alpha=alpha))
 
 
 @pytest.mark.parametrize("in_scale,in_zp", [(0.04, -3), (0.1, -128), (0.02, 127), (0.003, 10), (0.5, 0), (3.0, -100)])
 def test_standalone_logistic_matches_tflm_and_c(tmp_path, in_scale, in_zp):
     """LOGISTIC written directly (output 1/256, -128), 0 LSB against TFLM on every int8 value, C == simulator."""
-    require_module("tflite_micro")
-    from tflite_build import FlatModel
-
-    from sepgen.frontends import load
-    from sepgen.tflm import compare_with_tflm
-
-    fm = FlatModel()
-    x = fm.activation("x", (3, 5, 4), in_scale, in_zp)
-    y = fm.activation("sig", (3, 5, 4), 1.0 / 256.0, -128)
-    fm.operator("LOGISTIC", [x], [y])
-    path = tmp_path / "logistic.tflite"
-    path.write_bytes(fm.finish([x], [y]))
-    graph = load(path)
-    assert [layer.op for layer in graph.layers] == ["logistic"]
-    inputs = _every_int8_value(graph, (3, 5, 4))
-    assert compare_with_tflm(graph, path, inputs) is None
-    assert_c_matches(graph, inputs)
+    _one_op_matches_tflm_and_c(tmp_path, "LOGISTIC", "logistic", (in_scale, in_zp), (1.0 / 256.0, -128))
