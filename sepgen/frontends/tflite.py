@@ -19,8 +19,10 @@ stripped; the Graph's input and output are the int8 tensors next to them, so the
 generated C always takes and returns int8 (quantize/dequantize on the caller's side
 with the scale and zero point the report shows).
 
-Size: ~370 lines, kept whole on purpose: one handler per .tflite operator over one reader state (file
-reading and tensor access live in tflite_file.py; parameter maths in sepgen.quantize and the ops).
+Size: ~470 lines, kept whole on purpose: one handler per .tflite operator (plus the converter's dilated
+lowering) over one reader state; file reading, tensor access and what TFLM can run live in tflite_file.py,
+parameter maths in sepgen.quantize and the ops.  The next operators should move the elementwise handlers
+into a module of their own.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ..ir import Graph, Layer, QuantParams, TensorSpec, UnsupportedLayer, conv_o
 from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax, logistic_params, softmax_params
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
-from .tflite_file import TfliteTensors, _enum_names, parse_model
+from .tflite_file import TfliteTensors, parse_model, tflm_can_run  # noqa: F401  (tflm_can_run: used by the CLI)
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
@@ -450,30 +452,6 @@ class _Reader(TfliteTensors):
                         f"{self.path}: a float .tflite model ({wtype} weights); sepgen needs a full-integer "
                         "int8 model (convert with optimizations=[tf.lite.Optimize.DEFAULT], a "
                         "representative_dataset and supported_ops=[TFLITE_BUILTINS_INT8])")
-
-
-def tflm_can_run(path) -> str:
-    """'' if TFLite Micro runs this file as TensorFlow defines it, else why not.
-
-    The converter's dilated-convolution lowering (SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND, written for a dynamic
-    batch) is one: TFLM runs it on the file's static batch-1 shapes and its SPACE_TO_BATCH_ND leaves the int8
-    pad value unset, so its outputs are not defined (sepgen follows TensorFlow: zero-point padding).
-    """
-    path = Path(path)
-    schema, model = parse_model(path.read_bytes(), path)
-    codes = {name for name in (_enum_names(schema.BuiltinOperator).get(
-        max(int(c.builtinCode), int(c.deprecatedBuiltinCode))) for c in model.operatorCodes)}
-    names = _enum_names(schema.BuiltinOperator)
-    for op in model.subgraphs[0].operators or []:
-        code = model.operatorCodes[op.opcodeIndex]
-        if (names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode))) == "DEPTHWISE_CONV_2D"
-                and (len(op.inputs) < 3 or int(op.inputs[2]) < 0)):
-            return "TFLite Micro's DEPTHWISE_CONV_2D crashes on a depthwise convolution without a bias tensor"
-    if codes & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}:
-        return ("the file holds SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND (a dilated convolution lowered for a dynamic "
-                "batch), which TFLite Micro does not run as TensorFlow defines it; convert with a fixed batch of 1 "
-                "(keras.Input(shape, batch_size=1)) to keep the dilation in the convolution")
-    return ""
 
 
 @register(".tflite")

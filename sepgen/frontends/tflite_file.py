@@ -117,3 +117,27 @@ class TfliteTensors:
     def _builtin(self, op) -> int:
         code = self.model.operatorCodes[op.opcodeIndex]
         return max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+
+
+def tflm_can_run(path) -> str:
+    """'' if TFLite Micro runs this file as TensorFlow defines it, else why not.
+
+    The converter's dilated-convolution lowering (SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND, written for a dynamic
+    batch) is one: TFLM runs it on the file's static batch-1 shapes and its SPACE_TO_BATCH_ND leaves the int8
+    pad value unset, so its outputs are not defined (sepgen follows TensorFlow: zero-point padding).
+    """
+    path = Path(path)
+    schema, model = parse_model(path.read_bytes(), path)
+    codes = {name for name in (_enum_names(schema.BuiltinOperator).get(
+        max(int(c.builtinCode), int(c.deprecatedBuiltinCode))) for c in model.operatorCodes)}
+    names = _enum_names(schema.BuiltinOperator)
+    for op in model.subgraphs[0].operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        if (names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode))) == "DEPTHWISE_CONV_2D"
+                and (len(op.inputs) < 3 or int(op.inputs[2]) < 0)):
+            return "TFLite Micro's DEPTHWISE_CONV_2D crashes on a depthwise convolution without a bias tensor"
+    if codes & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"}:
+        return ("the file holds SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND (a dilated convolution lowered for a dynamic "
+                "batch), which TFLite Micro does not run as TensorFlow defines it; convert with a fixed batch of 1 "
+                "(keras.Input(shape, batch_size=1)) to keep the dilation in the convolution")
+    return ""
