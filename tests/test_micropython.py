@@ -149,3 +149,18 @@ def test_cli_verify_target_micropython(graphs, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" in MicroPython")[0] for line in lines] == [
         "ok: natmod x64", "ok: user C module", "ok: python (viper)", "ok: python (plain)"]
+
+
+def test_cache_never_deletes_a_directory_sepgen_did_not_make(tmp_path):
+    from sepgen.errors import OutputRefused
+    from sepgen.micropython.build import _fresh
+
+    mine = tmp_path / "natmod-x64-abc"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("user's")
+    with pytest.raises(OutputRefused):
+        _fresh(mine)
+    assert (mine / "notes.txt").read_text() == "user's"
+    made = _fresh(tmp_path / "unix-def")  # a cache entry sepgen made is replaced on the next build
+    (made / "old.o").write_text("x")
+    assert list(p.name for p in _fresh(made).iterdir()) == [".sepgen-cache"]

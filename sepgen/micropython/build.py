@@ -17,7 +17,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import OutputRefused, UserError
 from ..toolchain import ToolchainError, ToolNotFound, find_tool
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +60,22 @@ def _locked(name: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+_MARK = ".sepgen-cache"
+
+
+def _fresh(path: Path) -> Path:
+    """An empty directory at ``path`` for a cache entry.  An earlier entry is removed only if sepgen made it
+    (it carries the marker file); anything else standing there is refused, never deleted."""
+    if path.exists() or path.is_symlink():
+        if path.is_symlink() or not (path / _MARK).is_file():
+            raise OutputRefused(f"{path}: exists and was not made by sepgen's MicroPython cache; move it away or "
+                                "point SEPGEN_MICROPYTHON_CACHE elsewhere")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    (path / _MARK).write_text("a cache entry made by sepgen; safe to delete\n")
+    return path
+
+
 def cached_copy(src: str | Path | None = None) -> Path:
     """A writable copy of the source tree in the cache (made once per source path)."""
     tree = source_tree(src)
@@ -67,8 +83,7 @@ def cached_copy(src: str | Path | None = None) -> Path:
     dest = cache_root() / f"src-{key}"
     with _locked(f"src-{key}"):
         if not (dest / ".sepgen-copied").is_file():
-            shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(tree, dest, symlinks=True)
+            shutil.copytree(tree, _fresh(dest), symlinks=True, dirs_exist_ok=True)
             for path in dest.rglob("*"):  # the source may be read-only: the copy must not be
                 path.chmod(path.stat().st_mode | 0o200)
             (dest / ".sepgen-copied").write_text(str(tree) + "\n")
@@ -108,8 +123,7 @@ def build_natmod(files: dict[str, str], prefix: str, arch: str = "x64", src: str
     mpy = out / f"{prefix}.mpy"
     with _locked(out.name):
         if not mpy.is_file():
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir()
+            _fresh(out)
             for name, text in files.items():
                 (out / name).write_text(text)
             _make([f"MPY_DIR={mpy_dir}", f"ARCH={arch}", f"PYTHON={sys.executable}"], out,
@@ -127,7 +141,7 @@ def build_unix_port(modules: dict[str, dict[str, str]], src: str | Path | None =
     exe = out / "build" / "micropython"  # the port links $(BUILD)/$(PROG)
     with _locked(out.name):
         if not exe.is_file():
-            shutil.rmtree(out, ignore_errors=True)
+            _fresh(out)
             for name, text in flat.items():
                 (out / "modules" / name).parent.mkdir(parents=True, exist_ok=True)
                 (out / "modules" / name).write_text(text)
