@@ -1,0 +1,129 @@
+"""TFLite frontend, part 2: the operators that are not convolutions (pooling, MEAN, ADD, activations,
+SOFTMAX, RESHAPE, PAD), each translated onto its sepgen op with TFLM's parameters.
+
+:class:`OtherOps` is a mixin of the reader in :mod:`sepgen.frontends.tflite`, which provides the tensor
+access (``input_name``, ``act_quant``, ``data``, ``tensors``), ``emit``/``emit_intermediate``, ``need_hwc``
+and the option decoders (``activation``, ``padding``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import UnsupportedLayer
+from ..ops import (
+    Add,
+    LeakyRelu,
+    Logistic,
+    Mean,
+    Pad,
+    Relu,
+    Reshape,
+    Softmax,
+    logistic_params,
+    softmax_params,
+)
+
+
+class OtherOps:
+    """Handlers of the .tflite operators other than CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED."""
+
+    def same_quant(self, x: str, out_index: int, name: str, op_name: str) -> None:
+        if self.tensors[x].quant != self.act_quant(out_index, name):
+            raise UnsupportedLayer(name, f"{op_name} with different input and output quantization",
+                                   "TFLite requires them equal")
+
+    def pool(self, op, name: str, cls) -> None:
+        opts = op.builtinOptions
+        x = self.input_name(op.inputs[0], name)
+        self.need_hwc(x, name)
+        self.same_quant(x, op.outputs[0], name, cls.op)
+        pool_size, strides = (int(opts.filterHeight), int(opts.filterWidth)), (int(opts.strideH), int(opts.strideW))
+        self.emit(cls, name, [x], op.outputs[0], pool_size=pool_size, strides=strides,
+                  padding=self.padding(opts, name), activation=self.activation(opts, name))
+
+    def mean(self, op, name: str) -> None:
+        x = self.input_name(op.inputs[0], name)
+        c = self.need_hwc(x, name)[2]
+        axes = sorted({int(a) % 4 for a in self.data(op.inputs[1], np.int32).reshape(-1)})
+        if axes != [1, 2]:
+            raise UnsupportedLayer(name, f"MEAN over axes {axes}", "only over height and width (axes 1, 2)")
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        requant = Mean.requant_for(in_q, out_q)
+        out_shape = self.shape(op.outputs[0])[1:]
+        if out_shape == (c,):
+            self.emit(Mean, name, [x], op.outputs[0], requant=requant)
+        elif out_shape == (1, 1, c):  # keep_dims: MEAN to (C,), then a free reshape to the file's tensor
+            mid = self.emit_intermediate(Mean, name, [x], (c,), out_q, requant=requant)
+            self.emit(Reshape, f"{name}/keepdims", [mid], op.outputs[0])
+        else:
+            raise UnsupportedLayer(name, "MEAN output shape", str(out_shape))
+
+    def add(self, op, name: str) -> None:
+        a, b = (self.input_name(i, name) for i in op.inputs[:2])
+        if self.tensors[a].shape != self.tensors[b].shape:
+            raise UnsupportedLayer(name, "ADD with broadcasting",
+                                   f"{self.tensors[a].shape} + {self.tensors[b].shape}")
+        q1, q2, out_q = self.tensors[a].quant, self.tensors[b].quant, self.act_quant(op.outputs[0], name)
+        self.emit(Add, name, [a, b], op.outputs[0], activation=self.activation(op.builtinOptions, name),
+                  **Add.requants_for(q1, q2, out_q))
+
+    def relu(self, op, name: str, activation: str) -> None:
+        """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its
+        zero point and 6 in the input's quantization, so the output's must equal the input's)."""
+        x = self.input_name(op.inputs[0], name)
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        if activation == "relu6":
+            self.same_quant(x, op.outputs[0], name, "RELU6")
+        self.emit(Relu, name, [x], op.outputs[0], activation=activation, requant=Relu.requant_for(in_q, out_q))
+
+    def leaky_relu(self, op, name: str) -> None:
+        """LEAKY_RELU (TFLM QuantizeLeakyRelu: one rescale for x >= input_zp, one with alpha below)."""
+        x = self.input_name(op.inputs[0], name)
+        alpha = float(np.float32(op.builtinOptions.alpha if op.builtinOptions is not None else 0.0))
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise UnsupportedLayer(name, f"LEAKY_RELU alpha {alpha}", "the slope must be a finite number >= 0")
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        self.emit(LeakyRelu, name, [x], op.outputs[0], alpha=alpha, **LeakyRelu.requants_for(in_q, out_q, alpha))
+
+    def logistic(self, op, name: str) -> None:
+        """LOGISTIC (TFLM int8 Logistic: its Prepare requires the output zero point -128; the scale is not read)."""
+        x = self.input_name(op.inputs[0], name)
+        out_q = self.act_quant(op.outputs[0], name)
+        if out_q.zero_point != -128:
+            raise UnsupportedLayer(name, f"LOGISTIC output zero point {out_q.zero_point}", "TFLite requires -128")
+        m, shift, radius = logistic_params(self.tensors[x].quant.scale)
+        self.emit(Logistic, name, [x], op.outputs[0], input_multiplier=m, input_left_shift=shift,
+                  input_range_radius=radius)
+
+    def softmax(self, op, name: str) -> None:
+        x = self.input_name(op.inputs[0], name)
+        if len(self.tensors[x].shape) != 1:
+            raise UnsupportedLayer(name, "SOFTMAX", f"on shape {self.tensors[x].shape}; only over a vector")
+        beta = float(np.float32(op.builtinOptions.beta if op.builtinOptions is not None else 1.0))
+        m, shift, diff_min = softmax_params(beta, self.tensors[x].quant.scale)
+        self.emit(Softmax, name, [x], op.outputs[0], beta=beta, input_multiplier=m, input_left_shift=shift,
+                  diff_min=diff_min)
+
+    def reshape(self, op, name: str) -> None:
+        x = self.input_name(op.inputs[0], name)
+        self.same_quant(x, op.outputs[0], name, "RESHAPE")
+        out_shape = self.shape(op.outputs[0])[1:]
+        if len(out_shape) not in (1, 3) or int(np.prod(out_shape)) != self.tensors[x].size:
+            raise UnsupportedLayer(name, "RESHAPE", f"{self.tensors[x].shape} -> {out_shape}")
+        self.emit(Reshape, name, [x], op.outputs[0])
+
+    def pad(self, op, name: str, op_name: str) -> None:
+        x = self.input_name(op.inputs[0], name)
+        self.need_hwc(x, name)
+        self.same_quant(x, op.outputs[0], name, op_name)
+        paddings = self.data(op.inputs[1], np.int64 if self.dtype(op.inputs[1]) == "INT64" else np.int32)
+        paddings = paddings.reshape(-1, 2).astype(int)
+        if paddings.shape != (4, 2) or np.any(paddings[0] != 0) or np.any(paddings < 0):
+            raise UnsupportedLayer(name, f"{op_name} paddings {paddings.tolist()}",
+                                   "4-D, non-negative, none on the batch axis")
+        value = self.tensors[x].quant.zero_point  # TFLM pad.cc: the output zero point unless given
+        if op_name == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+            value = int(self.data(op.inputs[2], np.int8).reshape(-1)[0])
+        self.emit(Pad, name, [x], op.outputs[0], paddings=tuple(tuple(int(v) for v in p) for p in paddings[1:]),
+                  value=int(value))
