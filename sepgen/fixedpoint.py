@@ -198,6 +198,10 @@ def fold_count(multiplier: int, shift: int, count: int) -> tuple[int, int]:
 SOFTMAX_DIFF_INTEGER_BITS = 5
 SOFTMAX_SUM_INTEGER_BITS = 12
 SOFTMAX_OUTPUT_BITS = 8
+#: TFLite's int8 logistic: the input rescaled to Q4.27, the Q0.31 result rounded to 8 bits
+#: (C twins: SEPGEN_LOGISTIC_* in sepgen_fixedpoint.h).
+LOGISTIC_INPUT_INTEGER_BITS = 4
+LOGISTIC_OUTPUT_BITS = 8
 
 
 def softmax_int8(x, input_multiplier: int, input_left_shift: int, diff_min: int) -> np.ndarray:

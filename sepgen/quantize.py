@@ -182,3 +182,36 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
         quants[layer.output] = out_q
     tensors = {name: dataclasses.replace(spec, quant=quants[name]) for name, spec in graph.tensors.items()}
     return graph.replace_layers(layers, tensors=tensors, quantizer="sepgen")
+
+
+# ------------------------------------------------------- fixed-output ops
+#: The int8 output quantization TFLite fixes for SOFTMAX and LOGISTIC (probabilities in [0, 1)).
+PROBABILITY_QUANT = QuantParams(1.0 / 256.0, -128)
+
+
+def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """TFLite PreprocessSoftmaxScaling + CalculateInputRadius for int8.  (input_multiplier, left_shift, diff_min)."""
+    from . import fixedpoint as fp
+
+    bits = fp.SOFTMAX_DIFF_INTEGER_BITS
+    real = min(beta * input_scale * (1 << (31 - bits)), (1 << 31) - 1.0)
+    if real <= 1.0:  # TFLite's QuantizeMultiplierGreaterThanOne (TFLM aborts the process below it)
+        raise UserError(f"softmax input scale {input_scale:g} too small: TFLite's int8 softmax needs "
+                        f"beta * input_scale > 2^-{31 - bits}")
+    multiplier, left_shift = quantize_multiplier(real)
+    max_input_rescaled = 1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
+    return multiplier, left_shift, -int(math.floor(max_input_rescaled))
+
+
+def logistic_params(input_scale: float) -> tuple[int, int, int]:
+    """TFLM's int8 Logistic Prepare: (input_multiplier, input_left_shift, input_range_radius).
+
+    frexp(double(input_scale) * 2^27) = (q, left_shift), multiplier = round(q * 2^31), radius =
+    floor(15 * 2^27 / 2^left_shift) (CalculateInputRadius with 4 integer bits)."""
+    from . import fixedpoint as fp
+
+    bits = fp.LOGISTIC_INPUT_INTEGER_BITS
+    q, left_shift = math.frexp(float(np.float32(input_scale)) * float(1 << (31 - bits)))
+    multiplier = int(math.floor(q * (1 << 31) + 0.5))  # TfLiteRound (q > 0)
+    radius = math.floor(((1 << bits) - 1) * float(1 << (31 - bits)) / float(2.0 ** left_shift))
+    return multiplier, left_shift, radius

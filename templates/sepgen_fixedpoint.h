@@ -16,6 +16,9 @@
 #define SEPGEN_SOFTMAX_DIFF_INTEGER_BITS 5
 #define SEPGEN_SOFTMAX_SUM_INTEGER_BITS 12
 #define SEPGEN_SOFTMAX_OUTPUT_BITS 8
+/* TFLite's int8 logistic: input in Q4.27, output rounded to 8 bits (Python twins: sepgen.fixedpoint.LOGISTIC_*). */
+#define SEPGEN_LOGISTIC_INPUT_INTEGER_BITS 4
+#define SEPGEN_LOGISTIC_OUTPUT_BITS 8
 
 /* round(a * b / 2^31), half away from zero; saturates the one overflowing case
  * INT32_MIN * INT32_MIN.  |a * b| <= 2^62, so the int64 product is exact. */

@@ -150,8 +150,11 @@ def test_softmax_constants_have_one_definition_and_its_c_twin():
     import re
 
     header = (templates_dir() / "sepgen_fixedpoint.h").read_text()
-    for name in ("DIFF_INTEGER_BITS", "SUM_INTEGER_BITS", "OUTPUT_BITS"):
-        match = re.search(rf"#define SEPGEN_SOFTMAX_{name} (\d+)", header)
-        assert match and int(match.group(1)) == getattr(fp, f"SOFTMAX_{name}"), name
+    for name in ("SOFTMAX_DIFF_INTEGER_BITS", "SOFTMAX_SUM_INTEGER_BITS", "SOFTMAX_OUTPUT_BITS",
+                 "LOGISTIC_INPUT_INTEGER_BITS", "LOGISTIC_OUTPUT_BITS"):
+        match = re.search(rf"#define SEPGEN_{name} (\d+)", header)
+        assert match and int(match.group(1)) == getattr(fp, name), name
     template = (templates_dir() / "layers" / "softmax.c.j2").read_text()
     assert not re.search(r"values\([^)]*, \d+\)|reciprocal\([^,]*, \d+", template)  # no literal copies
+    logistic = (templates_dir() / "layers" / "logistic.c.j2").read_text()
+    assert not re.search(r"sepgen_logistic\([^)]*, \d+\)|, 23\)", logistic)

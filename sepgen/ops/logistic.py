@@ -10,28 +10,16 @@ radius = floor(15 * 2^27 / 2^input_left_shift) (CalculateInputRadius with 4 inte
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import fixedpoint as fp
-from ..ir import Layer, QuantParams
+from ..ir import Layer
+from ..quantize import PROBABILITY_QUANT, logistic_params  # noqa: F401  (re-exported)
 from ._common import max_input_magnitude
 
-#: The int8 output quantization TFLite fixes for LOGISTIC.
-OUTPUT_QUANT = QuantParams(1.0 / 256.0, -128)
-INPUT_INTEGER_BITS = 4  # Q4.27 input to gemmlowp's logistic
-OUTPUT_SHIFT = 31 - 8  # Q0.31 -> 8 output bits
-
-
-def logistic_params(input_scale: float) -> tuple[int, int, int]:
-    """TFLM's Prepare: (input_multiplier, input_left_shift, input_range_radius) for an input scale."""
-    q, left_shift = math.frexp(float(np.float32(input_scale)) * float(1 << (31 - INPUT_INTEGER_BITS)))
-    multiplier = int(math.floor(q * (1 << 31) + 0.5))  # TfLiteRound (q > 0)
-    radius = math.floor(((1 << INPUT_INTEGER_BITS) - 1) * float(1 << (31 - INPUT_INTEGER_BITS))
-                        / float(2.0 ** left_shift))
-    return multiplier, left_shift, radius
+OUTPUT_QUANT = PROBABILITY_QUANT
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +59,8 @@ class Logistic(Layer):
         radius = self.input_range_radius
         inside = (v > -radius) & (v < radius)
         q4 = fp.multiply_by_quantized_multiplier(np.where(inside, v, 0), self.input_multiplier, self.input_left_shift)
-        out = fp.clamp(fp.rounding_divide_by_pot(fp.logistic(q4, INPUT_INTEGER_BITS), OUTPUT_SHIFT) - 128, -128, 127)
+        out = fp.clamp(fp.rounding_divide_by_pot(fp.logistic(q4, fp.LOGISTIC_INPUT_INTEGER_BITS),
+                                                  31 - fp.LOGISTIC_OUTPUT_BITS) - 128, -128, 127)
         return np.where(v <= -radius, -128, np.where(v >= radius, 127, out)).astype(np.int8)
 
     def accumulator_bound(self, graph) -> int:

@@ -8,29 +8,15 @@ fixedpoint.SOFTMAX_* (and their C twins in sepgen_fixedpoint.h).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import fixedpoint as fp
-from ..errors import UserError
-from ..ir import Layer, QuantParams
-from ..quantize import quantize_multiplier
+from ..ir import Layer
+from ..quantize import PROBABILITY_QUANT, softmax_params  # noqa: F401  (softmax_params re-exported)
 
-OUTPUT_QUANT = QuantParams(1.0 / 256.0, -128)
-
-
-def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
-    """TFLite PreprocessSoftmaxScaling + CalculateInputRadius for int8.  (input_multiplier, left_shift, diff_min)."""
-    bits = fp.SOFTMAX_DIFF_INTEGER_BITS
-    real = min(beta * input_scale * (1 << (31 - bits)), (1 << 31) - 1.0)
-    if real <= 1.0:  # TFLite's QuantizeMultiplierGreaterThanOne (TFLM aborts the process below it)
-        raise UserError(f"softmax input scale {input_scale:g} too small: TFLite's int8 softmax needs "
-                        f"beta * input_scale > 2^-{31 - bits}")
-    multiplier, left_shift = quantize_multiplier(real)
-    max_input_rescaled = 1.0 * ((1 << bits) - 1) * (1 << (31 - bits)) / (1 << left_shift)
-    return multiplier, left_shift, -int(math.floor(max_input_rescaled))
+OUTPUT_QUANT = PROBABILITY_QUANT
 
 
 @dataclass(frozen=True, eq=False)
