@@ -13,17 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops  # noqa: F401  (registers the op classes)
+from .arrays import batched
 from .ir import Graph
 
 
 def _check_batch(graph: Graph, x: np.ndarray) -> np.ndarray:
-    shape = graph.tensors[graph.input].shape
-    x = np.asarray(x)
-    if x.shape == shape:
-        x = x[None]
-    if x.shape[1:] != shape:
-        raise ValueError(f"input of shape {x.shape}; the model takes (N,) + {shape} (NHWC, batch first)")
-    return x
+    """(N,) + input shape, as sepgen.arrays checks every user array (one unbatched sample gets N = 1)."""
+    return batched(graph, np.asarray(x), "simulator input", "inputs")
 
 
 def run_float(graph: Graph, x: np.ndarray, all_tensors: bool = False):
