@@ -46,6 +46,19 @@ def rounding_divide_by_pot(x, exponent) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold)
 
 
+def srdhm_nonnegative(x, multiplier) -> np.ndarray:
+    """floor((x * multiplier + 2^30) / 2^31): equals saturating_rounding_doubling_high_mul for a multiplier in
+    [0, 2^31) and |x| < 2^31 - 1 (no sign test; the DSP kernels' form, C twin sepgen_srdhm_nonnegative)."""
+    return (_i64(x) * _i64(multiplier) + (1 << 30)) >> 31
+
+
+def rounding_right_shift(x, exponent) -> np.ndarray:
+    """(x + 2^(e-1) - [x < 0]) >> e: equals rounding_divide_by_pot for 1 <= e <= 31 (C twin
+    sepgen_rounding_right_shift; the caller keeps the sum within int32)."""
+    x, exponent = _i64(x), _i64(exponent)
+    return (x + (np.int64(1) << (exponent - 1)) + (x >> 63)) >> exponent
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
 

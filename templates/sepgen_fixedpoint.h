@@ -40,6 +40,20 @@ static inline int32_t sepgen_rounding_divide_by_pot(int32_t x, int exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
+/* The same two steps without run-time sign tests, exact in their domain (Python twins:
+ * sepgen.fixedpoint.srdhm_nonnegative / rounding_right_shift): the rounding doubling high multiply for a
+ * multiplier >= 0 and |x| < 2^31 - 1 is floor((x * m + 2^30) / 2^31); the rounding divide by 2^e for
+ * e >= 1 is (x + 2^(e-1) + (x < 0 ? -1 : 0)) >> e when the sum stays within int32. */
+static inline int32_t sepgen_srdhm_nonnegative(int32_t x, int32_t multiplier)
+{
+    return (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+}
+
+static inline int32_t sepgen_rounding_right_shift(int32_t x, int exponent)
+{
+    return (x + ((int32_t)1 << (exponent - 1)) + (x >> 31)) >> exponent;
+}
+
 /* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
  * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
  * int32: sepgen proves it for every layer at generation time. */

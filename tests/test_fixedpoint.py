@@ -158,3 +158,14 @@ def test_softmax_constants_have_one_definition_and_its_c_twin():
     assert not re.search(r"values\([^)]*, \d+\)|reciprocal\([^,]*, \d+", template)  # no literal copies
     logistic = (templates_dir() / "layers" / "logistic.c.j2").read_text()
     assert not re.search(r"sepgen_logistic\([^)]*, \d+\)|, 23\)", logistic)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(-(2**31) + 2, 2**31 - 2), st.integers(0, 2**31 - 1), st.integers(1, 31))
+def test_sign_free_requantization_equals_the_reference(x, multiplier, exponent):
+    """The DSP kernels' sign-free forms (srdhm_nonnegative, rounding_right_shift) equal the TFLite primitives
+    in their domain; their C twins in sepgen_fixedpoint.h are the same expressions."""
+    high = fp.saturating_rounding_doubling_high_mul(x, multiplier)
+    assert int(fp.srdhm_nonnegative(x, multiplier)) == int(high)
+    if abs(int(high)) + (1 << (exponent - 1)) < 2**31:
+        assert int(fp.rounding_right_shift(high, exponent)) == int(fp.rounding_divide_by_pot(high, exponent))
