@@ -54,8 +54,10 @@ void Reset_Handler(void)
 {
     uint32_t *src = __data_load__;
     uint32_t *dst;
-    SCB_CPACR |= 0xFu << 20; /* CP10, CP11 full access: FPU (and MVE) */
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+    SCB_CPACR |= 0xFu << 20; /* CP10, CP11 full access: FPU (and MVE); cores without them (M0+, M3) skip this */
     __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
     for (dst = __data_start__; dst < __data_end__; ++dst, ++src) {
         *dst = *src;
     }
@@ -68,13 +70,20 @@ void Reset_Handler(void)
 /* Hand the exception stack frame (MSP or PSP, from EXC_RETURN bit 2) to the C reporter. */
 __attribute__((naked)) void Fault_Handler(void)
 {
+    /* ARMv6-M instructions only (no IT blocks, no immediate TST), so that every core runs it. */
     __asm__ volatile(
         "mov r1, lr\n\t"
-        "tst r1, #4\n\t"
-        "ite eq\n\t"
-        "mrseq r0, msp\n\t"
-        "mrsne r0, psp\n\t"
-        "b sepgen_fault_report\n\t");
+        "movs r0, #4\n\t"
+        "tst r1, r0\n\t"
+        "bne 1f\n\t"
+        "mrs r0, msp\n\t"
+        "b 2f\n"
+        "1:\n\t"
+        "mrs r0, psp\n"
+        "2:\n\t"
+        "ldr r2, =sepgen_fault_report\n\t"
+        "bx r2\n\t"
+        ".ltorg\n\t");
 }
 
 static void put_hex(char *out, uint32_t value)

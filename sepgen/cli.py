@@ -23,6 +23,7 @@ import numpy as np
 from . import __version__, api, codegen, memory_report, output, targets
 from .schedule import MODES
 from .codegen import check_prefix
+from .cortexm.targets import TARGETS as CORTEX_M_TARGETS
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
@@ -31,8 +32,8 @@ from .quiet import set_verbose
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
-TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55", "micropython")
-PROFILE_TARGETS = TARGETS[1:4]
+PROFILE_TARGETS = tuple(CORTEX_M_TARGETS)
+TARGETS = ("host", *PROFILE_TARGETS, "micropython")
 #: Model files that hold a float model, which needs --calibration to be quantized.
 FLOAT_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
 

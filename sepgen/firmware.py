@@ -5,9 +5,9 @@
 linked ELF) and :data:`TARGETS`.  The implementation is split by responsibility in ``sepgen/cortexm/``.
 """
 
-from .cortexm import (CROSS_COMPILER, QEMU, TARGETS, LayerProfile, Profile, Sizes, Target, build, format_profile,
+from .cortexm import (BoardTooSmall, CROSS_COMPILER, QEMU, TARGETS, LayerProfile, Profile, Sizes, Target, build, format_profile,
                       format_sizes, get_target, profile, profile_to_json, run_target, sizes,
                       verify_target)
 
-__all__ = ["CROSS_COMPILER", "QEMU", "TARGETS", "LayerProfile", "Profile", "Sizes", "Target", "build",
+__all__ = ["BoardTooSmall", "CROSS_COMPILER", "QEMU", "TARGETS", "LayerProfile", "Profile", "Sizes", "Target", "build",
            "format_profile", "format_sizes", "get_target", "profile", "profile_to_json", "run_target", "sizes", "verify_target"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from conftest import require_module
 
+from sepgen import firmware
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
@@ -59,6 +61,9 @@ def test_wheel_contains_and_renders_templates(tmp_path):
                      "sepgen/firmware_src/sepgen_startup.c", "sepgen/firmware_src/mps2-an386.ld",
                      "sepgen/templates/layouts/cmake/CMakeLists.txt.j2", "sepgen/templates/layouts/zephyr/module.yml.j2"):
         assert template in names
+    for core in firmware.TARGETS.values():  # every memory map the Cortex-M builds link with
+        for memory_map in core.memory_maps:
+            assert f"sepgen/firmware_src/{memory_map}.ld" in names
     for op in ("conv2d", "depthwise_conv2d", "fully_connected", "softmax"):
         assert f"sepgen/templates/layers/{op}.c.j2" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -10,13 +10,13 @@ The firmware (startup, semihosting, linker scripts) is hand-written C in ``firmw
 is ``templates/harness/cortexm.c.j2``.  ``sepgen.firmware`` re-exports the names the command line uses.
 """
 
-from .build import build, run_elf, run_target, verify_target
+from .build import BoardTooSmall, build, run_elf, run_target, verify_target
 from .footprint import Sizes, Symbol, format_sizes, section_sizes, sizes, symbols
 from .profiling import LayerProfile, Profile, format_profile, profile, profile_to_json
 from .targets import (CROSS_COMPILER, CROSS_FLAGS, CROSS_PACKAGES, ICOUNT_SHIFT, PROFILE_DEFINE, QEMU, QEMU_PACKAGE,
                       TARGETS, Target, firmware_dir, firmware_sources, get_target)
 
-__all__ = ["CROSS_COMPILER", "CROSS_FLAGS", "CROSS_PACKAGES", "ICOUNT_SHIFT", "LayerProfile", "PROFILE_DEFINE",
+__all__ = ["BoardTooSmall", "CROSS_COMPILER", "CROSS_FLAGS", "CROSS_PACKAGES", "ICOUNT_SHIFT", "LayerProfile", "PROFILE_DEFINE",
            "Profile", "QEMU", "QEMU_PACKAGE", "Sizes", "Symbol", "TARGETS", "Target", "build", "firmware_dir",
            "firmware_sources", "format_profile", "format_sizes", "get_target", "profile", "profile_to_json", "run_elf", "run_target",
            "section_sizes", "sizes", "symbols", "verify_target"]

@@ -13,11 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from .. import codegen, toolchain
+from ..errors import UserError
 from ..ir import Graph
 from ..toolchain import ToolchainError
 from ..verification import VerifyResult, compare, parse_trace, resolve_schedule
 from .targets import (CROSS_COMPILER, CROSS_FLAGS, CROSS_PACKAGES, ICOUNT_SHIFT, PROFILE_DEFINE, QEMU, QEMU_PACKAGE,
                       Target, firmware_sources, get_target)
+
+class BoardTooSmall(ToolchainError, UserError):
+    """The model does not fit the memory of the QEMU board that runs the target (a user error: exit 2)."""
+
 
 # Exit codes of the firmware (sepgen_semihost.h)
 _EXIT_MEANING = {1: "a semihosting file operation failed", 2: "invoke failed or a trace record was malformed",
@@ -43,8 +48,16 @@ def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict
     sources.update(firmware_sources(t))
     defines = {"verify": (f"{prefix.upper()}_TRACE",), "profile": (f"{prefix.upper()}_TRACE", PROFILE_DEFINE),
                "plain": ()}[mode]
-    flags = CROSS_FLAGS + t.cpu_flags + ("-T", f"{t.board}.ld")
-    return toolchain.compile_executable(sources, flags, defines=defines, compiler=compiler)
+    memory_map = t.memory_maps[-1] if mode == "plain" else t.board
+    flags = CROSS_FLAGS + t.cpu_flags + ("-T", f"{memory_map}.ld")
+    try:
+        return toolchain.compile_executable(sources, flags, defines=defines, compiler=compiler)
+    except ToolchainError as e:
+        if "overflowed" not in str(e) or memory_map != t.board:
+            raise
+        raise BoardTooSmall(f"{t.name}: the model does not fit in the memory of QEMU's {t.board} board "
+                             f"(firmware/{t.board}.ld); try --schedule stream, or a core whose QEMU board has more "
+                             f"memory") from None
 
 
 def run_elf(elf: Path, target: str | Target, inputs: bytes, output_name: str, icount: bool = False,
