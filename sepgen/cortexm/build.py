@@ -56,8 +56,8 @@ def build(graph: Graph, target: str | Target, prefix: str = "model", files: dict
         if "overflowed" not in str(e) or memory_map != t.board:
             raise
         raise BoardTooSmall(f"{t.name}: the model does not fit in the memory of QEMU's {t.board} board "
-                             f"(firmware/{t.board}.ld); try --schedule stream, or a core whose QEMU board has more "
-                             f"memory") from None
+                             f"(firmware/{t.board}.ld): generate it with --schedule stream, or run it on a core whose QEMU "
+                             f"board has more memory") from None
 
 
 def run_elf(elf: Path, target: str | Target, inputs: bytes, output_name: str, icount: bool = False,
