@@ -125,6 +125,12 @@ class Budget:
     totals: Totals
     source: str = "<memory>"
     quantizer: str = "none"
+    prefix: str = "model"  # the C prefix: RAM is the header's ``<PREFIX>_ARENA_SIZE`` (see :attr:`arena_macro`)
+
+    @property
+    def arena_macro(self) -> str:
+        """The header macro holding ``totals.ram_bytes``, e.g. ``KWS_ARENA_SIZE`` for prefix ``kws``."""
+        return arena_macro(self.prefix)
 
     def block(self, label: str) -> Block:
         for b in self.blocks:
@@ -137,6 +143,11 @@ class Budget:
             if row.name == name:
                 return row
         raise KeyError(name)
+
+
+def arena_macro(prefix: str) -> str:
+    """The name of the generated header's arena-size macro for ``prefix`` (``<PREFIX>_ARENA_SIZE``)."""
+    return f"{prefix.upper()}_ARENA_SIZE"
 
 
 def _ratio(standard: int, own: int) -> float:
@@ -184,11 +195,11 @@ def _row(layer: Layer, standard_params: int, standard_macs: int, block: str | No
                        scratch_bytes=int(layer.scratch_bytes()), block=block)
 
 
-def budget(graph: Graph, arena_bytes: int | None = None) -> Budget:
+def budget(graph: Graph, arena_bytes: int | None = None, prefix: str = "model") -> Budget:
     """Compute the budget of ``graph`` (float or int8; figures depend on shapes only).
 
     ``arena_bytes`` is the model's static RAM in bytes (``<PREFIX>_ARENA_SIZE``); when None it is
-    computed with :func:`sepgen.plan.plan`.
+    computed with :func:`sepgen.plan.plan`.  ``prefix`` is the C prefix the reports name macros with.
     """
     rows: dict[str, LayerBudget] = {}
     blocks: list[Block] = []
@@ -227,5 +238,5 @@ def budget(graph: Graph, arena_bytes: int | None = None) -> Budget:
                     flash_bytes=sum(r.flash_bytes for r in layers), ram_bytes=int(arena_bytes),
                     max_scratch_bytes=max((r.scratch_bytes for r in layers), default=0))
     return Budget(model=graph.name, layers=layers, blocks=tuple(blocks), totals=totals, source=graph.source,
-                  quantizer=graph.quantizer)
+                  quantizer=graph.quantizer, prefix=prefix)
 

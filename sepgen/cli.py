@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=MODES, default="auto",
                    help="the schedule whose memory plan to show (a DIR: the one it was generated with)")
     p.add_argument("--reuse-input", action="store_true", help="plan as 'generate --reuse-input' would")
+    p.add_argument("--prefix", default="model", type=_prefix,
+                   help="the C prefix the report names macros with when MODEL is a model file (a DIR: its own)")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
@@ -202,7 +204,7 @@ def cmd_report(args) -> int:
     if args.html:  # refuse before the long work
         output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
     path = Path(args.model)
-    schedule, reuse_input = args.schedule, args.reuse_input
+    schedule, reuse_input, prefix = args.schedule, args.reuse_input, args.prefix
     if path.is_dir():
         graph, prefix, files = api.load_generated(path)
         schedule, reuse_input = codegen.schedule_of(files, prefix)
@@ -213,7 +215,7 @@ def cmd_report(args) -> int:
 
         graph = load(path)
     memory = memory_report.memory_plan(graph, schedule, reuse_input)
-    b = compute_budget(graph, arena_bytes=memory["arena_bytes"])  # RAM = <PREFIX>_ARENA_SIZE of that schedule
+    b = compute_budget(graph, arena_bytes=memory["arena_bytes"], prefix=prefix)  # RAM: the arena of that schedule
     if args.json:
         print(json.dumps({**_report.to_json(b), "memory": memory}, indent=2))
     elif args.markdown:
@@ -224,7 +226,7 @@ def cmd_report(args) -> int:
         print(f"wrote {args.html}")
     else:
         print(_report.to_text(b))
-        print(memory_report.to_text(memory))
+        print(memory_report.to_text(memory, prefix))
     return 0
 
 
