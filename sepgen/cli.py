@@ -26,6 +26,7 @@ from .codegen import check_prefix
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .boards import BOARDS, get_board
 from .layouts import LAYOUTS
 from .quiet import set_verbose
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
@@ -119,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse-input", action="store_true", help="plan as 'generate --reuse-input' would")
     p.add_argument("--prefix", default="model", type=_prefix,
                    help="the C prefix the report names macros with when MODEL is a model file (a DIR: its own)")
+    p.add_argument("--board", metavar="NAME",
+                   help="also say whether the model fits this board's flash and RAM and estimate its latency "
+                        "(presets: " + ", ".join(b.name for b in BOARDS) + "; docs/cli.md lists aliases)")
+    p.add_argument("--estimate", action="store_true",
+                   help="with --board: do not compile or run anything; estimate code size and instructions")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
@@ -200,11 +206,14 @@ def cmd_report(args) -> int:
     from . import report as _report
     from .budget import budget as compute_budget
 
+    board = get_board(args.board) if args.board else None  # an unknown board fails before anything else
+    if args.estimate and board is None:
+        raise UserError("--estimate needs --board NAME")
     _precheck_model(args)
     if args.html:  # refuse before the long work
         output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
     path = Path(args.model)
-    schedule, reuse_input, prefix = args.schedule, args.reuse_input, args.prefix
+    schedule, reuse_input, prefix, files = args.schedule, args.reuse_input, args.prefix, None
     if path.is_dir():
         graph, prefix, files = api.load_generated(path)
         schedule, reuse_input = codegen.schedule_of(files, prefix)
@@ -216,10 +225,15 @@ def cmd_report(args) -> int:
         graph = load(path)
     memory = memory_report.memory_plan(graph, schedule, reuse_input)
     b = compute_budget(graph, arena_bytes=memory["arena_bytes"], prefix=prefix)  # RAM: the arena of that schedule
+    fit = None
+    if board is not None:
+        from .board_report import board_report, to_text as board_text
+
+        fit = board_report(board, graph, b, files, schedule, reuse_input, measure=not args.estimate)
     if args.json:
-        print(json.dumps({**_report.to_json(b), "memory": memory}, indent=2))
+        print(json.dumps({**_report.to_json(b), "memory": memory, **({"board": fit} if fit else {})}, indent=2))
     elif args.markdown:
-        print(_report.to_markdown(b))
+        print(_report.to_markdown(b) + (f"\n## Board\n\n```\n{board_text(fit)}```\n" if fit else ""))
     elif args.html:
         output.write_file(args.html, _report.to_html(b).encode(), inputs=(args.model, args.calibration),
                           force=args.force, is_ours=_report.is_html_report)
@@ -227,6 +241,8 @@ def cmd_report(args) -> int:
     else:
         print(_report.to_text(b))
         print(memory_report.to_text(memory, prefix))
+        if fit is not None:
+            print(board_text(fit))
     return 0
 
 
