@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ir import Graph, Layer
-from .ops import Conv2D, DepthwiseConv2D
+from .ops import Conv2D, DepthwiseConv2D, WeightedLayer
 
 DEPTHWISE_SEPARABLE = "depthwise_separable"
 SPATIALLY_SEPARABLE = "spatially_separable"
@@ -58,6 +58,13 @@ class LayerBudget:
     flash_bytes: int
     scratch_bytes: int
     block: str | None = None  # label of the separable block this layer belongs to, if any
+    weight_bytes: int = 0  # of flash_bytes: the int8 weights
+    bias_bytes: int = 0  # of flash_bytes: the int32 bias; the rest is requantization (multipliers, shifts)
+
+    @property
+    def requant_bytes(self) -> int:
+        """Of ``flash_bytes``: what is neither weights nor bias (per-channel multipliers and shifts)."""
+        return self.flash_bytes - self.weight_bytes - self.bias_bytes
 
 
 class _Savings:
@@ -188,11 +195,15 @@ def _find_block(graph: Graph, first: Layer) -> tuple[str, Layer, tuple[int, int]
 
 
 def _row(layer: Layer, standard_params: int, standard_macs: int, block: str | None = None) -> LayerBudget:
+    weights = bias = 0
+    if isinstance(layer, WeightedLayer):
+        weights = int(layer.kernel.size)
+        bias = 0 if layer.bias is None else 4 * int(layer.out_channels)
     return LayerBudget(name=layer.name, op=layer.op, input_shape=tuple(int(d) for d in layer.input_shape),
                        output_shape=tuple(int(d) for d in layer.output_shape), params=int(layer.params()),
                        macs=int(layer.macs()), standard_params=int(standard_params),
                        standard_macs=int(standard_macs), flash_bytes=int(layer.weight_bytes()),
-                       scratch_bytes=int(layer.scratch_bytes()), block=block)
+                       scratch_bytes=int(layer.scratch_bytes()), block=block, weight_bytes=weights, bias_bytes=bias)
 
 
 def budget(graph: Graph, arena_bytes: int | None = None, prefix: str = "model") -> Budget:

@@ -235,7 +235,7 @@ def cmd_report(args) -> int:
     elif args.markdown:
         print(_report.to_markdown(b) + (f"\n## Board\n\n```\n{board_text(fit)}```\n" if fit else ""))
     elif args.html:
-        output.write_file(args.html, _report.to_html(b).encode(), inputs=(args.model, args.calibration),
+        output.write_file(args.html, _report.to_html(b, memory, fit).encode(), inputs=(args.model, args.calibration),
                           force=args.force, is_ours=_report.is_html_report)
         print(f"wrote {args.html}")
     else:

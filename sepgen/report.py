@@ -203,18 +203,6 @@ def to_markdown(b: Budget) -> str:
     return "\n".join(out) + "\n"
 
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; }
-th { text-align: left; background: #f3f3f3; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr.block th { background: #e8f0fe; font-weight: normal; text-align: left; }
-tr.member td:first-child { padding-left: 2em; }
-tr.total td { font-weight: bold; border-top: 2px solid #888; }
-"""
-
-
 #: Marks an HTML report as sepgen's, so that ``report --html FILE`` may overwrite its own earlier report.
 HTML_GENERATOR = '<meta name="generator" content="sepgen">'
 
@@ -224,20 +212,8 @@ def is_html_report(data: bytes) -> bool:
     return HTML_GENERATOR.encode() in data[:512]
 
 
-def to_html(b: Budget) -> str:
-    """A small self-contained HTML page (inline CSS, no scripts); every name is escaped."""
-    e = html.escape
-    cols = columns(b)
-    head = "".join(f"<th>{e(h)}</th>" for _, _, h in cols)
-    body = []
-    for r in table(b):
-        tds = "".join(f'<td class="n">{e(getattr(r, f))}</td>' if f in TableRow.NUMERIC else f"<td>{e(getattr(r, f))}</td>"
-                      for f, _, _ in cols)
-        body.append(f'<tr class="{r.kind}">{tds}</tr>')
-    title = f"sepgen budget: {b.model}"
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"{HTML_GENERATOR}\n"
-            f"<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{e(title)}</h1>\n<p>{e(header(b))}</p>\n"
-            f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"
-            f"<p>{e(ram_line(b))}</p>\n</body>\n</html>\n")
+def to_html(b: Budget, memory: dict[str, Any] | None = None, board: dict[str, Any] | None = None) -> str:
+    """The self-contained HTML page (:mod:`sepgen.report_html`: a Jinja template, inline SVG charts)."""
+    from .report_html import to_html as render
+
+    return render(b, memory, board)

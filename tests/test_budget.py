@@ -347,4 +347,4 @@ def test_reports_on_vgg_render():
     text = report.to_text(r)
     assert "174,821" in text and "1,186,378" in text
     assert text.count("\nsep") == 6 and text.count("\n  sep") == 6  # block rows, block lines
-    assert "<table>" in report.to_html(r)
+    assert '<table id="layers">' in report.to_html(r) and '<svg id="mac-chart"' in report.to_html(r)

@@ -57,7 +57,8 @@ def test_wheel_contains_and_renders_templates(tmp_path):
     for template in ("sepgen/templates/model.c.j2", "sepgen/templates/model.h.j2",
                      "sepgen/templates/sepgen_fixedpoint.h", "sepgen/templates/harness/host.c.j2",
                      "sepgen/firmware_src/sepgen_startup.c", "sepgen/firmware_src/mps2-an386.ld",
-                     "sepgen/templates/layouts/cmake/CMakeLists.txt.j2", "sepgen/templates/layouts/zephyr/module.yml.j2"):
+                     "sepgen/templates/layouts/cmake/CMakeLists.txt.j2", "sepgen/templates/layouts/zephyr/module.yml.j2",
+                     "sepgen/templates/report/report.html.j2", "sepgen/templates/report/charts.svg.j2"):
         assert template in names
     for op in ("conv2d", "depthwise_conv2d", "fully_connected", "softmax"):
         assert f"sepgen/templates/layers/{op}.c.j2" in names
