@@ -9,6 +9,7 @@ linked into (on-chip flash, MRAM, or the board's QSPI flash chip for execute-in-
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -79,17 +80,39 @@ BOARDS: tuple[Board, ...] = (
           aliases=("ensemble-e7", "alif-e7"), note="the HP core's fastest RAM is its 1,024 KiB DTCM"),
 )
 
+#: ``generic-<core>``: a board of your own, sized with ``--flash-kib``, ``--ram-kib`` and ``--clock-mhz``.
+GENERIC_CORES = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+GENERIC = tuple(f"generic-{core}" for core in GENERIC_CORES)
+
 _BY_NAME: dict[str, Board] = {name: b for b in BOARDS for name in (b.name, *b.aliases)}
 
 
 def supported() -> str:
-    """The board names for messages and help: ``name (alias, ...)`` separated by commas."""
-    return ", ".join(b.name + (f" ({', '.join(b.aliases)})" if b.aliases else "") for b in BOARDS)
+    """The board names for messages and help: ``name (alias, ...)`` separated by commas, then the generic ones."""
+    return ", ".join([b.name + (f" ({', '.join(b.aliases)})" if b.aliases else "") for b in BOARDS] + list(GENERIC))
 
 
-def get_board(name: str) -> Board:
-    """The preset called ``name`` (or one of its aliases, case-insensitive); a UserError listing them otherwise."""
-    board = _BY_NAME.get(name.strip().lower())
+def get_board(name: str, flash_kib: int | None = None, ram_kib: int | None = None,
+              clock_mhz: int | None = None) -> Board:
+    """The preset called ``name`` (or one of its aliases, case-insensitive), with any of flash, RAM and clock
+    replaced; ``generic-<core>`` needs all three.  A UserError listing the boards for an unknown name."""
+    key = name.strip().lower()
+    if key in GENERIC:
+        missing = [opt for opt, v in (("--flash-kib", flash_kib), ("--ram-kib", ram_kib), ("--clock-mhz", clock_mhz))
+                   if v is None]
+        if missing:
+            raise UserError(f"board '{key}' is generic: give its {', '.join(missing)}")
+        core = key.removeprefix("generic-")
+        return Board(key, f"a {core} board", core, int(clock_mhz), int(flash_kib), int(ram_kib),  # type: ignore[arg-type]
+                     int(ram_kib), "the sizes and clock given on the command line")  # type: ignore[arg-type]
+    board = _BY_NAME.get(key)
     if board is None:
         raise UserError(f"unknown board '{name}' (supported: {supported()})")
-    return board
+    changes = {k: v for k, v in (("flash_kib", flash_kib), ("ram_kib", ram_kib), ("clock_mhz", clock_mhz))
+               if v is not None}
+    if not changes:
+        return board
+    largest = min(board.largest_ram_region_kib, changes.get("ram_kib", board.ram_kib))
+    given = ", ".join(f"{k} {v}" for k, v in changes.items())
+    return dataclasses.replace(board, **changes, largest_ram_region_kib=largest,
+                               source=f"{board.source}; given on the command line: {given}")

@@ -28,7 +28,7 @@ from .frontends import check_model_path
 from .ir import Graph
 from .boards import BOARDS, get_board
 from .layouts import LAYOUTS
-from .quiet import set_verbose
+from .quiet import set_verbose, spinner
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(presets: " + ", ".join(b.name for b in BOARDS) + "; docs/cli.md lists aliases)")
     p.add_argument("--estimate", action="store_true",
                    help="with --board: do not compile or run anything; estimate code size and instructions")
+    for opt, what in (("--flash-kib", "flash"), ("--ram-kib", "RAM"), ("--clock-mhz", "clock")):
+        p.add_argument(opt, type=_positive, metavar="N",
+                       help=f"with --board: the board's {what} instead of the preset's (required by generic-<core>)")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
@@ -206,9 +209,10 @@ def cmd_report(args) -> int:
     from . import report as _report
     from .budget import budget as compute_budget
 
-    board = get_board(args.board) if args.board else None  # an unknown board fails before anything else
-    if args.estimate and board is None:
-        raise UserError("--estimate needs --board NAME")
+    sizes = (args.flash_kib, args.ram_kib, args.clock_mhz)
+    board = get_board(args.board, *sizes) if args.board else None  # an unknown board fails before anything else
+    if board is None and (args.estimate or any(v is not None for v in sizes)):
+        raise UserError("--estimate, --flash-kib, --ram-kib and --clock-mhz need --board NAME")
     _precheck_model(args)
     if args.html:  # refuse before the long work
         output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
@@ -229,7 +233,8 @@ def cmd_report(args) -> int:
     if board is not None:
         from .board_report import board_report, to_text as board_text
 
-        fit = board_report(board, graph, b, files, schedule, reuse_input, measure=not args.estimate)
+        with spinner(f"measuring for {board.name}"):
+            fit = board_report(board, graph, b, files, schedule, reuse_input, measure=not args.estimate)
     if args.json:
         print(json.dumps({**_report.to_json(b), "memory": memory, **({"board": fit} if fit else {})}, indent=2))
     elif args.markdown:
@@ -264,12 +269,13 @@ def cmd_verify(args) -> int:
                 return 1
             print(f"ok: {backend} in MicroPython == simulator, every output byte, on {result.samples} inputs")
         return 0
-    if args.target == "host":
-        result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
-    else:
-        from .firmware import verify_target
+    with spinner(f"compiling and running on {len(inputs)} inputs ({args.target})"):
+        if args.target == "host":
+            result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
+        else:
+            from .firmware import verify_target
 
-        result = verify_target(graph, inputs, args.target, prefix, files)
+            result = verify_target(graph, inputs, args.target, prefix, files)
     if not result.ok:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
         return 1
@@ -297,13 +303,14 @@ def cmd_profile(args) -> int:
     from .firmware import format_profile, format_sizes, profile, profile_to_json, sizes
 
     graph, prefix, files = _load(args)
+    with spinner(f"building and running in QEMU ({args.target})"):
+        measured, footprint = profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files)
     if args.json:
-        result = profile_to_json(profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files))
-        print(json.dumps(result, indent=2))
+        print(json.dumps(profile_to_json(measured, footprint), indent=2))
         return 0
-    print(format_profile(profile(graph, args.target, prefix, files)))
+    print(format_profile(measured))
     print()
-    print(format_sizes(sizes(graph, args.target, prefix, files)))
+    print(format_sizes(footprint))
     return 0
 
 

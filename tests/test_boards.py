@@ -152,7 +152,7 @@ def test_cli_board_in_text_and_json(small, tmp_path):
     text = run_cli("report", str(out), "--board", "rp2350", "--estimate").stdout
     assert "Board pico2 (RP2350, cortex-m33 at 150 MHz" in text and "an ESTIMATE" in text
     proc = run_cli("report", str(out), "--estimate")
-    assert proc.returncode == 2 and "--estimate needs --board" in proc.stderr
+    assert proc.returncode == 2 and "need --board NAME" in proc.stderr
 
 
 def test_a_float_model_gets_estimates_that_say_why():
@@ -164,3 +164,21 @@ def test_a_float_model_gets_estimates_that_say_why():
     assert r["flash"]["code_basis"] == "estimated" and "float model" in r["flash"]["code_how"]
     assert r["latency"]["instructions_basis"] == "estimated" and "float model" in r["latency"]["how"]
     assert r["latency"]["instructions"] == round(graph.layers[0].macs() * kernel_costs.MEASURED["cortex-m7"]["target"]["conv2d"])
+
+
+def test_generic_boards_and_overrides(tmp_path, small):
+    b = boards.get_board("generic-cortex-m4", 64, 8, 48)
+    assert (b.core, b.flash_bytes, b.ram_bytes, b.largest_ram_region_bytes, b.clock_mhz) == (
+        "cortex-m4", 65536, 8192, 8192, 48)
+    with pytest.raises(sepgen.UserError, match="generic: give its --ram-kib, --clock-mhz"):
+        boards.get_board("generic-cortex-m4", 64)
+    pico = boards.get_board("pico", ram_kib=100)
+    assert pico.ram_kib == pico.largest_ram_region_kib == 100 and pico.flash_kib == 2048
+    assert "given on the command line: ram_kib 100" in pico.source
+    out = tmp_path / "gen"
+    sepgen.generate(small, out, prefix="small")
+    doc = json.loads(run_cli("report", str(out), "--json", "--estimate", "--board", "generic-cortex-m7",
+                             "--flash-kib", "1", "--ram-kib", "1", "--clock-mhz", "100").stdout)
+    assert doc["board"]["fits"] is False and doc["board"]["flash"]["available_bytes"] == 1024
+    proc = run_cli("report", str(out), "--ram-kib", "4")
+    assert proc.returncode == 2 and "need --board NAME" in proc.stderr
