@@ -42,13 +42,21 @@ def main() -> None:
                     entry[0] += row.instructions
                     entry[1] += work(layer)
             table.setdefault(core, {})[kernels] = {k: round(i / n, 3) for k, (i, n) in sorted(sums.items()) if n}
-    print("MEASURED: dict[str, dict[str, dict[str, float]]] = {")
+    print(format_table(table))
+
+
+def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The table as the Python source of ``MEASURED`` in sepgen/kernel_costs.py (one op per line)."""
+    lines = ["MEASURED: dict[str, dict[str, dict[str, float]]] = {"]
     for core, sets in table.items():
-        print(f"    {core!r}: {{")
+        lines.append(f'    "{core}": {{')
         for kernels, costs in sets.items():
-            print(f"        {kernels!r}: {costs!r},")
-        print("    },")
-    print("}")
+            lines.append(f'        "{kernels}": {{')
+            lines += [f'            "{key}": {value!r},' for key, value in costs.items()]
+            lines.append("        },")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -103,8 +103,9 @@ def get_board(name: str, flash_kib: int | None = None, ram_kib: int | None = Non
         if missing:
             raise UserError(f"board '{key}' is generic: give its {', '.join(missing)}")
         core = key.removeprefix("generic-")
-        return Board(key, f"a {core} board", core, int(clock_mhz), int(flash_kib), int(ram_kib),  # type: ignore[arg-type]
-                     int(ram_kib), "the sizes and clock given on the command line")  # type: ignore[arg-type]
+        assert flash_kib is not None and ram_kib is not None and clock_mhz is not None
+        return Board(key, f"a {core} board", core, clock_mhz, flash_kib, ram_kib, ram_kib,
+                     "the sizes and clock given on the command line")
     board = _BY_NAME.get(key)
     if board is None:
         raise UserError(f"unknown board '{name}' (supported: {supported()})")

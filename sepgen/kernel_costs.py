@@ -21,17 +21,65 @@ from .ir import Graph, Layer
 
 #: Filled in from ``python benchmarks/kernel_costs.py`` (executed instructions per MAC / per input element).
 MEASURED: dict[str, dict[str, dict[str, float]]] = {
-    'cortex-m4': {
-        'portable': {'avg_pool2d': 7.169, 'conv2d': 16.428, 'conv2d_1x1': 6.738, 'depthwise_conv2d': 20.142, 'fully_connected': 6.027, 'max_pool2d': 4.133, 'softmax': 260.136},
-        'target': {'avg_pool2d': 7.169, 'conv2d': 16.429, 'conv2d_1x1': 1.718, 'depthwise_conv2d': 5.51, 'fully_connected': 7.007, 'max_pool2d': 4.058, 'softmax': 257.045},
+    "cortex-m4": {
+        "portable": {
+            "avg_pool2d": 7.169,
+            "conv2d": 16.428,
+            "conv2d_1x1": 6.738,
+            "depthwise_conv2d": 20.142,
+            "fully_connected": 6.027,
+            "max_pool2d": 4.133,
+            "softmax": 260.136,
+        },
+        "target": {
+            "avg_pool2d": 7.169,
+            "conv2d": 16.429,
+            "conv2d_1x1": 1.718,
+            "depthwise_conv2d": 5.51,
+            "fully_connected": 7.007,
+            "max_pool2d": 4.058,
+            "softmax": 257.045,
+        },
     },
-    'cortex-m7': {
-        'portable': {'avg_pool2d': 7.161, 'conv2d': 15.951, 'conv2d_1x1': 6.871, 'depthwise_conv2d': 21.047, 'fully_connected': 7.031, 'max_pool2d': 4.097, 'softmax': 333.409},
-        'target': {'avg_pool2d': 7.16, 'conv2d': 16.421, 'conv2d_1x1': 1.755, 'depthwise_conv2d': 5.704, 'fully_connected': 7.032, 'max_pool2d': 4.239, 'softmax': 333.727},
+    "cortex-m7": {
+        "portable": {
+            "avg_pool2d": 7.161,
+            "conv2d": 15.951,
+            "conv2d_1x1": 6.871,
+            "depthwise_conv2d": 21.047,
+            "fully_connected": 7.031,
+            "max_pool2d": 4.097,
+            "softmax": 333.409,
+        },
+        "target": {
+            "avg_pool2d": 7.16,
+            "conv2d": 16.421,
+            "conv2d_1x1": 1.755,
+            "depthwise_conv2d": 5.704,
+            "fully_connected": 7.032,
+            "max_pool2d": 4.239,
+            "softmax": 333.727,
+        },
     },
-    'cortex-m55': {
-        'portable': {'avg_pool2d': 6.568, 'conv2d': 15.847, 'conv2d_1x1': 5.761, 'depthwise_conv2d': 21.018, 'fully_connected': 5.028, 'max_pool2d': 3.885, 'softmax': 286.682},
-        'target': {'avg_pool2d': 6.568, 'conv2d': 15.897, 'conv2d_1x1': 1.68, 'depthwise_conv2d': 5.725, 'fully_connected': 5.027, 'max_pool2d': 3.811, 'softmax': 275.864},
+    "cortex-m55": {
+        "portable": {
+            "avg_pool2d": 6.568,
+            "conv2d": 15.847,
+            "conv2d_1x1": 5.761,
+            "depthwise_conv2d": 21.018,
+            "fully_connected": 5.028,
+            "max_pool2d": 3.885,
+            "softmax": 286.682,
+        },
+        "target": {
+            "avg_pool2d": 6.568,
+            "conv2d": 15.897,
+            "conv2d_1x1": 1.68,
+            "depthwise_conv2d": 5.725,
+            "fully_connected": 5.027,
+            "max_pool2d": 3.811,
+            "softmax": 275.864,
+        },
     },
 }
 

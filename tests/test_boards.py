@@ -131,7 +131,9 @@ def test_measured_instructions_and_code_on_a_qemu_core(kws, tmp_path):
     assert r["latency"]["instructions"] == measured and r["latency"]["instructions_basis"] == "measured"
     assert r["latency"]["estimate"] is True  # instructions at one per cycle: a latency estimate all the same
     estimated = board_report(board, kws, b, files, "layer", False, measure=False)["latency"]["instructions"]
-    assert abs(estimated - measured) <= 0.10 * measured, (estimated, measured)
+    assert abs(estimated - measured) <= 0.10 * measured, (
+        f"estimate {estimated:,} vs measured {measured:,}: the kernels changed; re-run benchmarks/kernel_costs.py and "
+        "update sepgen/kernel_costs.py")
     assert r["flash"]["code_basis"] == "measured" and "-mcpu=cortex-m4" in r["flash"]["code_how"]
     elf = sizes(kws, "cortex-m4", "kws", files)
     assert abs(r["flash"]["code_bytes"] - elf.code) <= 0.10 * elf.code, (r["flash"]["code_bytes"], elf.code)
