@@ -79,6 +79,8 @@ def _latency(board: Board, graph: Graph, prefix: str, files: dict[str, str] | No
         est = kernel_costs.estimate(graph, board.core, _kernels(files, prefix), streamed)
         instructions, basis = est.instructions, "estimated"
         how = f"~{instructions:,} instructions estimated from {est.basis}"
+    if files is not None and _kernels(files, prefix) == "portable" and board.core in kernel_costs.HAS_VARIANTS:
+        how += f"; 'generate --target {board.core}' would use this core's kernel variants"
     ms = instructions / (board.clock_mhz * 1000)
     return {"estimate": True, "ms": float(f"{ms:.3g}"), "instructions": instructions, "instructions_basis": basis,
             "clock_mhz": board.clock_mhz,
