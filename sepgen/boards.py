@@ -54,22 +54,22 @@ BOARDS: tuple[Board, ...] = (
           "512 Kbytes AXI SRAM)",
           aliases=("stm32h7", "stm32h743zi"), note="RAM is split over several regions (DTCM 128 KiB is the fastest)"),
     Board("nrf52840", "nRF52840", "cortex-m4", 64, 1024, 256, 256,
-          "Nordic nRF52840 Product Specification v1.x, key features: 64 MHz Arm Cortex-M4 with FPU, 1 MB "
+          "Nordic nRF52840 Product Specification, key features: 64 MHz Arm Cortex-M4 with FPU, 1 MB "
           "flash, 256 kB RAM",
           aliases=("nrf52840-dk",), note="a SoftDevice (Bluetooth stack) takes part of the flash and RAM"),
     Board("arduino-nano-33-ble", "nRF52840", "cortex-m4", 64, 1024, 256, 256,
           "Arduino Nano 33 BLE datasheet (ABX00030): nRF52840, 64 MHz Cortex-M4F, 1 MB flash, 256 KB SRAM",
           note="the Arduino bootloader and Mbed OS take part of the flash and RAM"),
     Board("pico", "RP2040", "cortex-m0plus", 133, 2048, 264, 264,
-          "Raspberry Pi RP2040 datasheet, 1.1: dual Cortex-M0+ at 133 MHz, 264 kB on-chip SRAM (one "
+          "Raspberry Pi RP2040 datasheet: dual Cortex-M0+ at 133 MHz, 264 kB on-chip SRAM (one "
           "contiguous address range); Raspberry Pi Pico datasheet: 2 MB QSPI flash",
           aliases=("rp2040", "raspberry-pi-pico"), note="code runs from QSPI flash through a 16 kB cache (XIP)"),
     Board("pico2", "RP2350", "cortex-m33", 150, 4096, 520, 520,
-          "Raspberry Pi RP2350 datasheet, 1.1: dual Cortex-M33 at 150 MHz, 520 kB on-chip SRAM (one "
+          "Raspberry Pi RP2350 datasheet: dual Cortex-M33 at 150 MHz, 520 kB on-chip SRAM (one "
           "contiguous address range); Raspberry Pi Pico 2 datasheet: 4 MB QSPI flash",
           aliases=("rp2350", "raspberry-pi-pico2"), note="code runs from QSPI flash through a 16 kB cache (XIP)"),
     Board("esp32-s3-devkitc-1", "ESP32-S3 (module ESP32-S3-WROOM-1-N8)", "xtensa-lx7", 240, 8192, 512, 512,
-          "Espressif ESP32-S3 Series Datasheet, 1.x: Xtensa dual-core 32-bit LX7 up to 240 MHz, 512 KB SRAM; "
+          "Espressif ESP32-S3 Series Datasheet: Xtensa dual-core 32-bit LX7 up to 240 MHz, 512 KB SRAM; "
           "ESP32-S3-DevKitC-1 user guide: ESP32-S3-WROOM-1-N8, 8 MB flash",
           aliases=("esp32-s3", "esp32s3"),
           note="ESP-IDF, Wi-Fi/Bluetooth and the caches use part of the 512 KB SRAM; not an Arm core"),

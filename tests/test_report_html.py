@@ -227,3 +227,30 @@ def test_chromium_renders_the_page(model, tmp_path):
     blue = sum(1 for p in pixels if abs(p[0] - 0x2F) < 24 and abs(p[1] - 0x6F) < 24 and abs(p[2] - 0xDE) < 24)
     assert ink > 0.05, ink  # not a blank page
     assert blue > 20, blue  # the SVG bars were drawn
+
+
+def test_cli_html_carries_the_plan_and_the_board(tmp_path):
+    """`report DIR --html FILE --board NAME`: the page has the RAM chart of the DIR's schedule and the verdict."""
+    import json
+    import subprocess
+    import sys
+
+    import sepgen
+
+    rng = np.random.default_rng(2)
+    b = GraphBuilder((10, 10, 2), name="cli")
+    y = b.depthwise_conv2d("dw", b.input, rand(rng, 3, 3, 2, 1), rand(rng, 2), 1, 1, "same", "relu")
+    y = b.conv2d("pw", y, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="relu")
+    q, _ = quantized(b.build(b.dense("fc", b.global_avg_pool2d("gap", y), rand(rng, 6, 3), rand(rng, 3))), rng)
+    sepgen.generate(q, tmp_path / "gen", prefix="cli")
+    cli = [sys.executable, "-m", "sepgen.cli", "report", str(tmp_path / "gen"), "--board", "pico2", "--estimate"]
+    proc = subprocess.run(cli + ["--html", str(tmp_path / "r.html")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "r.html").read_text()
+    doc = json.loads(subprocess.run(cli + ["--json"], capture_output=True, text=True, timeout=300).stdout)
+    svgs = _svgs(page)
+    steps = [int(g.get("data-value")) for g in svgs["ram-chart"].iter(SVG + "g") if g.get("class") == "step"]
+    assert steps == [s["arena_bytes"] for s in doc["memory"]["steps"]]
+    code = [int(r.get("data-value")) for r in svgs["flash-chart"].iter(SVG + "rect") if r.get("data-kind") == "code"]
+    assert code == [doc["board"]["flash"]["code_bytes"]]
+    assert 'id="board-verdict"' in page and "CLI_ARENA_SIZE" in page and "Board pico2 (RP2350" in page
