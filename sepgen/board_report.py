@@ -59,8 +59,23 @@ def _can_profile(core: str) -> str | None:
     return None
 
 
+def _variants_hint(board: Board, graph: Graph, prefix: str, files: dict[str, str], schedule: str,
+                   reuse_input: bool, given: bool) -> str:
+    """How to get the core's kernel variants when ``files`` run portable kernels on a core that has some."""
+    if _kernels(files, prefix) != "portable" or board.core not in kernel_costs.HAS_VARIANTS:
+        return ""
+    if given and _kernels(codegen.render(graph, prefix, board.core, schedule, reuse_input), prefix) == "target":
+        return f"; 'generate --target {board.core}' would use this core's kernel variants"
+    if schedule != "layer" and _kernels(codegen.render(graph, prefix, board.core, "layer", reuse_input),
+                                        prefix) == "target":
+        return (f"; streamed chains run portable row kernels: --schedule layer (with --target {board.core}) "
+                "would use this core's kernel variants, with a larger arena")
+    return ""
+
+
 def _latency(board: Board, graph: Graph, prefix: str, files: dict[str, str] | None, schedule: str,
-             reuse_input: bool, measure: bool) -> dict[str, Any]:
+             reuse_input: bool, measure: bool, given: bool) -> dict[str, Any]:
+    """The ``latency`` object; ``given``: ``files`` are the caller's (a DIR), not rendered here."""
     if files is None:
         why_not = "a float model: pass --calibration to generate C that can be profiled"
     else:
@@ -79,14 +94,13 @@ def _latency(board: Board, graph: Graph, prefix: str, files: dict[str, str] | No
         est = kernel_costs.estimate(graph, board.core, _kernels(files, prefix), streamed)
         instructions, basis = est.instructions, "estimated"
         how = f"~{instructions:,} instructions estimated from {est.basis}"
-    if files is not None and _kernels(files, prefix) == "portable" and board.core in kernel_costs.HAS_VARIANTS:
-        how += f"; 'generate --target {board.core}' would use this core's kernel variants"
+    hint = _variants_hint(board, graph, prefix, files, schedule, reuse_input, given) if files is not None else ""
+    not_profiled = "" if why_not is None or not measure else f"; not profiled: {why_not}"
     ms = instructions / (board.clock_mhz * 1000)
     return {"estimate": True, "ms": float(f"{ms:.3g}"), "instructions": instructions, "instructions_basis": basis,
             "clock_mhz": board.clock_mhz,
             "how": f"{how}, at one instruction per cycle at {board.clock_mhz} MHz (real cycles differ: wait states, "
-                   "multi-cycle instructions, caches)" + ("" if why_not is None or not measure else f"; not profiled: "
-                                                           f"{why_not}")}
+                   f"multi-cycle instructions, caches){not_profiled}{hint}"}
 
 
 def board_report(board: Board, graph: Graph, b: Budget, files: dict[str, str] | None, schedule: str,
@@ -97,6 +111,7 @@ def board_report(board: Board, graph: Graph, b: Budget, files: dict[str, str] | 
     and run with the cross tools when they are there (False: estimates only).
     """
     prefix = b.prefix
+    given = files is not None
     if files is None and graph.is_quantized:
         files = codegen.render(graph, prefix, render_target(board), schedule, reuse_input)
     computed = len(graph.computed_layers())
@@ -132,7 +147,7 @@ def board_report(board: Board, graph: Graph, b: Budget, files: dict[str, str] | 
     return {"name": board.name, "chip": board.chip, "core": board.core, "clock_mhz": board.clock_mhz,
             "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes, "source": board.source,
             "note": board.note, "fits": flash["fits"] and ram["fits"], "flash": flash, "ram": ram,
-            "latency": _latency(board, graph, prefix, files, schedule, reuse_input, measure)}
+            "latency": _latency(board, graph, prefix, files, schedule, reuse_input, measure, given)}
 
 
 def _n(v: int) -> str:

@@ -189,3 +189,17 @@ def test_generic_boards_and_overrides(tmp_path, small):
     assert doc["board"]["fits"] is False and doc["board"]["flash"]["available_bytes"] == 1024
     proc = run_cli("report", str(out), "--ram-kib", "4")
     assert proc.returncode == 2 and "need --board NAME" in proc.stderr
+
+
+def test_hint_when_the_c_misses_the_cores_kernel_variants(small):
+    b = budget(small, prefix="small")
+    board = boards.get_board("stm32f4")
+    portable = codegen.render(small, "small", "host", "layer")
+    how = board_report(board, small, b, portable, "layer", False, measure=False)["latency"]["how"]
+    assert "'generate --target cortex-m4' would use this core's kernel variants" in how
+    dsp = codegen.render(small, "small", "cortex-m4", "layer")
+    assert "would use" not in board_report(board, small, b, dsp, "layer", False, measure=False)["latency"]["how"]
+    streamed = board_report(board, small, b, None, "stream", False, measure=False)["latency"]["how"]
+    assert "--schedule layer (with --target cortex-m4) would use this core's kernel variants" in streamed
+    pico = board_report(boards.get_board("pico"), small, b, portable, "layer", False, measure=False)["latency"]["how"]
+    assert "would use" not in pico  # no variants for Cortex-M0+
