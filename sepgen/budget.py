@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ir import Graph, Layer
-from .ops import Conv2D, DepthwiseConv2D
+from .ops import Conv2D, DepthwiseConv2D, WeightedLayer
 
 DEPTHWISE_SEPARABLE = "depthwise_separable"
 SPATIALLY_SEPARABLE = "spatially_separable"
@@ -58,6 +58,13 @@ class LayerBudget:
     flash_bytes: int
     scratch_bytes: int
     block: str | None = None  # label of the separable block this layer belongs to, if any
+    weight_bytes: int = 0  # of flash_bytes: the int8 weights
+    bias_bytes: int = 0  # of flash_bytes: the int32 bias; the rest is requantization (multipliers, shifts)
+
+    @property
+    def requant_bytes(self) -> int:
+        """Of ``flash_bytes``: what is neither weights nor bias (per-channel multipliers and shifts)."""
+        return self.flash_bytes - self.weight_bytes - self.bias_bytes
 
 
 class _Savings:
@@ -125,6 +132,12 @@ class Budget:
     totals: Totals
     source: str = "<memory>"
     quantizer: str = "none"
+    prefix: str = "model"  # the C prefix: RAM is the header's ``<PREFIX>_ARENA_SIZE`` (see :attr:`arena_macro`)
+
+    @property
+    def arena_macro(self) -> str:
+        """The header macro holding ``totals.ram_bytes``, e.g. ``KWS_ARENA_SIZE`` for prefix ``kws``."""
+        return arena_macro(self.prefix)
 
     def block(self, label: str) -> Block:
         for b in self.blocks:
@@ -137,6 +150,11 @@ class Budget:
             if row.name == name:
                 return row
         raise KeyError(name)
+
+
+def arena_macro(prefix: str) -> str:
+    """The name of the generated header's arena-size macro for ``prefix`` (``<PREFIX>_ARENA_SIZE``)."""
+    return f"{prefix.upper()}_ARENA_SIZE"
 
 
 def _ratio(standard: int, own: int) -> float:
@@ -177,18 +195,22 @@ def _find_block(graph: Graph, first: Layer) -> tuple[str, Layer, tuple[int, int]
 
 
 def _row(layer: Layer, standard_params: int, standard_macs: int, block: str | None = None) -> LayerBudget:
+    weights = bias = 0
+    if isinstance(layer, WeightedLayer):
+        weights = int(layer.kernel.size)
+        bias = 0 if layer.bias is None else 4 * int(layer.out_channels)
     return LayerBudget(name=layer.name, op=layer.op, input_shape=tuple(int(d) for d in layer.input_shape),
                        output_shape=tuple(int(d) for d in layer.output_shape), params=int(layer.params()),
                        macs=int(layer.macs()), standard_params=int(standard_params),
                        standard_macs=int(standard_macs), flash_bytes=int(layer.weight_bytes()),
-                       scratch_bytes=int(layer.scratch_bytes()), block=block)
+                       scratch_bytes=int(layer.scratch_bytes()), block=block, weight_bytes=weights, bias_bytes=bias)
 
 
-def budget(graph: Graph, arena_bytes: int | None = None) -> Budget:
+def budget(graph: Graph, arena_bytes: int | None = None, prefix: str = "model") -> Budget:
     """Compute the budget of ``graph`` (float or int8; figures depend on shapes only).
 
     ``arena_bytes`` is the model's static RAM in bytes (``<PREFIX>_ARENA_SIZE``); when None it is
-    computed with :func:`sepgen.plan.plan`.
+    computed with :func:`sepgen.plan.plan`.  ``prefix`` is the C prefix the reports name macros with.
     """
     rows: dict[str, LayerBudget] = {}
     blocks: list[Block] = []
@@ -227,5 +249,5 @@ def budget(graph: Graph, arena_bytes: int | None = None) -> Budget:
                     flash_bytes=sum(r.flash_bytes for r in layers), ram_bytes=int(arena_bytes),
                     max_scratch_bytes=max((r.scratch_bytes for r in layers), default=0))
     return Budget(model=graph.name, layers=layers, blocks=tuple(blocks), totals=totals, source=graph.source,
-                  quantizer=graph.quantizer)
+                  quantizer=graph.quantizer, prefix=prefix)
 

@@ -27,8 +27,9 @@ from .cortexm.targets import TARGETS as CORTEX_M_TARGETS
 from .errors import UserError, one_line
 from .frontends import check_model_path
 from .ir import Graph
+from .boards import BOARDS, get_board
 from .layouts import LAYOUTS
-from .quiet import set_verbose
+from .quiet import set_verbose, spinner
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
@@ -118,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=MODES, default="auto",
                    help="the schedule whose memory plan to show (a DIR: the one it was generated with)")
     p.add_argument("--reuse-input", action="store_true", help="plan as 'generate --reuse-input' would")
+    p.add_argument("--prefix", default="model", type=_prefix,
+                   help="the C prefix the report names macros with when MODEL is a model file (a DIR: its own)")
+    p.add_argument("--board", metavar="NAME",
+                   help="also say whether the model fits this board's flash and RAM and estimate its latency "
+                        "(presets: " + ", ".join(b.name for b in BOARDS) + "; docs/cli.md lists aliases)")
+    p.add_argument("--estimate", action="store_true",
+                   help="with --board: do not compile or run anything; estimate code size and instructions")
+    for opt, what in (("--flash-kib", "flash"), ("--ram-kib", "RAM"), ("--clock-mhz", "clock")):
+        p.add_argument(opt, type=_positive, metavar="N",
+                       help=f"with --board: the board's {what} instead of the preset's (required by generic-<core>)")
 
     p = sub.add_parser("verify", help="compile and run the C; require byte equality with the simulator")
     _model_arg(p, dir_ok=True)
@@ -199,11 +210,15 @@ def cmd_report(args) -> int:
     from . import report as _report
     from .budget import budget as compute_budget
 
+    sizes = (args.flash_kib, args.ram_kib, args.clock_mhz)
+    board = get_board(args.board, *sizes) if args.board else None  # an unknown board fails before anything else
+    if board is None and (args.estimate or any(v is not None for v in sizes)):
+        raise UserError("--estimate, --flash-kib, --ram-kib and --clock-mhz need --board NAME")
     _precheck_model(args)
     if args.html:  # refuse before the long work
         output.check_file(args.html, (args.model, args.calibration), args.force, _report.is_html_report)
     path = Path(args.model)
-    schedule, reuse_input = args.schedule, args.reuse_input
+    schedule, reuse_input, prefix, files = args.schedule, args.reuse_input, args.prefix, None
     if path.is_dir():
         graph, prefix, files = api.load_generated(path)
         schedule, reuse_input = codegen.schedule_of(files, prefix)
@@ -214,18 +229,26 @@ def cmd_report(args) -> int:
 
         graph = load(path)
     memory = memory_report.memory_plan(graph, schedule, reuse_input)
-    b = compute_budget(graph, arena_bytes=memory["arena_bytes"])  # RAM = <PREFIX>_ARENA_SIZE of that schedule
+    b = compute_budget(graph, arena_bytes=memory["arena_bytes"], prefix=prefix)  # RAM: the arena of that schedule
+    fit = None
+    if board is not None:
+        from .board_report import board_report, to_text as board_text
+
+        with spinner(f"measuring for {board.name}"):
+            fit = board_report(board, graph, b, files, schedule, reuse_input, measure=not args.estimate)
     if args.json:
-        print(json.dumps({**_report.to_json(b), "memory": memory}, indent=2))
+        print(json.dumps({**_report.to_json(b), "memory": memory, **({"board": fit} if fit else {})}, indent=2))
     elif args.markdown:
-        print(_report.to_markdown(b))
+        print(_report.to_markdown(b) + (f"\n## Board\n\n```\n{board_text(fit)}```\n" if fit else ""))
     elif args.html:
-        output.write_file(args.html, _report.to_html(b).encode(), inputs=(args.model, args.calibration),
+        output.write_file(args.html, _report.to_html(b, memory, fit).encode(), inputs=(args.model, args.calibration),
                           force=args.force, is_ours=_report.is_html_report)
         print(f"wrote {args.html}")
     else:
         print(_report.to_text(b))
-        print(memory_report.to_text(memory))
+        print(memory_report.to_text(memory, prefix))
+        if fit is not None:
+            print(board_text(fit))
     return 0
 
 
@@ -247,12 +270,13 @@ def cmd_verify(args) -> int:
                 return 1
             print(f"ok: {backend} in MicroPython == simulator, every output byte, on {result.samples} inputs")
         return 0
-    if args.target == "host":
-        result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
-    else:
-        from .firmware import verify_target
+    with spinner(f"compiling and running on {len(inputs)} inputs ({args.target})"):
+        if args.target == "host":
+            result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
+        else:
+            from .firmware import verify_target
 
-        result = verify_target(graph, inputs, args.target, prefix, files)
+            result = verify_target(graph, inputs, args.target, prefix, files)
     if not result.ok:
         print(f"sepgen: MISMATCH: {result.mismatch}", file=sys.stderr)
         return 1
@@ -280,13 +304,14 @@ def cmd_profile(args) -> int:
     from .firmware import format_profile, format_sizes, profile, profile_to_json, sizes
 
     graph, prefix, files = _load(args)
+    with spinner(f"building and running in QEMU ({args.target})"):
+        measured, footprint = profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files)
     if args.json:
-        result = profile_to_json(profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files))
-        print(json.dumps(result, indent=2))
+        print(json.dumps(profile_to_json(measured, footprint), indent=2))
         return 0
-    print(format_profile(profile(graph, args.target, prefix, files)))
+    print(format_profile(measured))
     print()
-    print(format_sizes(sizes(graph, args.target, prefix, files)))
+    print(format_sizes(footprint))
     return 0
 
 

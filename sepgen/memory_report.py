@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .budget import arena_macro
 from .ir import Graph
 from .schedule import Schedule, schedule as make_schedule
 
@@ -50,11 +51,13 @@ def _label(layers: list[str]) -> str:
     return layers[0] if len(layers) == 1 else f"{layers[0]}..{layers[-1]}"
 
 
-def to_text(m: dict[str, Any]) -> str:
-    """The memory plan as text: a summary, then one line per step with its live buffers."""
+def to_text(m: dict[str, Any], prefix: str = "model") -> str:
+    """The memory plan as text: a summary, then one line per step with its live buffers.
+
+    ``prefix`` names the header's arena macro (``<PREFIX>_ARENA_SIZE``)."""
     chains = len(m["streamed_chains"])
     out = [f"Memory plan (--schedule {m['schedule']}{', --reuse-input' if m['reuse_input'] else ''}): "
-           f"arena {_n(m['arena_bytes'])} bytes (<PREFIX>_ARENA_SIZE) vs {_n(m['layer_arena_bytes'])} layer by "
+           f"arena {_n(m['arena_bytes'])} bytes ({arena_macro(prefix)}) vs {_n(m['layer_arena_bytes'])} layer by "
            f"layer (whole tensors); {chains} streamed chain{'s' if chains != 1 else ''}, "
            f"{_n(m['extra_macs'])} extra MACs (no recompute)",
            f"peak: {_n(m['peak_bytes'])} live arena bytes at step {m['peak_step']} ({_label(m['peak_layers'])})"]

@@ -25,7 +25,7 @@ def keras_to_int8_tflite(model, calibration: np.ndarray, float_io: bool = False,
     """
     from .quiet import third_party
 
-    with third_party():  # importing TensorFlow and converting print ~100 lines (sepgen --verbose shows them)
+    with third_party("converting with the TFLite converter"):  # ~100 lines of output (--verbose shows them)
         return _convert(model, calibration, float_io, converter_options)
 
 
@@ -58,7 +58,7 @@ def quantize_with_tflite(model, calibration: np.ndarray, source: str) -> tuple[G
         from .frontends.keras_files import load_keras_model
         from .quiet import third_party
 
-        with third_party():
+        with third_party(f"reading {Path(model).name}"):
             model = load_keras_model(model)
     data = keras_to_int8_tflite(model, calibration)
     with tempfile.TemporaryDirectory(prefix="sepgen-tflite-") as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -243,7 +244,7 @@ def test_json_schema_and_values():
     doc = report.to_json(budget(graph, arena_bytes=2_048))
     flash = [layer.weight_bytes() for layer in graph.layers]  # flash_bytes is the layer's weight_bytes()
     json.loads(json.dumps(doc))  # plain JSON types only
-    assert set(doc) == {"model", "layers", "totals"} and doc["model"] == "small"
+    assert set(doc) == {"model", "prefix", "arena_macro", "layers", "totals"} and doc["model"] == "small"
     assert set(doc["totals"]) == REQUIRED_TOTALS
     for row in doc["layers"]:
         assert REQUIRED_ROW <= set(row) and set(row) - REQUIRED_ROW <= {"block"}
@@ -263,22 +264,71 @@ def test_json_schema_and_values():
 def test_text_and_markdown_show_the_figures():
     b = budget(dw_pw((15, 15, 3), 3, 10), arena_bytes=1_234)
     text = report.to_text(b)
-    assert "sep1: 9,633 MACs vs 45,630 standard (4.7× fewer)" in text
+    assert ("sep1 = dw + pw (depthwise-separable) replaces conv2d 3x3, 3 -> 10 channels: 4.7× fewer MACs "
+            "(9,633 vs 45,630), 4.2× fewer params (67 vs 280)") in text
     for figure in ("4,563", "5,070", "45,630", "9,633", "1,234", "15x15x3 -> 13x13x3"):
         assert figure in text
     lines = text.splitlines()
-    assert any(line.startswith("  dw ") for line in lines)  # block members are indented under the block line
+    assert any(line.startswith("  dw ") for line in lines)  # block members are indented under the block row
     total = next(line for line in lines if line.startswith("total"))
     assert "9,633" in total and "45,630" in total and "4.7×" in total
-    assert "RAM: 1,234 bytes" in text
+    assert "RAM: 1,234 bytes (static arena, MODEL_ARENA_SIZE)" in text
     # the table is aligned: every table line (header, rows, total) has its MACs column end at the same place
     header = lines[2]
     end = header.index("MACs") + len("MACs")
     assert all(line[:end].endswith(("MACs", "4,563", "5,070", "9,633")) for line in lines
-               if line.startswith(("layer", "  dw", "  pw", "total")))
+               if line.startswith(("layer", "sep1", "  dw", "  pw", "total")))
     md = report.to_markdown(b)
-    for figure in ("4,563", "5,070", "45,630", "**9,633**", "4.7×", "1,234", "| sep1 |"):
+    for figure in ("4,563", "5,070", "45,630", "**9,633**", "4.7×", "1,234", "| sep1 |", "MODEL_ARENA_SIZE"):
         assert figure in md
+
+
+def _cells(text: str, name: str) -> list[str]:
+    """The cells of the text table's row ``name`` (columns are separated by two or more spaces)."""
+    line = next(line for line in text.splitlines() if line.strip().startswith(name + " "))
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_text_rows_read_at_a_glance():
+    """A block row carries the block's MACs, its standard MACs and the saving; its layers show '-' for the
+    standard figures (not a misleading 0 on the pointwise); a standalone depthwise shows its own saving;
+    layers with nothing to compare show '-' as saving; MAC shares add up per block."""
+    g = GraphBuilder((15, 15, 3))
+    x = g.depthwise_conv2d("dw", g.input, rand(RNG, 3, 3, 3, 1), None)
+    x = g.conv2d("pw", x, rand(RNG, 1, 1, 3, 10), rand(RNG, 10))
+    x = g.depthwise_conv2d("lone", x, rand(RNG, 3, 3, 10, 1), rand(RNG, 10))
+    x = g.max_pool2d("pool", x, 2, 2)
+    b = budget(g.build(x), arena_bytes=100)
+    text = report.to_text(b)
+    blk = b.block("sep1")
+    assert _cells(text, "sep1") == ["sep1", "depthwise-separable", "15x15x3 -> 13x13x10", f"{blk.params:,}",
+                                    f"{blk.macs:,}", f"{100 * blk.macs / b.totals.macs:.1f}%",
+                                    f"{blk.standard_macs:,}", f"{blk.mac_saving:.1f}×",
+                                    f"{b.layer('dw').flash_bytes + b.layer('pw').flash_bytes:,}"]
+    for name in ("dw", "pw"):
+        row = b.layer(name)
+        cells = _cells(text, name)
+        assert cells[3:] == [f"{row.params:,}", f"{row.macs:,}", f"{100 * row.macs / b.totals.macs:.1f}%", "-", "-",
+                             f"{row.flash_bytes:,}"], cells
+    lone = b.layer("lone")
+    assert _cells(text, "lone")[6:8] == [f"{lone.standard_macs:,}", f"{lone.standard_macs / lone.macs:.1f}×"]
+    assert _cells(text, "pool")[4:8] == ["0", "-", "0", "-"]
+    assert "scratch" not in text  # no kernel needs scratch RAM: the column is left out
+    assert "<PREFIX>" not in text and "<PREFIX>" not in report.to_markdown(b)
+    md = report.to_markdown(b)
+    assert "| &nbsp;&nbsp;pw | conv2d |" in md and "| **sep1** |" in md
+
+
+def test_reports_name_the_arena_macro_of_the_prefix():
+    from sepgen import memory_report
+
+    graph = dw_pw((9, 9, 2), 3, 4)
+    b = budget(graph, prefix="kws")
+    assert b.arena_macro == "KWS_ARENA_SIZE"
+    assert f"RAM: {b.totals.ram_bytes:,} bytes (static arena, KWS_ARENA_SIZE)" in report.to_text(b)
+    assert report.to_json(b)["arena_macro"] == "KWS_ARENA_SIZE" and report.to_json(b)["prefix"] == "kws"
+    plan = memory_report.to_text(memory_report.memory_plan(graph, "layer"), "kws")
+    assert "(KWS_ARENA_SIZE)" in plan and "<PREFIX>" not in plan
 
 
 def test_html_escapes_names():
@@ -296,5 +346,5 @@ def test_reports_on_vgg_render():
     r = budget(zoo.vgg_cifar10(separable=True))
     text = report.to_text(r)
     assert "174,821" in text and "1,186,378" in text
-    assert text.count("\nsep") == 6
-    assert "<table>" in report.to_html(r)
+    assert text.count("\nsep") == 6 and text.count("\n  sep") == 6  # block rows, block lines
+    assert '<table id="layers">' in report.to_html(r) and '<svg id="mac-chart"' in report.to_html(r)

@@ -136,7 +136,8 @@ def test_streamed_directory_verifies_and_reports_its_plan(streamed):
     assert {b["kind"] for b in live} == {"ring", "sum", "tensor"} and {b["where"] for b in live} == {"arena", "input"}
     text = run_cli("report", str(streamed)).stdout
     assert "Memory plan (--schedule auto, --reuse-input)" in text and "stem..dw (streamed" in text
-    assert f"arena {arena:,} bytes (<PREFIX>_ARENA_SIZE)" in text
+    assert f"arena {arena:,} bytes (CHAIN_ARENA_SIZE)" in text  # the macro of the DIR's prefix
+    assert f"RAM: {arena:,} bytes (static arena, CHAIN_ARENA_SIZE)" in text and "<PREFIX>" not in text
 
 
 def test_generate_schedule_option_is_checked(tmp_path, capsys):
@@ -151,6 +152,7 @@ def test_report_ram_is_the_arena_of_the_schedule(streamed):
     header = (streamed / "chain.h").read_text()
     assert f"#define CHAIN_ARENA_SIZE {report['totals']['ram_bytes']}\n" in header
     assert report["totals"]["ram_bytes"] == report["memory"]["arena_bytes"] < report["memory"]["layer_arena_bytes"]
+    assert report["prefix"] == "chain" and report["arena_macro"] == "CHAIN_ARENA_SIZE"
 
 
 def test_every_option_has_help_text():

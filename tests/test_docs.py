@@ -71,3 +71,22 @@ def test_readme_links_the_docs():
     readme = (ROOT / "README.md").read_text()
     for doc in ("docs/cli.md", "docs/c-api.md", "docs/json-report.md"):
         assert f"]({doc})" in readme and (ROOT / doc).is_file()
+
+
+def test_board_docs_name_every_preset_and_field():
+    """Every preset and alias is in docs/cli.md; every field of the `board` object is in docs/json-report.md."""
+    from sepgen import boards
+    from sepgen.board_report import board_report
+
+    cli_text = (DOCS / "cli.md").read_text()
+    for b in boards.BOARDS:
+        for name in (b.name, *b.aliases):
+            assert f"`{name}`" in cli_text, name
+    rng = np.random.default_rng(0)
+    g = GraphBuilder((6, 6, 3))
+    graph = g.build(g.conv2d("c", g.input, rand(rng, 3, 3, 3, 4), rand(rng, 4)))
+    r = board_report(boards.BOARDS[0], graph, budget(graph), None, "layer", False, measure=False)
+    json_text = (DOCS / "json-report.md").read_text()
+    fields = set(r) | {k for part in ("flash", "ram", "latency") for k in r[part]}
+    for field in fields:
+        assert f"`{field}`" in json_text, field

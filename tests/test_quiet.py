@@ -89,3 +89,54 @@ def test_generate_tflite_prints_only_sepgen_lines_and_keeps_the_tflite(tmp_path)
     loud = _run(*args, "-o", "loud", "--verbose", cwd=tmp_path)
     assert loud.returncode == 0, loud.stderr
     assert len((loud.stdout + loud.stderr).splitlines()) > 4
+
+
+def _on_a_terminal(code: str) -> bytes:
+    """Run ``code`` in a Python whose stdout and stderr are a pseudo-terminal; return what the terminal got."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.pop("SEPGEN_VERBOSE", None)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
+                            env=env)
+    os.close(slave)
+    said = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        said += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    return said
+
+
+def test_spinner_on_a_terminal_only_and_erased():
+    """A labelled block that takes a while shows '<frame> <label> <s>s' on a terminal (TensorFlow's own output
+    still captured), and erases the line when done; a quick block shows nothing."""
+    said = _on_a_terminal("import os, time\nfrom sepgen import quiet\n"
+                          "with quiet.third_party('loading model.keras'):\n"
+                          "    os.write(2, b'tensorflow noise\\n')\n    time.sleep(1.0)\n"
+                          "with quiet.third_party('quick'):\n    pass\n"
+                          "print('done')\n")
+    assert b"loading model.keras 0s" in said or b"loading model.keras 1s" in said, said
+    assert b"\r\x1b[K" in said and said.rstrip().endswith(b"done"), said
+    assert b"tensorflow noise" not in said and b"quick" not in said
+
+
+def test_no_spinner_without_a_terminal(capfd):
+    import time
+
+    with quiet.third_party("loading"):
+        time.sleep(quiet.SPINNER_DELAY + 0.3)
+    with quiet.spinner("running"):
+        time.sleep(quiet.SPINNER_DELAY + 0.3)
+    assert capfd.readouterr() == ("", "")

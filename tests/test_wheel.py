@@ -59,7 +59,8 @@ def test_wheel_contains_and_renders_templates(tmp_path):
     for template in ("sepgen/templates/model.c.j2", "sepgen/templates/model.h.j2",
                      "sepgen/templates/sepgen_fixedpoint.h", "sepgen/templates/harness/host.c.j2",
                      "sepgen/firmware_src/sepgen_startup.c", "sepgen/firmware_src/mps2-an386.ld",
-                     "sepgen/templates/layouts/cmake/CMakeLists.txt.j2", "sepgen/templates/layouts/zephyr/module.yml.j2"):
+                     "sepgen/templates/layouts/cmake/CMakeLists.txt.j2", "sepgen/templates/layouts/zephyr/module.yml.j2",
+                     "sepgen/templates/report/report.html.j2", "sepgen/templates/report/charts.svg.j2"):
         assert template in names
     for core in firmware.TARGETS.values():  # every memory map the Cortex-M builds link with
         for memory_map in core.memory_maps:

@@ -62,7 +62,7 @@ def load(model, **options) -> Graph:
         return from_keras_model(model, **options)
     path = check_model_path(model)
     suffix = path.suffix.lower()
-    with third_party():  # TensorFlow/Keras print while they load (sepgen --verbose shows it)
+    with third_party(f"reading {path.name}"):  # TensorFlow/Keras print while they load (--verbose shows it)
         return _load_file(path, suffix, options)
 
 
