@@ -8,7 +8,7 @@ for both, with the bytes and percentage left.
 
 Latency is always an *estimate*: executed instructions / the board's clock, at one instruction per
 cycle.  The instructions are measured (``sepgen profile``: QEMU ``-icount``) when the board's core is
-one QEMU runs (cortex-m4/m7/m55) and the tools are there, else estimated from the MACs and the measured
+one QEMU runs (sepgen.cortexm.targets), the model fits that QEMU board and the tools are there, else estimated from the MACs and the measured
 instructions per MAC of sepgen's kernels (:mod:`sepgen.kernel_costs`).  Units are in the field names.
 """
 
@@ -80,10 +80,16 @@ def _latency(board: Board, graph: Graph, prefix: str, files: dict[str, str] | No
         why_not = "a float model: pass --calibration to generate C that can be profiled"
     else:
         why_not = _can_profile(board.core) if measure else "not measured (--estimate)"
+    p = None
     if why_not is None:
+        from .cortexm.build import BoardTooSmall
         from .cortexm.profiling import profile
 
-        p = profile(graph, board.core, prefix, files)
+        try:
+            p = profile(graph, board.core, prefix, files)
+        except BoardTooSmall as exc:  # e.g. the 16 KiB QEMU board of the Cortex-M0+: estimate instead
+            why_not = str(exc)
+    if p is not None:
         instructions, basis = p.total, "measured"
         kernels = "the core's kernel variants" if _kernels(files, prefix) == "target" else "portable kernels"
         how = (f"{instructions:,} executed instructions of {prefix}_invoke ({kernels}) measured by 'sepgen profile' "
