@@ -85,48 +85,56 @@ def x_runs(out_w: int, sw: int, dw: int, kw: int, pl: int, in_w: int, in_c: int,
 def _body(g: Group, kw: int) -> dict:
     """The multiplies of one group and filter row: which pairs to pack, then per pixel its operations.
 
-    Operation (kind, source, word, weight half): "smlad" (pair, word t = taps t, t + 1), or one tap
-    "single" whose data half is "b"/"t" of pair k (or "e" an unpacked element) times half "b"/"t" of word
-    kw - 1.  Sources name pair k as ("p", k) and element i as ("e", i)."""
-    uses: dict[int, set] = {}  # pair k -> halves used as a pair ("pair") or singly ("b", "t")
+    A pixel's taps on the chain, from its first: a tap on the top half of a pair (odd index) alone, then
+    pairs (SMLAD with word t = taps t, t + 1), then a last tap alone.  One tap is (source, data half, word,
+    weight half): SMLA<data><weight>; a source is pair k ("p", k) or element i ("e", i), an element being
+    its own bottom half.  Taps on padding columns read the zero point, a constant: they move to "init"
+    (word, weight half), added to the pixel's bias once per channel and row segment, not per row."""
+    pads = {i for i, off in enumerate(g.elems) if off is None}
     plans = []
     for dx, s in g.outs:
-        ops, pos, t = [], s, 0
+        taps, pos, t = [], s, 0  # (kind, chain index, word, weight half)
         if pos % 2:
-            ops.append(("single", pos, "t"))
+            taps.append(("one", pos, kw - 1, "t"))
             pos, t = pos + 1, t + 1
         while t + 1 < kw:
-            ops.append(("smlad", pos, t))
+            taps.append(("two", pos, t, ""))
             pos, t = pos + 2, t + 2
         if t < kw:
-            ops.append(("single", pos, "b"))
-        for op in ops:
-            uses.setdefault(op[1] // 2, set()).add("pair" if op[0] == "smlad" else op[2])
-        plans.append((dx, ops))
+            taps.append(("one", pos, kw - 1, "b"))
+        ops, init = [], []
+        for kind, i, word, half in taps:
+            if kind == "two" and (i in pads or i + 1 in pads):  # split: the inside half alone
+                for j, h in ((i, "b"), (i + 1, "t")):
+                    (init if j in pads else ops).append(("one", j, word, h))
+            elif kind == "one" and i in pads:
+                init.append((kind, i, word, half))
+            else:
+                ops.append((kind, i, word, half))
+        plans.append((dx, ops, init))
+    uses: dict[int, set] = {}
+    for _, ops, _ in plans:
+        for kind, i, _, _ in ops:
+            uses.setdefault(i // 2, set()).add("pair" if kind == "two" else "bt"[i % 2])
     packed = sorted(k for k, u in uses.items() if "pair" in u or u == {"b", "t"})
     outs = []
-    for dx, ops in plans:
+    for dx, ops, init in plans:
         rendered = []
-        for op in ops:
-            k = op[1] // 2
-            if op[0] == "smlad":
-                rendered.append({"kind": "smlad", "src": ("p", k), "word": op[2], "data": "", "weight": ""})
-            elif k in packed:  # tap 0 (top half of the pair) x top of word kw-1, or tap kw-1 x its bottom
-                rendered.append({"kind": "single", "src": ("p", k), "word": kw - 1, "data": op[2], "weight": op[2]})
-            else:  # the element itself (sign-extended: its bottom half is the tap)
-                rendered.append({"kind": "single", "src": ("e", op[1]), "word": kw - 1, "data": "b",
-                                 "weight": op[2]})
-        outs.append({"dx": dx, "ops": rendered})
-    pads = {i for i, off in enumerate(g.elems) if off is None}
-    for o in outs:
-        for op in o["ops"]:
-            op["pad"] = op["src"][0] == "e" and op["src"][1] in pads
-    loaded = sorted(({i for k in packed for i in (2 * k, 2 * k + 1)}
-                     | {op["src"][1] for o in outs for op in o["ops"] if op["src"][0] == "e"}) - pads)
+        for kind, i, word, half in ops:
+            if kind == "two":
+                rendered.append({"kind": "smlad", "src": ("p", i // 2), "word": word, "data": "", "weight": ""})
+            elif i // 2 in packed:
+                rendered.append({"kind": "single", "src": ("p", i // 2), "word": word, "data": "bt"[i % 2],
+                                 "weight": half})
+            else:
+                rendered.append({"kind": "single", "src": ("e", i), "word": word, "data": "b", "weight": half})
+        outs.append({"dx": dx, "ops": rendered, "init": [{"word": w, "weight": h} for _, _, w, h in init]})
+    loaded = sorted({i for k in packed for i in (2 * k, 2 * k + 1)}
+                    | {op["src"][1] for o in outs for op in o["ops"] if op["src"][0] == "e"})
     return {"elems": [{"i": i, "off": g.elems[i]} for i in loaded],
-            "pairs": [{"k": k, "lo": None if 2 * k in pads else 2 * k, "hi": None if 2 * k + 1 in pads else 2 * k + 1}
-                      for k in packed],
-            "outs": outs, "words": sorted({op["word"] for o in outs for op in o["ops"]})}
+            "pairs": [{"k": k} for k in packed],
+            "outs": outs, "words": sorted({op["word"] for o in outs for op in o["ops"]}),
+            "has_init": any(o["init"] for o in outs)}
 
 
 def y_segments(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int) -> tuple[list[dict], list[tuple]]:
