@@ -157,16 +157,6 @@ def y_segments(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int) -> tup
     return segments, classes
 
 
-def weight_words(qkernel: np.ndarray) -> np.ndarray:
-    """(C_out, kh, kw) int32 words: word t < kw-1 = taps (t, t+1) as two int16 (low half first), word kw-1 =
-    (tap kw-1, tap 0)."""
-    w = qkernel.astype(np.int64).reshape(qkernel.shape[1], qkernel.shape[2], -1).transpose(2, 0, 1)  # (C, kh, kw)
-    lo = w
-    hi = np.concatenate([w[:, :, 1:], w[:, :, :1]], axis=2)
-    words = (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)
-    return np.where(words >= 1 << 31, words - (1 << 32), words)
-
-
 def class_biases(qbias: np.ndarray, qkernel: np.ndarray, offset: int, classes: list[tuple]) -> np.ndarray:
     """(C_out, classes) int64: bias[c] + input_offset * (sum of channel c's taps on the class's inside rows)."""
     w = qkernel.astype(np.int64).reshape(qkernel.shape[1], qkernel.shape[2], -1)  # (kh, kw, C)

@@ -76,8 +76,8 @@ class DepthwiseConv2D(SpatialLayer):
         partial = int((np.abs(biases) + w[:, None] * 128).max())
         if partial >= LIMIT:
             return None
-        return {"weights": dsp.weight_words(self.qkernel), "biases": biases, "classes": classes,
-                "segments": segments, "runs": dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c),
+        return {"filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
+                "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c),
                 "partial_bound": partial, "pad_value": -offset}
 
     def kernel_context(self, graph, variant):
