@@ -76,8 +76,12 @@ class DepthwiseConv2D(SpatialLayer):
         partial = int((np.abs(biases) + w[:, None] * 128).max())
         if partial >= LIMIT:
             return None
-        return {"filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
-                "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c),
+        runs = dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c)
+        multiplies = sorted({"smlad" if op["kind"] == "smlad" else "smla" + op["data"] + op["weight"]
+                             for r in runs for o in r["body"]["outs"] for op in o["ops"]}
+                            | {"smlab" + t["weight"] for r in runs for o in r["body"]["outs"] for t in o["init"]})
+        return {"multiplies": multiplies, "filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
+                "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
                 "partial_bound": partial, "pad_value": -offset}
 
     def kernel_context(self, graph, variant):
