@@ -8,13 +8,15 @@ of input columns ``i * dilation_x + phase`` (consecutive chain indices for conse
 pixels of one phase are taken in *groups* of up to ``GROUP`` pixels whose windows overlap on the chain.
 Each group loads every input byte its windows read once per filter row (LDRSB), packs chain neighbours
 (2k, 2k+1) into int16 pairs (PKHBT) and every pixel multiplies its taps with SMLAD (a pair of taps) or
-SMLAxy (one tap, the top or bottom half).  Filter row ``ky`` of a channel is stored as ``kw`` words:
+SMLAxy (one tap, the top or bottom half).  Filter row ``ky`` of a channel becomes ``kw`` words (made from
+the int8 filter once per channel, on the stack):
 word ``t < kw - 1`` holds taps (t, t + 1), word ``kw - 1`` holds (tap kw - 1, tap 0), so a window that
 starts on the top half of a pair (odd chain index) uses the pairs (1, 2), (3, 4), ... and tap 0 from the
 top of the last word.
 
-Padding: a column outside the image reads the input zero point (a constant half: it adds
-``zero_point * w``, which the folded bias takes back); a filter row outside the image is skipped and the
+Padding: a tap on a column outside the image reads the input zero point, a constant: its term
+``zero_point * w`` (which the folded bias takes back) is added once per channel and row segment to the
+pixel's starting sum, not per row; a filter row outside the image is skipped and the
 row *class* (which filter rows are inside) selects a bias with only the inside rows folded:
 ``bias[c] + input_offset * sum(w[c][ky][:] for inside ky)``.  Output rows of one class form a segment
 (one loop); groups whose windows read the same pattern of inside/outside columns at the same relative
@@ -158,7 +160,8 @@ def y_segments(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int) -> tup
 
 
 def class_biases(qbias: np.ndarray, qkernel: np.ndarray, offset: int, classes: list[tuple]) -> np.ndarray:
-    """(C_out, classes) int64: bias[c] + input_offset * (sum of channel c's taps on the class's inside rows)."""
+    """(C_out, classes) int64: bias[c] + input_offset * (sum of channel c's taps on the class's inside rows),
+    the bias a row segment of that class starts from (the kernel computes it per channel; here for the bound)."""
     w = qkernel.astype(np.int64).reshape(qkernel.shape[1], qkernel.shape[2], -1)  # (kh, kw, C)
     rows = w.sum(axis=1)  # (kh, C)
     cols = [qbias.astype(np.int64) + offset * rows[list(kys)].sum(axis=0) if kys else qbias.astype(np.int64)
