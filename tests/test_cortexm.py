@@ -432,7 +432,7 @@ def test_dsp_depthwise_multipliers_and_dilation_are_exact_and_as_fast_as_dm1():
         assert value <= 1.2 * per_mac[(1, 1)], (key, per_mac)
 
 
-# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): block 1.88, dw 2.65, pw 1.78 instr/MAC
+# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): block 1.87, dw 2.65, pw 1.76 instr/MAC
 # on Cortex-M4.  Instruction counts are deterministic; the bounds leave ~3 % for another compiler version.
 DS_BLOCK_M4_BOUNDS = {"total": 1.94, "depthwise_conv2d": 2.73, "conv2d": 1.84}
 CMSIS_NN_DS_BLOCK_M4 = 2.86  # Arm's CMSIS-NN on the same block, same count (README, benchmarks)
