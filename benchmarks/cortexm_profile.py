@@ -77,9 +77,9 @@ def main() -> int:
         ("DS-CNN block, Cortex-M4", "CMSIS-NN 2.86", 1.4, total(block, "cortex-m4"),
          "see dw/pw rows"),
         ("  depthwise 3x3, Cortex-M4", "CMSIS-NN 8.33", 1.8, layer(block, "cortex-m4", "depthwise_conv2d"),
-         "one tap = 2 loads, 4 SXTB16, 4 SMLABB/SMLATT for 4 MACs (2.5 instr/MAC before requantization, "
-         "one per 9 MACs), and the border path (tap pointer table) serves 56 of the 125 outputs of a 25x5 map; "
-         "the staging pass (int16 tap pairs for SMLAD, outputs of a row sharing loads) is not written yet"),
+         "a row of 5 outputs per channel: 15 LDRSB + 6 PKHBT + 9 filter-word loads + 27 SMLAD/SMLAxy (a tap "
+         "pair per SMLAD, the row's outputs sharing each pair), ~2 spills, and 8 instructions of requantization "
+         "per output (0.9 instr/MAC); no staging buffer (it would need a target-aware arena plan)"),
         ("  pointwise 64->64, Cortex-M4", "CMSIS-NN 2.09", 1.3, layer(block, "cortex-m4", "conv2d"),
          "2 pixels x 2 channels per iteration: GCC spills two values in the 16-MAC loop (23 instructions, "
          "1.44 per MAC) before the requantization of each output; 4x2 blocking needs hand register allocation"),

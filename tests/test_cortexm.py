@@ -408,23 +408,48 @@ def test_dsp_variant_is_chosen_for_pointwise_layers_only():
     assert "__smlad" in codegen.render(graph, "m", "cortex-m4")["m.c"]
 
 
-def test_dsp_depthwise_variant_for_depth_multiplier_one():
-    """The depthwise DSP kernel serves depth multiplier 1 (incl. dilation); dm > 1 keeps the portable kernel."""
+def test_dsp_depthwise_variant_for_every_depth_multiplier():
+    """The depthwise DSP kernel serves depth multiplier 1, 2 and 3 and dilation (SMLAD on packed tap pairs)."""
     rng = np.random.default_rng(12)
 
     def build(b, x):
         y = b.depthwise_conv2d("dw1", x, rand(rng, 3, 3, 8, 1), rand(rng, 8), 1, 2, "same")
-        return b.depthwise_conv2d("dw2", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), padding="same")
+        y = b.depthwise_conv2d("dw2", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), padding="same")
+        return b.depthwise_conv2d("dw3", y, rand(rng, 3, 3, 16, 3), rand(rng, 48), padding="same")
     graph, _ = quantized(single_layer((6, 7, 8), build), rng)
     env = codegen.environment()
     chosen = [codegen.kernel_variant(env, layer, "cortex-m4", graph)[0] for _, layer in graph.computed_layers()]
-    assert chosen == ["cortexm_dsp", "portable"]
-    assert "__smlabb" in codegen.render(graph, "m", "cortex-m7")["m.c"]
+    assert chosen == ["cortexm_dsp"] * 3
+    assert "__smlad" in codegen.render(graph, "m", "cortex-m7")["m.c"]
 
 
-# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): block 2.24, dw 5.51, pw 1.78 instr/MAC
+def _dw_block_variant(rng, channels: int, dm: int, dilation: int):
+    """A 25x5 depthwise 3x3 'same' layer with ReLU (the DS-CNN block's), channels * dm output channels."""
+    return single_layer((25, 5, channels), lambda b, x: b.depthwise_conv2d(
+        "dw", x, rand(rng, 3, 3, channels, dm), rand(rng, channels * dm, scale=0.2), 1, dilation, "same", "relu"))
+
+
+# Depth multiplier 2 / 3 and dilation 2 on the DSP kernel cost what depth multiplier 1 costs per MAC (issue
+# target: within 1.2x; CMSIS-NN runs these shapes on its scalar fallback).
+DW_VARIANTS = [(64, 1, 1), (32, 2, 1), (22, 3, 1), (64, 1, 2)]
+
+
+def test_dsp_depthwise_multipliers_and_dilation_are_exact_and_as_fast_as_dm1():
+    rng = np.random.default_rng(21)
+    per_mac = {}
+    for channels, dm, dilation in DW_VARIANTS:
+        graph, inputs = quantized(_dw_block_variant(rng, channels, dm, dilation), rng)
+        assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m4", graph)[0]
+                for _, layer in graph.computed_layers()] == ["cortexm_dsp"]
+        assert_target_matches(graph, inputs[:4], "cortex-m4")
+        per_mac[(dm, dilation)] = firmware.profile(graph, "cortex-m4", prefix="dwv").instructions_per_mac
+    for key, value in per_mac.items():
+        assert value <= 1.2 * per_mac[(1, 1)], (key, per_mac)
+
+
+# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): block 1.87, dw 2.65, pw 1.76 instr/MAC
 # on Cortex-M4.  Instruction counts are deterministic; the bounds leave ~3 % for another compiler version.
-DS_BLOCK_M4_BOUNDS = {"total": 2.30, "depthwise_conv2d": 5.68, "conv2d": 1.84}
+DS_BLOCK_M4_BOUNDS = {"total": 1.94, "depthwise_conv2d": 2.73, "conv2d": 1.84}
 CMSIS_NN_DS_BLOCK_M4 = 2.86  # Arm's CMSIS-NN on the same block, same count (README, benchmarks)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _depthwise_dsp as dsp
 from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
 
 
@@ -51,49 +52,40 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2"}
 
     def instance_kernels(self, graph):
-        """The DSP variant covers depth multiplier 1 (any kernel, stride, dilation, padding); depth
-        multipliers > 1, and layers whose folded bias would not keep every partial sum within int32, use the
-        portable kernel."""
+        """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding; layers whose
+        folded biases would not keep every partial sum within int32 use the portable kernel."""
         templates = super().instance_kernels(graph)
-        if self.depthwise_folded(graph) is None:
+        if self.dsp_schedule(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
         return templates
 
-    def depthwise_folded(self, graph) -> dict | None:
-        """Depth multiplier 1 with the input offset folded into the bias, or None.
+    def dsp_schedule(self, graph) -> dict | None:
+        """The DSP kernel's generation-time schedule (:mod:`sepgen.ops._depthwise_dsp`), or None.
 
-        bias'[c] = bias[c] + input_offset * sum over all taps of w[c]; a tap outside the image then reads
-        the input zero point (x + input_offset = 0), so acc = bias'[c] + sum_taps w * x~ equals TFLite's sum
-        over the taps inside the image.  Every partial sum is within |bias'[c]| + sum|w[c]| * 128.
-        Also gives the output rows/columns whose windows lie inside the image (the padding-free interior).
+        Filter rows outside the image are skipped and each row class gets the bias
+        bias[c] + input_offset * sum of channel c's taps on its inside rows; a column outside the image
+        reads the input zero point (x + input_offset = 0), so acc equals TFLite's sum over the taps inside
+        the image.  Every partial sum is within |bias'| + sum|w| * 128 (checked here, else None).
         """
-        if self.depth_multiplier != 1:
-            return None
         offset = input_offset(graph, self)
-        w = self.qkernel.astype(np.int64).reshape(-1, self.out_channels)  # (taps, C)
-        folded = self.qbias.astype(np.int64) + offset * w.sum(axis=0)
-        partial = int((np.abs(folded) + np.abs(w).sum(axis=0) * 128).max())
+        (kh, kw), (sh, sw), (dh, dw), (pt, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
+        (in_h, in_w, in_c), (out_h, out_w, _) = self.input_shape, self.output_shape
+        segments, classes = dsp.y_segments(out_h, sh, dh, kh, pt, in_h)
+        biases = dsp.class_biases(self.qbias, self.qkernel, offset, classes)  # (C, classes)
+        w = np.abs(self.qkernel.astype(np.int64)).reshape(-1, self.out_channels).sum(axis=0)
+        partial = int((np.abs(biases) + w[:, None] * 128).max())
         if partial >= LIMIT:
             return None
-        (kh, kw), (sh, sw), (dh, dw), (pt, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
-        (in_h, in_w, _), (out_h, out_w, _) = self.input_shape, self.output_shape
-
-        def inside(pad, stride, extent, size, outs):
-            lo = -(-pad // stride)
-            hi = (size - 1 + pad - extent) // stride
-            return max(lo, 0), min(hi, outs - 1)
-
-        y_lo, y_hi = inside(pt, sh, (kh - 1) * dh, in_h, out_h)
-        x_lo, x_hi = inside(pl, sw, (kw - 1) * dw, in_w, out_w)
-        zp = -offset
-        return {"folded_bias": folded, "partial_bound": partial, "pad_value": zp,
-                "pad_word": int(np.array([zp & 0xFF] * 4, dtype=np.uint8).view("<i4")[0]),
-                "interior": (y_lo, y_hi, x_lo, x_hi),
-                "has_interior": y_lo <= y_hi and x_lo <= x_hi,
-                "has_border": not (y_lo == 0 and y_hi == out_h - 1 and x_lo == 0 and x_hi == out_w - 1)}
+        runs = dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c)
+        multiplies = sorted({"smlad" if op["kind"] == "smlad" else "smla" + op["data"] + op["weight"]
+                             for r in runs for o in r["body"]["outs"] for op in o["ops"]}
+                            | {"smlab" + t["weight"] for r in runs for o in r["body"]["outs"] for t in o["init"]})
+        return {"multiplies": multiplies, "filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
+                "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
+                "partial_bound": partial, "pad_value": -offset}
 
     def kernel_context(self, graph, variant):
         if variant != "cortexm_dsp":
             return {}
-        return {**self.depthwise_folded(graph),
+        return {**self.dsp_schedule(graph),
                 "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
