@@ -68,7 +68,7 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
     weighted = [ctx for ctx in layers if "weights" in ctx]
     i, o = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(version=__version__, prefix=prefix, layers=layers, weighted=weighted, arena_size=memory.arena_size,
-                   acc_size=max([ctx["out_size"] for ctx in weighted], default=0), input=i, output=o,
+                   acc_size=max([ctx["out_size"] // (ctx["out_shape"][0] if len(ctx["out_shape"]) == 3 else 1) for ctx in weighted], default=0), input=i, output=o,
                    input_scale=repr(float(np.float32(i.quant.scale))),
                    output_scale=repr(float(np.float32(o.quant.scale))),
                    source=codegen.c_comment(graph.source), sha=(graph.source_sha256 or "no digest")[:12],
