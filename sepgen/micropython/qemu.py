@@ -134,6 +134,8 @@ def run_module(b: Board, module_files: dict[str, bytes], prefix: str, inputs: np
 def instructions(run: Run) -> int:
     """Executed instructions of one invoke: QEMU -icount advances 2^ICOUNT_SHIFT ns per instruction and
     ``time.ticks_us`` reads SysTick (±1 µs, i.e. about ±8 instructions; the 1 kHz tick interrupt is included)."""
+    if run.invoke_us is None:
+        raise MicroPythonFailed("the firmware reported no time.ticks_us measurement")
     return round(run.invoke_us * 1000 / (1 << ICOUNT_SHIFT))
 
 

@@ -34,9 +34,10 @@ class Run:
     outputs: np.ndarray  # int8 (N, OUTPUT_SIZE)
     constants: tuple[int, int, int, int, float, float]
     backend: str
-    heap_import: int  # bytes of heap the imported module keeps (gc.mem_alloc after gc.collect, before/after)
-    heap_invoke: int | None  # bytes allocated by one invoke (micropython.mem_total); None where the port lacks it
-    invoke_us: int  # time.ticks_us of one invoke, the measurement's own cost removed
+    # None where the port lacks what measures it (gc, micropython.mem_total, time):
+    heap_import: int | None  # bytes of heap the imported module keeps (gc.mem_alloc after gc.collect, before/after)
+    heap_invoke: int | None  # bytes allocated by one invoke (micropython.mem_total)
+    invoke_us: int | None  # time.ticks_us of one invoke, the measurement's own cost removed
 
 
 def find_micropython() -> str:
@@ -82,8 +83,8 @@ def parse(returncode: int, stdout: str, stderr: str, x: np.ndarray, prefix: str)
         first.setdefault(line.split(" ", 1)[0], line.split())
     try:
         api, backend = first["api"], first["backend"][1]
-        heap_import, invoke_us = int(first["heap_import"][1]), int(first["invoke_us"][1])
-        heap_invoke = None if first["heap_invoke"][1] == "-" else int(first["heap_invoke"][1])
+        heap_import, heap_invoke, invoke_us = (None if first[key][1] == "-" else int(first[key][1])
+                                               for key in ("heap_import", "heap_invoke", "invoke_us"))
     except (KeyError, IndexError, ValueError):
         raise MicroPythonFailed(f"the runner's report is incomplete: {stdout[-3000:]}") from None
     constants = (int(api[1]), int(api[2]), int(api[3]), int(api[4]), float(api[5]), float(api[6]))

@@ -1,0 +1,107 @@
+"""The fixed-point primitives of the MicroPython ``.py`` backend, generated from :mod:`sepgen.fixedpoint`.
+
+:mod:`sepgen.fixedpoint` is the one definition of sepgen's integer arithmetic, written over NumPy arrays.
+This module translates the source of the functions a model needs into scalar Python that MicroPython runs
+(arbitrary-precision ints), by rewriting the syntax tree:
+
+* ``np.where(c, a, b)`` -> ``(a if c else b)``; ``np.maximum`` / ``np.minimum`` -> ``max`` / ``min``;
+* ``_i64(x)``, ``np.int64(x)`` -> ``x``; ``np.full(shape, v, ...)`` -> ``v``;
+* annotations and docstrings dropped; module constants (``INT32_MIN``, ``_EXP_BARREL``, ...) copied as values.
+
+Any other ``np.`` use is refused, so a change to :mod:`sepgen.fixedpoint` that the translation cannot carry
+fails generation (and tests) instead of producing different arithmetic.  Names keep a ``_fp_`` prefix in the
+generated module.  ``tests/test_micropython_fixedpoint.py`` runs the translation in CPython against the NumPy
+originals.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+
+from .. import fixedpoint
+
+PREFIX = "_fp_"
+#: The primitives the .py backend's op templates call, with what they call (translated in this order).
+FUNCTIONS = ("wrap_int32", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
+             "multiply_by_quantized_multiplier", "rounded_divide", "clamp", "saturating_left_shift",
+             "rounding_half_sum", "_fx_mul", "_exp_on_interval_between_negative_one_quarter_and_0_excl",
+             "exp_on_negative_values", "one_over_one_plus_x_for_x_in_0_1", "count_leading_zeros_u32",
+             "get_reciprocal")
+_FUNCTION_NAMES = set(FUNCTIONS)
+
+
+class UntranslatableFixedPoint(ValueError):
+    """sepgen.fixedpoint uses a construct the MicroPython translation does not carry."""
+
+
+def _is_np(node: ast.AST, name: str) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == name and isinstance(node.value, ast.Name)
+            and node.value.id == "np")
+
+
+class _Scalar(ast.NodeTransformer):
+    def __init__(self, constants: dict[str, object]):
+        self.constants = constants
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        known = (any(_is_np(node.func, n) for n in ("where", "maximum", "minimum", "int64", "full"))
+                 or (isinstance(node.func, ast.Name) and node.func.id == "_i64"))
+        if not known:
+            return self.generic_visit(node)
+        node.args = [self.visit(arg) for arg in node.args]
+        if _is_np(node.func, "where") and len(node.args) == 3:
+            return ast.IfExp(test=node.args[0], body=node.args[1], orelse=node.args[2])
+        if _is_np(node.func, "maximum") or _is_np(node.func, "minimum"):
+            return ast.Call(ast.Name("max" if node.func.attr == "maximum" else "min", ast.Load()), node.args, [])
+        if (isinstance(node.func, ast.Name) and node.func.id == "_i64") or _is_np(node.func, "int64"):
+            return node.args[0]
+        if _is_np(node.func, "full"):
+            return node.args[1]
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if isinstance(node.value, ast.Name) and node.value.id == "np":
+            raise UntranslatableFixedPoint(f"sepgen.fixedpoint uses np.{node.attr}, which has no MicroPython "
+                                           "translation (sepgen.micropython.pyfixedpoint)")
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in _FUNCTION_NAMES:
+            node.id = PREFIX + node.id.lstrip("_")
+        elif node.id in self.constants:
+            return ast.copy_location(ast.parse(repr(self.constants[node.id]), mode="eval").body, node)
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.name = PREFIX + node.name.lstrip("_")
+        node.returns = None
+        for arg in node.args.args:
+            arg.annotation = None
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # the docstring
+        node.body = body
+        return self.generic_visit(node)
+
+
+def _constants() -> dict[str, object]:
+    return {name: value for name, value in vars(fixedpoint).items()
+            if not name.startswith("__") and isinstance(value, (int, tuple)) and not isinstance(value, bool)}
+
+
+def translate(names: tuple[str, ...] = FUNCTIONS) -> str:
+    """Scalar Python source of the fixed-point functions ``names`` (``_fp_<name>``), in that order."""
+    transformer = _Scalar(_constants())
+    parts = []
+    for name in names:
+        tree = ast.parse(inspect.getsource(getattr(fixedpoint, name)))
+        parts.append(ast.unparse(ast.fix_missing_locations(transformer.visit(tree))))
+    return "\n\n\n".join(parts) + "\n"
+
+
+def name(function: str) -> str:
+    """The generated module's name of :mod:`sepgen.fixedpoint`'s ``function``."""
+    if function not in FUNCTIONS:
+        raise KeyError(f"{function} is not translated for MicroPython (sepgen.micropython.pyfixedpoint.FUNCTIONS)")
+    return PREFIX + function.lstrip("_")
