@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
+import textwrap
 
 from .. import fixedpoint
 
@@ -82,7 +84,12 @@ class _Scalar(ast.NodeTransformer):
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
             body = body[1:]  # the docstring
         node.body = body
-        return self.generic_visit(node)
+        self.generic_visit(node)
+        # ``x = _i64(x)`` became ``x = x``: drop such no-op assignments
+        node.body = [stmt for stmt in node.body if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                                                       and ast.dump(stmt.targets[0]).replace("Store", "Load")
+                                                       == ast.dump(stmt.value))]
+        return node
 
 
 def _constants() -> dict[str, object]:
@@ -95,7 +102,7 @@ def translate(names: tuple[str, ...] = FUNCTIONS) -> str:
     transformer = _Scalar(_constants())
     parts = []
     for name in names:
-        tree = ast.parse(inspect.getsource(getattr(fixedpoint, name)))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(fixedpoint, name))))
         parts.append(ast.unparse(ast.fix_missing_locations(transformer.visit(tree))))
     return "\n\n\n".join(parts) + "\n"
 
@@ -105,3 +112,17 @@ def name(function: str) -> str:
     if function not in FUNCTIONS:
         raise KeyError(f"{function} is not translated for MicroPython (sepgen.micropython.pyfixedpoint.FUNCTIONS)")
     return PREFIX + function.lstrip("_")
+
+
+def translate_used(code: str) -> str:
+    """The translated functions that ``code`` calls (by their ``_fp_`` names), with everything they call."""
+    sources = {f: translate((f,)) for f in FUNCTIONS}
+    by_name = {name(f): f for f in FUNCTIONS}
+    needed: set[str] = set()
+    pending = [by_name[n] for n in re.findall(r"\b_fp_\w+", code) if n in by_name]
+    while pending:
+        f = pending.pop()
+        if f not in needed:
+            needed.add(f)
+            pending += [by_name[n] for n in re.findall(r"\b_fp_\w+", sources[f]) if n in by_name]
+    return translate(tuple(f for f in FUNCTIONS if f in needed)) if needed else ""
