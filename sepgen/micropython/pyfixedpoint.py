@@ -42,6 +42,14 @@ def _is_np(node: ast.AST, name: str) -> bool:
             and node.value.id == "np")
 
 
+_CHEAP = (ast.Name, ast.Constant, ast.Load, ast.IfExp, ast.Compare, ast.UnaryOp, ast.USub, ast.Gt, ast.Lt)
+
+
+def _cheap(node: ast.AST) -> bool:
+    """Names, literals, negation and conditionals of them: no calls and no arithmetic to repeat."""
+    return all(isinstance(n, _CHEAP) for n in ast.walk(node))
+
+
 class _Scalar(ast.NodeTransformer):
     def __init__(self, constants: dict[str, object]):
         self.constants = constants
@@ -55,6 +63,10 @@ class _Scalar(ast.NodeTransformer):
         if _is_np(node.func, "where") and len(node.args) == 3:
             return ast.IfExp(test=node.args[0], body=node.args[1], orelse=node.args[2])
         if _is_np(node.func, "maximum") or _is_np(node.func, "minimum"):
+            a, b = node.args
+            if _cheap(a) and _cheap(b):  # no call: a conditional (re-evaluating a and b costs less than a call)
+                op = ast.Gt() if node.func.attr == "maximum" else ast.Lt()
+                return ast.IfExp(ast.Compare(a, [op], [b]), a, b)
             return ast.Call(ast.Name("max" if node.func.attr == "maximum" else "min", ast.Load()), node.args, [])
         if (isinstance(node.func, ast.Name) and node.func.id == "_i64") or _is_np(node.func, "int64"):
             return node.args[0]
@@ -112,6 +124,29 @@ def name(function: str) -> str:
     if function not in FUNCTIONS:
         raise KeyError(f"{function} is not translated for MicroPython (sepgen.micropython.pyfixedpoint.FUNCTIONS)")
     return PREFIX + function.lstrip("_")
+
+
+def inline(function: str, *args: str) -> str:
+    """The translated body of a one-expression ``function`` (e.g. ``clamp``) with its parameters replaced by
+    ``args`` (identifiers or literals: each may be used more than once), for hot loops where a call costs more
+    than the arithmetic."""
+    tree = ast.parse(translate((function,)))
+    fn = tree.body[0]
+    if not (isinstance(fn, ast.FunctionDef) and len(fn.body) == 1 and isinstance(fn.body[0], ast.Return)):
+        raise ValueError(f"{function} is not a single expression; call {name(function)} instead")
+    values = {}
+    for param, arg in zip(fn.args.args, args, strict=True):
+        value = ast.parse(arg, mode="eval").body
+        if not isinstance(value, (ast.Name, ast.Constant)) and not (
+                isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant)):
+            raise ValueError(f"inline {function}: argument {arg!r} is not an identifier or a literal")
+        values[param.arg] = value
+
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return values.get(node.id, node)
+
+    return "(" + ast.unparse(Substitute().visit(fn.body[0].value)) + ")"
 
 
 def translate_used(code: str) -> str:

@@ -45,7 +45,7 @@ def _helpers(graph: Graph) -> dict:
     return dict(pybytes=lambda a: repr(np.ascontiguousarray(a, dtype=np.int8).tobytes()),
                 pyint32=lambda a: repr(np.asarray(a, dtype="<i4").tobytes()),
                 per_channel=lambda v, n: tuple(int(x) for x in np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))),
-                lut=lut, fp=pyfixedpoint.name, fpc=fixedpoint)
+                lut=lut, fp=pyfixedpoint.name, fpi=pyfixedpoint.inline, fpc=fixedpoint)
 
 
 def _context(graph: Graph, index: int, layer: Layer, memory) -> SimpleNamespace:
