@@ -159,7 +159,7 @@ def backend_files(graph: Graph, prefix: str, b: Board, c_files: dict[str, str],
 
 
 def verify_backends(graph: Graph, inputs: np.ndarray, prefix: str, target: str, c_files: dict[str, str] | None = None,
-                    src: str | Path | None = None, plain_inputs: int = 2) -> list[tuple[str, VerifyResult]]:
+                    src: str | Path | None = None, plain_inputs: int = 1) -> list[tuple[str, VerifyResult]]:
     """The natmod and the viper .py module (and the plain fallback on the first ``plain_inputs`` inputs) inside
     MicroPython on the emulated core, every output byte against the simulator.  [(backend, result)]."""
     b = board(target, src)
