@@ -82,7 +82,8 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
                    input_scale=repr(float(np.float32(i.quant.scale))),
                    output_scale=repr(float(np.float32(o.quant.scale))),
                    source=codegen.c_comment(graph.source), sha=(graph.source_sha256 or "no digest")[:12])
-    module = env.get_template("micropython/module.py.j2")
+    module, viper = env.get_template("micropython/module.py.j2"), env.get_template("micropython/viper.py.j2")
     draft = module.render(context, fixedpoint="")
+    native = pyfixedpoint.translate_used(viper.render(context, fixedpoint_native=""), "micropython.native")
     return {f"{prefix}.py": module.render(context, fixedpoint=pyfixedpoint.translate_used(draft)),
-            f"{prefix}_viper.py": env.get_template("micropython/viper.py.j2").render(context)}
+            f"{prefix}_viper.py": viper.render(context, fixedpoint_native=native)}
