@@ -1,6 +1,7 @@
 """The pure MicroPython backend: ``<prefix>.py`` (weights as bytes, the simulator's integer arithmetic) and
-``<prefix>_viper.py`` (the multiply-accumulate loops under ``@micropython.viper``; ``<prefix>.py`` falls back to
-the same loops in plain Python when that module cannot be imported, e.g. on a port without a native emitter).
+``<prefix>_viper.py`` (the multiply-accumulate loops under ``@micropython.viper``, the requantization and its
+fixed-point primitives under ``@micropython.native``); ``<prefix>.py`` falls back to the same source in plain
+Python when that module cannot be imported, e.g. on a port without a native emitter.
 
 Each op brings its own MicroPython kernel: the template of its ``"micropython"`` kernel variant
 (``Layer.kernels``, ``templates/micropython/layers/<op>.py.j2``); an op without one is refused.  This module
