@@ -33,8 +33,9 @@ from .quiet import set_verbose, spinner
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
-PROFILE_TARGETS = tuple(CORTEX_M_TARGETS)
-TARGETS = ("host", *PROFILE_TARGETS, "micropython")
+MICROPYTHON_QEMU = ("micropython-cortex-m3", "micropython-cortex-m7", "micropython-cortex-m55")
+PROFILE_TARGETS = (*CORTEX_M_TARGETS, *MICROPYTHON_QEMU)
+TARGETS = ("host", *CORTEX_M_TARGETS, "micropython", *MICROPYTHON_QEMU)
 #: Model files that hold a float model, which needs --calibration to be quantized.
 FLOAT_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
 
@@ -135,10 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", metavar="X.npy", help="int8 or float inputs (N,H,W,C); default: random int8")
     p.add_argument("--count", type=_positive, default=100, help="random inputs when --inputs is not given")
     p.add_argument("--target", choices=TARGETS, default="host",
-                   help="where the C runs: the host compiler, a Cortex-M core under QEMU, or MicroPython")
+                   help="where the model runs: the host compiler, a Cortex-M core under QEMU, MicroPython's unix "
+                   "port (every backend), or MicroPython's firmware on a Cortex-M core under QEMU (natmod and .py)")
     p.add_argument("--sanitize", action="store_true", help="build with -fsanitize=address,undefined")
     p.add_argument("--micropython-src", metavar="DIR",
-                   help="MicroPython source tree for --target micropython (default: $SEPGEN_MICROPYTHON_SRC); "
+                   help="MicroPython source tree for the micropython targets (default: $SEPGEN_MICROPYTHON_SRC); "
                    "only read: copied into a cache before building")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
     _schedule_args(p)
@@ -146,8 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", help="executed instructions per layer on a Cortex-M core (QEMU), and sizes")
     _model_arg(p, dir_ok=True)
     p.add_argument("--target", choices=PROFILE_TARGETS, required=True,
-                   help="the Cortex-M core whose executed instructions are counted (QEMU -icount)")
+                   help="the Cortex-M core whose executed instructions are counted (QEMU -icount); "
+                   "micropython-cortex-*: per MicroPython backend on that core, beside the bare-metal C")
     p.add_argument("--json", action="store_true", help="one JSON object: per-layer rows, totals and sizes")
+    p.add_argument("--micropython-src", metavar="DIR",
+                   help="MicroPython source tree for the micropython targets (default: $SEPGEN_MICROPYTHON_SRC)")
     p.add_argument("--prefix", default="model", type=_prefix, help="prefix when MODEL is a model file")
     _schedule_args(p)
 
@@ -270,6 +275,15 @@ def cmd_verify(args) -> int:
                 return 1
             print(f"ok: {backend} in MicroPython == simulator, every output byte, on {result.samples} inputs")
         return 0
+    if args.target in MICROPYTHON_QEMU:
+        from .micropython.qemu import verify_backends as verify_on_qemu
+
+        for backend, result in verify_on_qemu(graph, inputs, prefix, args.target, files, args.micropython_src):
+            if not result.ok:
+                print(f"sepgen: MISMATCH ({backend} in MicroPython): {result.mismatch}", file=sys.stderr)
+                return 1
+            print(f"ok: {backend} in MicroPython == simulator, every output byte, on {result.samples} inputs")
+        return 0
     with spinner(f"compiling and running on {len(inputs)} inputs ({args.target})"):
         if args.target == "host":
             result = api.verify(graph, inputs, files, prefix, count=args.count, sanitize=args.sanitize)
@@ -304,6 +318,15 @@ def cmd_profile(args) -> int:
     from .firmware import format_profile, format_sizes, profile, profile_to_json, sizes
 
     graph, prefix, files = _load(args)
+    if args.target in MICROPYTHON_QEMU:
+        from .micropython.costs import costs_to_json, format_costs, measure
+
+        # a DIR's own C; for a model file each board's fastest kernels (sepgen.micropython.costs.KERNEL_TARGET)
+        c_files = files if Path(args.model).is_dir() else None
+        with spinner(f"building and running MicroPython in QEMU ({args.target})"):
+            rows = measure(graph, prefix, args.target, api.random_inputs(graph, 3)[2:], c_files, args.micropython_src)
+        print(json.dumps(costs_to_json(rows, args.target), indent=2) if args.json else format_costs(rows, args.target))
+        return 0
     with spinner(f"building and running in QEMU ({args.target})"):
         measured, footprint = profile(graph, args.target, prefix, files), sizes(graph, args.target, prefix, files)
     if args.json:

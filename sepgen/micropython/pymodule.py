@@ -1,79 +1,90 @@
 """The pure MicroPython backend: ``<prefix>.py`` (weights as bytes, the simulator's integer arithmetic) and
-``<prefix>_viper.py`` (the multiply-accumulate loops under ``@micropython.viper``; ``<prefix>.py`` falls back to
-the same loops in plain Python when that module cannot be imported, e.g. on a port without a native emitter).
+``<prefix>_viper.py`` (the multiply-accumulate loops under ``@micropython.viper``, the requantization and its
+fixed-point primitives under ``@micropython.native``); ``<prefix>.py`` falls back to the same source in plain
+Python when that module cannot be imported, e.g. on a port without a native emitter.
 
-Python prepares numbers only, taken from the ops themselves (int8 kernels, int32 biases, each layer's
-Requant, Mean.folded_requant, the Add and Softmax parameters, sepgen.plan's arena offsets); every line of
-MicroPython is in ``templates/micropython/``.
+Each op brings its own MicroPython kernel: the template of its ``"micropython"`` kernel variant
+(``Layer.kernels``, ``templates/micropython/layers/<op>.py.j2``); an op without one is refused.  This module
+only gives every kernel the same generic context (buffer locations from sepgen.plan, shapes, input offsets,
+clamp, output zero point) and the helpers below; the fixed-point primitives the kernels call are generated
+from sepgen.fixedpoint (:mod:`.pyfixedpoint`), the one definition of the integer arithmetic.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from .. import __version__, codegen, fixedpoint as fp
+from .. import __version__, codegen, fixedpoint
 from ..errors import UserError
-from ..ir import Graph
+from ..ir import Graph, Layer
 from ..ops._common import clamp_range, input_offset
 from ..plan import plan
+from . import pyfixedpoint
 
-SUPPORTED = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
-             "softmax", "pad")
-
-
-def _per_channel(values, channels: int) -> tuple[int, ...]:
-    return tuple(int(v) for v in np.broadcast_to(np.asarray(values, dtype=np.int64), (channels,)))
+#: The kernel variant that names an op's MicroPython template in its ``kernels``.
+VARIANT = "micropython"
 
 
-def _layer(graph: Graph, index: int, layer, memory) -> dict:
-    if layer.op not in SUPPORTED:
-        raise UserError(f"layer '{layer.name}': op '{layer.op}' has no MicroPython kernel")
-    loc = lambda t: memory.locations[t]  # noqa: E731
-    out_q = graph.tensors[layer.output].quant
+def kernel_template(graph: Graph, layer: Layer) -> str:
+    """The op's MicroPython kernel template; a UserError naming the layer if the op has none."""
+    template = layer.instance_kernels(graph).get(VARIANT)
+    if template is None:
+        raise UserError(f"layer '{layer.name}': op '{layer.op}' has no MicroPython kernel "
+                        f"(no '{VARIANT}' entry in its kernels)")
+    return template
+
+
+def _helpers(graph: Graph) -> dict:
+    """Functions the kernel templates call to spell numbers as MicroPython literals."""
+    def lut(layer: Layer) -> str:
+        # the op's integer definition on every int8 value, indexed by the input's byte (0..255)
+        x = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).reshape(1, 256)
+        return repr(np.asarray(layer.run_int8(graph, [x]), dtype=np.int8).reshape(256).tobytes())
+
+    return dict(pybytes=lambda a: repr(np.ascontiguousarray(a, dtype=np.int8).tobytes()),
+                pyint32=lambda a: repr(np.asarray(a, dtype="<i4").tobytes()),
+                per_channel=lambda v, n: tuple(int(x) for x in np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))),
+                lut=lut, fp=pyfixedpoint.name, fpi=pyfixedpoint.inline, fpc=fixedpoint)
+
+
+def _context(graph: Graph, index: int, layer: Layer, memory) -> SimpleNamespace:
+    out_shape = tuple(layer.output_shape)
+    rows = out_shape[0] if len(out_shape) == 3 else 1
+    size = int(np.prod(out_shape))
     lo, hi = clamp_range(graph, layer) if hasattr(layer, "activation") else (-128, 127)
-    ctx = dict(index=index, op=layer.op, name=codegen.c_comment(layer.name), lo=lo, hi=hi, out_zp=out_q.zero_point,
-               ins=[loc(t) for t in layer.inputs], out=loc(layer.output), in_shape=tuple(layer.input_shape),
-               out_shape=tuple(layer.output_shape), out_size=int(np.prod(layer.output_shape)),
-               offsets=[input_offset(graph, layer, i) for i in range(len(layer.inputs))])
-    if layer.op in ("conv2d", "depthwise_conv2d", "fully_connected"):
-        channels = layer.output_shape[-1]
-        ctx.update(weights=repr(np.ascontiguousarray(layer.qkernel, dtype=np.int8).tobytes()),
-                   bias=repr(np.asarray(layer.qbias, dtype="<i4").tobytes()),
-                   mult=_per_channel(layer.requant.multiplier, channels),
-                   shift=_per_channel(layer.requant.shift, channels))
-    if layer.op in ("conv2d", "depthwise_conv2d"):
-        ctx.update(kernel=layer.kernel_size, strides=layer.strides, dilation=layer.dilation, pads=layer.pads())
-        if layer.op == "depthwise_conv2d":
-            ctx.update(dm=layer.depth_multiplier)
-    elif layer.op in ("max_pool2d", "avg_pool2d"):
-        ctx.update(kernel=tuple(layer.pool_size), strides=tuple(layer.strides), dilation=(1, 1), pads=layer.pads())
-    elif layer.op == "mean":
-        ctx.update(count=layer.count, requant=layer.folded_requant(), in_zp=-ctx["offsets"][0])
-    elif layer.op == "add":
-        ctx.update(left_shift=layer.left_shift,
-                   rq=[(int(r.multiplier[0]), int(r.shift[0])) for r in (layer.input1_requant, layer.input2_requant,
-                                                                        layer.output_requant)])
-    elif layer.op == "softmax":
-        ctx.update(multiplier=layer.input_multiplier, left_shift=layer.input_left_shift, diff_min=layer.diff_min)
-    elif layer.op == "pad":
-        ctx.update(paddings=layer.paddings, value=layer.value)
-    return ctx
+    return SimpleNamespace(
+        index=index, layer=layer, op=layer.op, name=codegen.c_comment(layer.name), template=kernel_template(graph, layer),
+        ins=[memory.locations[t] for t in layer.inputs], out=memory.locations[layer.output],
+        in_shape=tuple(layer.input_shape), out_shape=out_shape, out_size=size, rows=rows, row=size // rows,
+        offsets=[input_offset(graph, layer, i) for i in range(len(layer.inputs))], lo=lo, hi=hi,
+        out_zp=graph.tensors[layer.output].quant.zero_point)
 
 
 def render_python(graph: Graph, prefix: str) -> dict[str, str]:
     """{"<prefix>.py": ..., "<prefix>_viper.py": ...}."""
     codegen.check_prefix(prefix)
     memory = plan(graph)
-    layers = [_layer(graph, i, layer, memory) for i, layer in graph.computed_layers()]
-    weighted = [ctx for ctx in layers if "weights" in ctx]
+    env = codegen.environment()
+    helpers = _helpers(graph)
+    layers, layers_code, macs, rows = [], [], [], [1]
+    for index, layer in graph.computed_layers():
+        ctx = _context(graph, index, layer, memory)
+        layers.append(ctx)
+        kernel = env.get_template(ctx.template).make_module(helpers)
+        layers_code.append(str(kernel.layer(ctx)).strip("\n"))
+        if hasattr(kernel, "mac_body"):  # a weighted op: its loops also go to the viper module
+            macs.append((ctx, str(kernel.mac_body(ctx)).rstrip("\n")))
+            rows.append(ctx.row)
     i, o = graph.tensors[graph.input], graph.tensors[graph.output]
-    context = dict(version=__version__, prefix=prefix, layers=layers, weighted=weighted, arena_size=memory.arena_size,
-                   acc_size=max([ctx["out_size"] for ctx in weighted], default=0), input=i, output=o,
+    context = dict(helpers, version=__version__, prefix=prefix, layers=layers, macs=macs,
+                   layers_code=layers_code, arena_size=memory.arena_size, acc_size=max(rows), input=i, output=o,
                    input_scale=repr(float(np.float32(i.quant.scale))),
                    output_scale=repr(float(np.float32(o.quant.scale))),
-                   source=codegen.c_comment(graph.source), sha=(graph.source_sha256 or "no digest")[:12],
-                   has_softmax=any(ctx["op"] == "softmax" for ctx in layers), exp_barrel=fp._EXP_BARREL,
-                   softmax_bits=(fp.SOFTMAX_DIFF_INTEGER_BITS, fp.SOFTMAX_SUM_INTEGER_BITS, fp.SOFTMAX_OUTPUT_BITS))
-    env = codegen.environment()
-    return {f"{prefix}.py": env.get_template("micropython/module.py.j2").render(context),
-            f"{prefix}_viper.py": env.get_template("micropython/viper.py.j2").render(context)}
+                   source=codegen.c_comment(graph.source), sha=(graph.source_sha256 or "no digest")[:12])
+    module, viper = env.get_template("micropython/module.py.j2"), env.get_template("micropython/viper.py.j2")
+    draft = module.render(context, fixedpoint="")
+    native = pyfixedpoint.translate_used(viper.render(context, fixedpoint_native=""), "micropython.native")
+    return {f"{prefix}.py": module.render(context, fixedpoint=pyfixedpoint.translate_used(draft)),
+            f"{prefix}_viper.py": viper.render(context, fixedpoint_native=native)}

@@ -34,6 +34,10 @@ class Run:
     outputs: np.ndarray  # int8 (N, OUTPUT_SIZE)
     constants: tuple[int, int, int, int, float, float]
     backend: str
+    # None where the port lacks what measures it (gc, micropython.mem_total, time):
+    heap_import: int | None  # bytes of heap the imported module keeps (gc.mem_alloc after gc.collect, before/after)
+    heap_invoke: int | None  # bytes allocated by one invoke (micropython.mem_total)
+    invoke_us: int | None  # time.ticks_us of one invoke, the measurement's own cost removed
 
 
 def find_micropython() -> str:
@@ -44,33 +48,50 @@ def find_micropython() -> str:
     return path
 
 
+def runner_script(prefix: str, x: np.ndarray, copy_from: str | None = None, copy_names: tuple[str, ...] = ()) -> str:
+    """The runner (``templates/micropython/runner.py.j2``) for int8 inputs ``x`` (N, INPUT_SIZE).  With
+    ``copy_from`` (a directory on the device) the module's files ``copy_names`` are first read into the heap
+    and imported from a RAM file system, as from a board's flash file system."""
+    return codegen.environment().get_template("micropython/runner.py.j2").render(
+        version=__version__, prefix=codegen.c_ident(prefix), count=len(x), copy_from=copy_from,
+        copy_names=repr(list(copy_names)), data="[\n    " + ",\n    ".join(repr(row.tobytes()) for row in x) + ",\n]")
+
+
 def run_module(micropython: str, module_files: dict[str, bytes], prefix: str, inputs: np.ndarray,
                timeout: float = 600.0) -> Run:
     """Copy ``module_files`` (the module: .mpy/.py) into a fresh directory and run the runner there."""
     x = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
-    script = codegen.environment().get_template("micropython/runner.py.j2").render(
-        version=__version__, prefix=codegen.c_ident(prefix), count=len(x),
-        data="[\n    " + ",\n    ".join(repr(row.tobytes()) for row in x) + ",\n]")
     with tempfile.TemporaryDirectory(prefix="sepgen-mpy-") as tmp:
         for name, data in module_files.items():
             (Path(tmp) / name).write_bytes(data)
-        (Path(tmp) / "sepgen_runner.py").write_text(script)
+        (Path(tmp) / "sepgen_runner.py").write_text(runner_script(prefix, x))
         try:
             proc = subprocess.run([micropython, "sepgen_runner.py"], cwd=tmp, capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise ToolchainError(f"{micropython} timed out after {timeout:.0f} s") from None
-    return parse(proc, x, prefix)
+    return parse(proc.returncode, proc.stdout, proc.stderr, x, prefix)
 
 
-def parse(proc: subprocess.CompletedProcess, x: np.ndarray, prefix: str) -> Run:
-    lines = proc.stdout.splitlines()
-    if proc.returncode != 0 or not lines or lines[-1] != "done":
-        raise MicroPythonFailed(f"MicroPython exited {proc.returncode}: {(proc.stdout + proc.stderr)[-3000:]}")
-    api = lines[0].split()
+def parse(returncode: int, stdout: str, stderr: str, x: np.ndarray, prefix: str) -> Run:
+    """The runner's output lines -> :class:`Run` (MicroPythonFailed on a crash, a wrong error or a lost line)."""
+    lines = stdout.splitlines()
+    if returncode != 0 or not lines or lines[-1] != "done":
+        raise MicroPythonFailed(f"MicroPython exited {returncode}: {(stdout + stderr)[-3000:]}")
+    first = {}
+    for line in lines:
+        first.setdefault(line.split(" ", 1)[0], line.split())
+    try:
+        api, backend = first["api"], first["backend"][1]
+        heap_import, heap_invoke, invoke_us = (None if first[key][1] == "-" else int(first[key][1])
+                                               for key in ("heap_import", "heap_invoke", "invoke_us"))
+    except (KeyError, IndexError, ValueError):
+        raise MicroPythonFailed(f"the runner's report is incomplete: {stdout[-3000:]}") from None
     constants = (int(api[1]), int(api[2]), int(api[3]), int(api[4]), float(api[5]), float(api[6]))
-    backend = lines[1].split()[1]
-    for line in lines[2:2 + len(EXPECTED_ERRORS)]:
+    errors = [line for line in lines if line.startswith("error ")]
+    if len(errors) != len(EXPECTED_ERRORS):
+        raise MicroPythonFailed(f"{len(errors)} wrong-argument checks reported, expected {len(EXPECTED_ERRORS)}")
+    for line in errors:
         _, what, kind, *message = line.split()
         if kind != EXPECTED_ERRORS[what] or f"{prefix}.invoke" not in " ".join(message):
             raise MicroPythonFailed(f"{prefix}.invoke with a wrong argument ({what}) raised {kind} "
@@ -79,7 +100,7 @@ def parse(proc: subprocess.CompletedProcess, x: np.ndarray, prefix: str) -> Run:
     if len(rows) != len(x):
         raise MicroPythonFailed(f"{len(rows)} outputs for {len(x)} inputs")
     outputs = np.array([[int(v) for v in row] for row in rows], dtype=np.int64).astype(np.uint8).view(np.int8)
-    return Run(outputs.reshape(len(x), -1), constants, backend)
+    return Run(outputs.reshape(len(x), -1), constants, backend, heap_import, heap_invoke, invoke_us)
 
 
 def check_constants(graph: Graph, run: Run, what: str) -> None:

@@ -25,6 +25,7 @@ class Add(Layer):
     """Elementwise residual addition of two same-shape tensors (TFLite ADD arithmetic)."""
 
     op = "add"
+    kernels = {"micropython": "micropython/layers/add.py.j2"}
     activation: str = "none"
     # Filled by quantized(): TFLite's left_shift=20 scheme.
     input1_requant: Requant | None = None

@@ -37,7 +37,8 @@ class Conv2D(SpatialLayer):
         return np.einsum("nyxcij,ijco->nyxo", win, kernel)
 
     # ----------------------------------------------------------- kernel variants
-    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2"}
+    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2",
+               "micropython": "micropython/layers/conv2d.py.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant is a pointwise kernel: other convolutions (and a pointwise layer whose folded

@@ -49,7 +49,8 @@ class DepthwiseConv2D(SpatialLayer):
         return out.reshape(out.shape[:3] + (-1,))
 
     # ----------------------------------------------------------- kernel variants
-    kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2"}
+    kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2",
+               "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding; layers whose

@@ -17,6 +17,7 @@ class FullyConnected(WeightedLayer):
     """Dense layer; kernel (in, out)."""
 
     op = "fully_connected"
+    kernels = {"micropython": "micropython/layers/fully_connected.py.j2"}
 
     @classmethod
     def infer_shape(cls, input_shapes, kernel, **_):

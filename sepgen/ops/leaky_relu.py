@@ -24,6 +24,7 @@ class LeakyRelu(Layer):
     """Elementwise leaky ReLU (slope ``alpha`` >= 0 below zero) rescaling to the output's quantization."""
 
     op = "leaky_relu"
+    kernels = {"micropython": "micropython/layers/leaky_relu.py.j2"}
     alpha: float = 0.2
     identity: Requant | None = None  # input_scale / output_scale (v >= 0)
     negative: Requant | None = None  # input_scale * alpha / output_scale (v < 0)

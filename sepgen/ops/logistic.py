@@ -27,6 +27,7 @@ class Logistic(Layer):
     """Elementwise sigmoid; the output quantization is TFLite's fixed 1/256, -128."""
 
     op = "logistic"
+    kernels = {"micropython": "micropython/layers/logistic.py.j2"}
     input_multiplier: int = 0
     input_left_shift: int = 0
     input_range_radius: int = 0

@@ -21,6 +21,7 @@ class Mean(Layer):
     """Mean over height and width, output (channels,); ``requant`` (one channel) = input/output scale."""
 
     op = "mean"
+    kernels = {"micropython": "micropython/layers/mean.py.j2"}
     requant: Requant | None = None
 
     @classmethod

@@ -20,6 +20,7 @@ class Pad(Layer):
     """Constant padding of an (H, W, C) tensor; the float op pads with 0.0."""
 
     op = "pad"
+    kernels = {"micropython": "micropython/layers/pad.py.j2"}
     paddings: tuple[tuple[int, int], ...] = ((0, 0), (0, 0), (0, 0))
     value: int = 0
 

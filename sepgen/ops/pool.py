@@ -47,6 +47,7 @@ class MaxPool2D(PoolLayer):
     """Max pooling; output quantization equals the input's (TFLite requirement)."""
 
     op = "max_pool2d"
+    kernels = {"micropython": "micropython/layers/max_pool2d.py.j2"}
 
     def run_float(self, xs):
         return self.window(xs[0], -np.inf).max(axis=(4, 5)).astype(np.float32)
@@ -61,6 +62,7 @@ class AvgPool2D(PoolLayer):
     """Average pooling over the valid (unpadded) part of each window, rounded half away from zero."""
 
     op = "avg_pool2d"
+    kernels = {"micropython": "micropython/layers/avg_pool2d.py.j2"}
 
     def valid_counts(self) -> np.ndarray:
         """Number of in-image taps of each pooling window: (out_h, out_w)."""

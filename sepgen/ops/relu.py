@@ -24,6 +24,7 @@ class Relu(Layer):
     """Elementwise ReLU/ReLU6 that rescales from the input's quantization to the output's."""
 
     op = "relu"
+    kernels = {"micropython": "micropython/layers/relu.py.j2"}
     activation: str = "relu"  # "relu" or "relu6"
     requant: Requant | None = None  # input_scale / output_scale
 

@@ -24,6 +24,7 @@ class Softmax(Layer):
     """Softmax over the last axis. int8 output uses scale 1/256, zero point -128 (TFLite)."""
 
     op = "softmax"
+    kernels = {"micropython": "micropython/layers/softmax.py.j2"}
     beta: float = 1.0
     # Filled by quantized(): TFLite's PreprocessSoftmaxScaling results.
     input_multiplier: int = 0

@@ -1,0 +1,137 @@
+"""The MicroPython .py backend's fixed-point primitives are generated from sepgen.fixedpoint (one definition):
+the translation, run as scalar Python, equals the NumPy originals (Hypothesis); anything it cannot translate
+is refused; every op's MicroPython kernel (relu, leaky_relu and logistic included) runs bit-exact inside
+MicroPython."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import require_tool
+from hypothesis import given, settings, strategies as st
+from test_ops_registry import every_op_graph
+
+from sepgen import fixedpoint as fp
+from sepgen import ops
+from sepgen.codegen import templates_dir
+from sepgen.errors import UserError
+from sepgen.ir import LAYER_TYPES
+from sepgen.micropython import pyfixedpoint, pymodule
+from sepgen.micropython.run import check_constants, compare_outputs, run_module
+from sepgen.quantize import quantize
+from sepgen.verification import random_inputs
+
+INT32 = st.integers(-(1 << 31), (1 << 31) - 1)
+SETTINGS = settings(max_examples=300, deadline=None)
+EDGES = [-(1 << 31), -(1 << 31) + 1, -1, 0, 1, (1 << 30), (1 << 31) - 1]
+
+
+@pytest.fixture(scope="module")
+def scalar():
+    namespace: dict = {}
+    exec(pyfixedpoint.translate(), namespace)  # noqa: S102 - our own generated code
+    return lambda name: namespace[pyfixedpoint.name(name)]
+
+
+def same(scalar_fn, numpy_fn, *args) -> None:
+    want = numpy_fn(*args)
+    got = scalar_fn(*args)
+    if isinstance(want, tuple):
+        assert tuple(int(w) for w in want) == tuple(int(g) for g in got), args
+    else:
+        assert int(got) == int(want), args
+
+
+@SETTINGS
+@given(INT32 | st.sampled_from(EDGES), INT32 | st.sampled_from(EDGES))
+def test_two_int32_primitives(scalar, a, b):
+    for name in ("saturating_rounding_doubling_high_mul", "rounding_half_sum", "_fx_mul"):
+        same(scalar(name), getattr(fp, name), a, b)
+    same(scalar("wrap_int32"), fp.wrap_int32, a * 3 + b)
+    same(scalar("clamp"), fp.clamp, a, min(b, 0), max(b, 0))
+
+
+@SETTINGS
+@given(INT32, st.integers(0, 31), st.integers(1, 1 << 16))
+def test_shifts_and_divisions(scalar, x, e, count):
+    same(scalar("rounding_divide_by_pot"), fp.rounding_divide_by_pot, x, e)
+    same(scalar("rounded_divide"), fp.rounded_divide, x, count)
+    same(scalar("count_leading_zeros_u32"), fp.count_leading_zeros_u32, x)
+    if e >= 1:
+        same(scalar("saturating_left_shift"), fp.saturating_left_shift, x, e)
+
+
+@SETTINGS
+@given(st.integers(0, (1 << 31) - 1), st.integers(-31, 30), INT32)
+def test_multiply_by_quantized_multiplier(scalar, multiplier, shift, x):
+    x >>= max(shift, 0)  # the caller's guarantee: x * 2^max(shift, 0) fits int32
+    same(scalar("multiply_by_quantized_multiplier"), fp.multiply_by_quantized_multiplier, x, multiplier, shift)
+
+
+@SETTINGS
+@given(st.integers(-(1 << 31), 0), st.integers(0, 12), st.integers(0, (1 << 31) - 1), st.integers(1, (1 << 31) - 1))
+def test_exp_reciprocal(scalar, a, integer_bits, unit, total):
+    same(scalar("exp_on_negative_values"), fp.exp_on_negative_values, a, integer_bits)
+    same(scalar("_exp_on_interval_between_negative_one_quarter_and_0_excl"),
+         fp._exp_on_interval_between_negative_one_quarter_and_0_excl, -(a % (1 << 29)) - 1)
+    same(scalar("one_over_one_plus_x_for_x_in_0_1"), fp.one_over_one_plus_x_for_x_in_0_1, unit)
+    same(scalar("get_reciprocal"), fp.get_reciprocal, total, fp.SOFTMAX_SUM_INTEGER_BITS)
+
+
+def test_untranslatable_numpy_is_refused(monkeypatch):
+    """A primitive written with a NumPy call the translation does not carry fails generation, loudly."""
+    def rounding_half_sum(a, b):
+        return np.abs(a) + b
+
+    monkeypatch.setattr(fp, "rounding_half_sum", rounding_half_sum)
+    with pytest.raises(pyfixedpoint.UntranslatableFixedPoint, match="np.abs"):
+        pyfixedpoint.translate(("rounding_half_sum",))
+
+
+def test_module_carries_only_the_primitives_it_calls():
+    code = pyfixedpoint.translate_used("v = _fp_clamp(_fp_multiply_by_quantized_multiplier(a, m, s), -128, 127)")
+    defined = [line.split("(")[0][4:] for line in code.splitlines() if line.startswith("def ")]
+    assert defined == ["_fp_saturating_rounding_doubling_high_mul", "_fp_rounding_divide_by_pot",
+                       "_fp_multiply_by_quantized_multiplier", "_fp_clamp"]
+
+
+def test_every_computed_op_names_a_micropython_kernel():
+    for op in ops.BUILTIN_OPS:
+        cls = LAYER_TYPES[op]
+        if not cls.aliases_input:
+            template = cls.kernel_templates().get(pymodule.VARIANT)
+            assert template == f"micropython/layers/{op}.py.j2" and (templates_dir() / template).is_file(), op
+
+
+def test_op_without_a_micropython_kernel_is_refused_by_name():
+    g = every_op_graph()
+    q = quantize(g, np.random.default_rng(1).normal(size=(8, 9, 9, 2)).astype(np.float32), progress=False)
+    layer = next(layer for layer in q.layers if layer.op == "logistic")
+
+    class NoKernel:
+        name, op = layer.name, "logistic"
+
+        @staticmethod
+        def instance_kernels(graph):
+            return {"portable": "layers/logistic.c.j2"}
+
+    with pytest.raises(UserError, match=f"layer '{layer.name}': op 'logistic' has no MicroPython kernel"):
+        pymodule.kernel_template(q, NoKernel())
+
+
+@pytest.mark.parametrize("viper", [True, False], ids=["viper", "plain"])
+def test_every_op_inside_micropython(viper):
+    """One graph with every op (relu6, leaky_relu and sigmoid as ops of their own) as a .py module, inside the
+    unix-port MicroPython: every output byte equals the simulator's."""
+    micropython = require_tool("micropython")
+    g = every_op_graph()
+    q = quantize(g, np.random.default_rng(1).normal(size=(16, 9, 9, 2)).astype(np.float32), progress=False)
+    files = {name: text.encode() for name, text in pymodule.render_python(q, "everyop").items()}
+    if not viper:
+        del files["everyop_viper.py"]
+    inputs = random_inputs(q, 12)
+    run = run_module(micropython, files, "everyop", inputs)
+    assert run.backend == ("viper" if viper else "python")
+    check_constants(q, run, "every-op module")
+    result = compare_outputs(q, inputs, run.outputs)
+    assert result.ok, result.mismatch
