@@ -37,14 +37,14 @@ class Conv2D(SpatialLayer):
         return np.einsum("nyxcij,ijco->nyxo", win, kernel)
 
     # ----------------------------------------------------------- kernel variants
-    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2"}
+    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2", "mve": "layers/conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
-        """The DSP variant is a pointwise kernel: other convolutions (and a pointwise layer whose folded
-        bias would not keep the accumulator within int32) use the portable kernel."""
+        """The DSP and Helium variants are pointwise kernels: other convolutions (and a pointwise layer whose
+        folded bias would not keep the accumulator within int32) use the portable kernel."""
         templates = super().instance_kernels(graph)
         if self.pointwise_folded(graph) is None:
-            templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
+            templates = {k: v for k, v in templates.items() if k not in ("cortexm_dsp", "mve")}
         return templates
 
     def pointwise_folded(self, graph) -> dict | None:
@@ -66,6 +66,8 @@ class Conv2D(SpatialLayer):
         return {"folded_bias": folded, "partial_bound": partial}
 
     def kernel_context(self, graph, variant):
+        if variant == "mve":  # left_shift: some channel's shift is a left shift (applied before the multiply)
+            return {**self.pointwise_folded(graph), "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
         folded = self.pointwise_folded(graph)
