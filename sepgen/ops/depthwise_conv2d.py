@@ -48,7 +48,7 @@ class DepthwiseConv2D(SpatialLayer):
         return out.reshape(out.shape[:3] + (-1,))
 
     # ----------------------------------------------------------- kernel variants
-    kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2"}
+    kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers depth multiplier 1 (any kernel, stride, dilation, padding); depth
@@ -56,7 +56,7 @@ class DepthwiseConv2D(SpatialLayer):
         portable kernel."""
         templates = super().instance_kernels(graph)
         if self.depthwise_folded(graph) is None:
-            templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
+            templates = {k: v for k, v in templates.items() if k not in ("cortexm_dsp", "mve")}
         return templates
 
     def depthwise_folded(self, graph) -> dict | None:
@@ -93,7 +93,46 @@ class DepthwiseConv2D(SpatialLayer):
                 "has_border": not (y_lo == 0 and y_hi == out_h - 1 and x_lo == 0 and x_hi == out_w - 1)}
 
     def kernel_context(self, graph, variant):
+        if variant == "mve":
+            folded = self.depthwise_folded(graph)
+            return {**folded, **self.mve_columns(), **self.mve_streams(folded["folded_bias"]),
+                    "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
         return {**self.depthwise_folded(graph),
                 "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+
+    def mve_streams(self, folded_bias: np.ndarray) -> dict:
+        """The constants in the order the Helium kernel reads them, one int8 and one int32 stream (the same bytes
+        as the filter, shift, bias and multiplier arrays, permuted): per group g of 4 channels, ``weights_shift``
+        holds each tap's 4 weights then the 4 shifts (4 * taps + 4 bytes from (4 * taps + 4) * g) and
+        ``bias_multiplier`` the 4 folded biases then the 4 multipliers (8 words from 8 * g); the last C % 4
+        channels follow the same way with r = C % 4 values per tap / field."""
+        w = self.qkernel.astype(np.int64).reshape(-1, self.out_channels)  # (taps, C)
+        shift = np.broadcast_to(np.asarray(self.requant.shift, dtype=np.int64), (self.out_channels,))
+        multiplier = np.broadcast_to(np.asarray(self.requant.multiplier, dtype=np.int64), (self.out_channels,))
+        bytes_, words = [], []
+        for lo in range(0, self.out_channels, 4):
+            hi = min(lo + 4, self.out_channels)
+            bytes_ += [w[:, lo:hi].ravel(), shift[lo:hi]]
+            words += [np.asarray(folded_bias, dtype=np.int64)[lo:hi], multiplier[lo:hi]]
+        return {"weights_shift": np.concatenate(bytes_), "bias_multiplier": np.concatenate(words)}
+
+    def mve_columns(self) -> dict:
+        """Output columns grouped by which tap columns kx lie inside the image (Helium kernel): ``columns`` =
+        [{"x0", "x1", "valid": [kx...], "base": the middle valid kx}] in order (base 0 if none is valid): the
+        kernel addresses tap column kx at (kx - base) * dilation * C bytes from column base, which keeps the
+        offsets within a load's immediate range for small kernels.  ``pad_columns``: tap columns a padding row
+        must span, (max valid kx - min valid kx) * dilation + 1 pixels."""
+        (_, kw), (_, sw), (_, dw), (_, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
+        in_w, out_w = self.input_shape[1], self.output_shape[1]
+        columns, span = [], 1
+        for x in range(out_w):
+            valid = [kx for kx in range(kw) if 0 <= x * sw - pl + kx * dw < in_w]
+            if columns and columns[-1]["valid"] == valid:
+                columns[-1]["x1"] = x
+                continue
+            columns.append({"x0": x, "x1": x, "valid": valid, "base": valid[len(valid) // 2] if valid else 0})
+            if valid:
+                span = max(span, (valid[-1] - valid[0]) * dw + 1)
+        return {"columns": columns, "pad_columns": span}
