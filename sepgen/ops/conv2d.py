@@ -67,8 +67,20 @@ class Conv2D(SpatialLayer):
 
     def kernel_context(self, graph, variant):
         if variant == "mve":  # left_shift: some channel's shift is a left shift (applied before the multiply)
-            return {**self.pointwise_folded(graph), "left_shift": bool(np.max(self.requant.shift) > 0)}
+            return {**self.pointwise_folded(graph), "filter": self.mve_filter_order(),
+                    "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
         folded = self.pointwise_folded(graph)
         return {**folded, "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+
+    def mve_filter_order(self) -> np.ndarray:
+        """The pointwise (out, in) filter in the order the Helium kernel reads it: per group of 4 output channels
+        (the last may have fewer rows), chunk by chunk of 16 input channels (the last in % 16 wide), each row's
+        chunk in turn.  A group starts at 4g * in; its row c of chunk k is at 16 * rows * k + width * c."""
+        w = self.qkernel.reshape(self.out_channels, -1)
+        parts = []
+        for lo in range(0, w.shape[0], 4):
+            group = w[lo:lo + 4]
+            parts += [group[:, k:k + 16].ravel() for k in range(0, w.shape[1], 16)]
+        return np.concatenate(parts)

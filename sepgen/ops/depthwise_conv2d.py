@@ -135,4 +135,8 @@ class DepthwiseConv2D(SpatialLayer):
             columns.append({"x0": x, "x1": x, "valid": valid, "base": valid[len(valid) // 2] if valid else 0})
             if valid:
                 span = max(span, (valid[-1] - valid[0]) * dw + 1)
-        return {"columns": columns, "pad_columns": span}
+        # asm_taps: the Helium kernel's asm path reaches every tap with a 7-bit load offset and its row pointers
+        # (at most 4, plus the weights pointer) fit the low registers that VLDRB.S32 addresses
+        reach = max((max(abs(kx - c["base"]) for kx in c["valid"]) for c in columns if c["valid"]), default=0)
+        asm_taps = reach * dw * self.input_shape[2] <= 127 and self.kernel_size[0] <= 4 and 4 * kw * self.kernel_size[0] <= 124
+        return {"columns": columns, "pad_columns": span, "asm_taps": asm_taps}
