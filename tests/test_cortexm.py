@@ -435,6 +435,62 @@ def test_ds_block_dsp_kernels_are_exact_and_stay_fast():
         assert per_op[op] <= DS_BLOCK_M4_BOUNDS[op], (op, per_op[op])
 
 
+# ------------------------------------------------------------------------------------------ Helium (MVE) kernels
+
+
+def test_mve_variant_is_chosen_for_cortex_m55():
+    """cortex-m55 renders pointwise conv2d and depth-multiplier-1 depthwise layers with the Helium kernels (VMLADAVA,
+    VQRDMULH), a depth multiplier 2 with the portable one; host and the DSP cores get no Helium code."""
+    rng = np.random.default_rng(13)
+
+    def build(b, x):
+        y = b.depthwise_conv2d("dw1", x, rand(rng, 3, 3, 8, 1), rand(rng, 8), padding="same")
+        y = b.depthwise_conv2d("dw2", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), padding="same")
+        return b.conv2d("pw", y, rand(rng, 1, 1, 16, 6), rand(rng, 6))
+    graph, inputs = quantized(single_layer((5, 4, 8), build), rng)
+    env = codegen.environment()
+    chosen = {t: [codegen.kernel_variant(env, layer, t, graph)[0] for _, layer in graph.computed_layers()]
+              for t in ("host", "cortex-m4", "cortex-m55")}
+    assert chosen["cortex-m55"] == ["mve", "portable", "mve"]
+    assert chosen["cortex-m4"] == ["cortexm_dsp", "portable", "cortexm_dsp"]
+    assert chosen["host"] == ["portable"] * 3
+    m55 = codegen.render(graph, "m", "cortex-m55")["m.c"]
+    assert "vmladavaq_s8" in m55 or "vmladavq_s8" in m55
+    assert "sepgen_mve_srdhm_divide_by_pot" in m55
+    for target in ("host", "cortex-m4"):
+        c = codegen.render(graph, "m", target)["m.c"]
+        assert "__ARM_FEATURE_MVE" not in c and "vmladav" not in c
+    assert_target_matches(graph, inputs, "cortex-m55")
+
+
+# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): the block 0.419, dw 1.583, pw 0.255
+# instr/MAC on Cortex-M55 with the Helium kernels.  Deterministic counts; the bounds leave ~3 %.
+DS_BLOCK_M55_BOUNDS = {"total": 0.43, "depthwise_conv2d": 1.63, "conv2d": 0.263}
+CMSIS_NN_DS_BLOCK_M55 = 0.63  # Arm's CMSIS-NN with Helium on the same block (README, benchmarks)
+DS_BLOCK_M55_TARGET = 0.45  # issue 9
+
+
+def test_ds_block_mve_kernels_are_exact_and_stay_fast():
+    """The DS-CNN block 25x5x64 with the Helium kernels: bit-exact on Cortex-M55 and no slower than measured (below
+    the issue's 0.45 instr/MAC and CMSIS-NN's 0.63)."""
+    from sepgen import zoo
+    from sepgen.quantize import quantize
+
+    graph = zoo.ds_cnn_block()
+    rng = np.random.default_rng(0)
+    q = quantize(graph, rng.normal(size=(64,) + graph.tensors[graph.input].shape).astype(np.float32),
+                 progress=False)
+    assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", q)[0]
+            for _, layer in q.computed_layers()] == ["mve", "mve"]
+    inputs = rng.integers(-128, 128, size=(4,) + q.tensors[q.input].shape).astype(np.int8)
+    assert_target_matches(q, inputs, "cortex-m55")
+    p = firmware.profile(q, "cortex-m55", prefix="bench")
+    per_op = {layer.op: layer.instructions_per_mac for layer in p.layers}
+    assert p.instructions_per_mac <= DS_BLOCK_M55_BOUNDS["total"] < DS_BLOCK_M55_TARGET < CMSIS_NN_DS_BLOCK_M55, p
+    for op in ("depthwise_conv2d", "conv2d"):
+        assert per_op[op] <= DS_BLOCK_M55_BOUNDS[op], (op, per_op[op])
+
+
 # Measured with this code (benchmarks/cortexm_profile.py, same counts here): DS-CNN KWS whole model 3.97 / 4.01 /
 # 3.92 instr/MAC on M4 / M7 / M55, the DS block 2.32 on M7 and 2.17 on M55.  Deterministic counts; ~2 % margin.
 KWS_BOUNDS = {"cortex-m4": 4.05, "cortex-m7": 4.09, "cortex-m55": 4.00}
