@@ -439,21 +439,23 @@ def test_ds_block_dsp_kernels_are_exact_and_stay_fast():
 
 
 def test_mve_variant_is_chosen_for_cortex_m55():
-    """cortex-m55 renders pointwise conv2d and depth-multiplier-1 depthwise layers with the Helium kernels (VMLADAVA,
-    VQRDMULH), a depth multiplier 2 with the portable one; host and the DSP cores get no Helium code."""
+    """cortex-m55 renders every conv2d (pointwise, or through a patch of its window) and depth-multiplier-1
+    depthwise layers with the Helium kernels (VMLADAVA, VQRDMULH), a depth multiplier 2 with the portable one; host
+    and the DSP cores get no Helium code."""
     rng = np.random.default_rng(13)
 
     def build(b, x):
-        y = b.depthwise_conv2d("dw1", x, rand(rng, 3, 3, 8, 1), rand(rng, 8), padding="same")
+        y = b.conv2d("c3", x, rand(rng, 3, 3, 3, 8, scale=0.3), rand(rng, 8), 2, padding="same")
+        y = b.depthwise_conv2d("dw1", y, rand(rng, 3, 3, 8, 1), rand(rng, 8), padding="same")
         y = b.depthwise_conv2d("dw2", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), padding="same")
         return b.conv2d("pw", y, rand(rng, 1, 1, 16, 6), rand(rng, 6))
-    graph, inputs = quantized(single_layer((5, 4, 8), build), rng)
+    graph, inputs = quantized(single_layer((9, 7, 3), build), rng)
     env = codegen.environment()
     chosen = {t: [codegen.kernel_variant(env, layer, t, graph)[0] for _, layer in graph.computed_layers()]
               for t in ("host", "cortex-m4", "cortex-m55")}
-    assert chosen["cortex-m55"] == ["mve", "portable", "mve"]
-    assert chosen["cortex-m4"] == ["cortexm_dsp", "portable", "cortexm_dsp"]
-    assert chosen["host"] == ["portable"] * 3
+    assert chosen["cortex-m55"] == ["mve", "mve", "portable", "mve"]
+    assert chosen["cortex-m4"] == ["portable", "cortexm_dsp", "portable", "cortexm_dsp"]
+    assert chosen["host"] == ["portable"] * 4
     m55 = codegen.render(graph, "m", "cortex-m55")["m.c"]
     assert "vmladavaq_s8" in m55 or "vmladavq_s8" in m55
     assert "sepgen_mve_srdhm_divide_by_pot" in m55
