@@ -465,6 +465,19 @@ def test_mve_variant_is_chosen_for_cortex_m55():
     assert_target_matches(graph, inputs, "cortex-m55")
 
 
+def test_mve_conv_window_larger_than_the_patch_limit_stays_portable():
+    """A conv2d whose window exceeds MVE_MAX_WINDOW bytes would need a large stack patch: portable on cortex-m55."""
+    from sepgen.ops.conv2d import MVE_MAX_WINDOW
+
+    rng = np.random.default_rng(14)
+    channels = MVE_MAX_WINDOW // 9 + 1
+    graph, _ = quantized(single_layer((3, 3, channels), lambda b, x: b.conv2d(
+        "c3", x, rand(rng, 3, 3, channels, 2, scale=0.05), rand(rng, 2), padding="same")), rng)
+    layer = graph.layers[-1]
+    assert layer.qkernel[0].size > MVE_MAX_WINDOW
+    assert codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", graph)[0] == "portable"
+
+
 # Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): the block 0.419, dw 1.583, pw 0.255
 # instr/MAC on Cortex-M55 with the Helium kernels.  Deterministic counts; the bounds leave ~3 %.
 DS_BLOCK_M55_BOUNDS = {"total": 0.43, "depthwise_conv2d": 1.63, "conv2d": 0.263}

@@ -12,6 +12,10 @@ import numpy as np
 from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
 
 
+#: Largest window (kh * kw * in_channels bytes) the Helium kernel copies into its stack patch (two of them).
+MVE_MAX_WINDOW = 1024
+
+
 @dataclass(frozen=True, eq=False)
 class Conv2D(SpatialLayer):
     """Standard convolution (also the 1x1 pointwise convolution); kernel HWIO."""
@@ -41,12 +45,13 @@ class Conv2D(SpatialLayer):
 
     def instance_kernels(self, graph):
         """The DSP variant is a pointwise kernel, the Helium variant takes any convolution (its windows copied
-        into a patch); other layers, and any whose folded bias would not keep the accumulator within int32, use
-        the portable kernel."""
+        into a patch of two windows on the stack, so at most MVE_MAX_WINDOW bytes each); other layers, and any
+        whose folded bias would not keep the accumulator within int32, use the portable kernel."""
         templates = super().instance_kernels(graph)
         if self.pointwise_folded(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
-        if self.pointwise_folded(graph, any_kernel=True) is None:
+        if self.pointwise_folded(graph, any_kernel=True) is None or (
+                not self.is_pointwise and self.qkernel[0].size > MVE_MAX_WINDOW):
             templates = {k: v for k, v in templates.items() if k != "mve"}
         return templates
 
