@@ -232,9 +232,10 @@ def test_profile_is_deterministic_and_complete(kws, target):
     assert all(p.macs == layer.macs() for p, layer in zip(first.layers, traced))
     # invoke = the layers + its own prologue/epilogue (a few instructions; rounding is per layer)
     assert 0 <= first.total - sum(p.instructions for p in first.layers) < 64
-    # plain C loops: a handful of instructions per MAC, never fewer than one
+    # a handful of instructions per MAC, never fewer than one (scalar MACs) or 1/16 (Helium: VMLADAVA does 16)
     pointwise = [p for p in first.layers if p.name.startswith("pw")]
-    assert all(1.0 <= p.instructions_per_mac <= 40.0 for p in pointwise)
+    fewest = 1.0 / 16 if target == "cortex-m55" else 1.0
+    assert all(fewest <= p.instructions_per_mac <= 40.0 for p in pointwise)
     text = firmware.format_profile(first)
     assert "instructions (not cycles)" in text and "pw4" in text
 
