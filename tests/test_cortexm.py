@@ -479,6 +479,61 @@ def test_mve_conv_window_larger_than_the_patch_limit_stays_portable():
     assert codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", graph)[0] == "portable"
 
 
+def _with_left_shifts(graph, name: str):
+    """The graph with layer ``name``'s even channels rescaled to a left shift of 1 (the multiplier shifted right to
+    keep about the same real scale): the simulator and the C both use it, so the kernels' left-shift path is
+    checked exactly."""
+    import dataclasses
+
+    from sepgen.ir import Requant
+
+    layers = list(graph.layers)
+    i = next(k for k, layer in enumerate(layers) if layer.name == name)
+    rq = layers[i].requant
+    even = np.arange(rq.multiplier.size) % 2 == 0
+    multiplier = np.where(even, rq.multiplier.astype(np.int64) >> np.maximum(1 - rq.shift, 0),
+                          rq.multiplier).astype(np.int32)
+    shift = np.where(even, 1, rq.shift).astype(np.int32)
+    layers[i] = dataclasses.replace(layers[i], requant=Requant(multiplier, shift))
+    return dataclasses.replace(graph, layers=tuple(layers))
+
+
+MVE_CASES = [  # (kernel, stride, padding, dilation, shape, zero points, left shifts): groups of 4 channels + a rest
+    ((3, 3), 1, "same", 1, (6, 5, 8), "normal", False),
+    ((3, 3), 1, "same", 1, (6, 5, 10), "wide", True),
+    ((3, 3), 2, "same", 1, (7, 6, 12), "positive", False),
+    ((5, 5), 1, "same", 1, (7, 7, 6), "negative", True),
+    ((3, 3), 1, "same", 2, (7, 6, 8), "wide", False),
+    ((3, 1), 1, "valid", 1, (5, 4, 9), "normal", False),
+    ((1, 3), 2, "same", 1, (4, 7, 40), "wide", True),
+    ((3, 3), 1, "valid", 1, (5, 5, 36), "normal", False),
+]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,shape,zero_points,left", MVE_CASES,
+                         ids=["-".join(map(str, c)) for c in MVE_CASES])
+def test_mve_kernels_bit_exact_on_cortex_m55(kernel, stride, padding, dilation, shape, zero_points, left):
+    """The Helium depthwise (4-channel groups, asm taps or intrinsics, border column groups, zero-point rows) and
+    conv2d (window patches; pointwise in place) kernels on channel counts the op grid does not reach, with left
+    shifts and extreme zero points: bit-exact on Cortex-M55."""
+    rng = _seed(kernel, stride, padding, dilation, shape, zero_points, left)
+    channels = shape[2]
+
+    def build(b, x):
+        y = b.depthwise_conv2d("dw", x, rand(rng, *kernel, channels, 1), rand(rng, channels, scale=0.2), stride,
+                               dilation, padding, "relu")
+        y = b.conv2d("conv", y, rand(rng, *kernel, channels, 6, scale=0.2), rand(rng, 6), 1, dilation, padding)
+        return b.conv2d("pw", y, rand(rng, 1, 1, 6, 7, scale=0.3), rand(rng, 7), activation="relu6")
+    graph, inputs = quantized(single_layer(shape, build), rng, kind=zero_points)
+    if left:
+        for name in ("dw", "conv", "pw"):
+            graph = _with_left_shifts(graph, name)
+        assert all(max(layer.requant.shift) == 1 for _, layer in graph.computed_layers())
+    assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", graph)[0]
+            for _, layer in graph.computed_layers()] == ["mve"] * 3
+    assert_target_matches(graph, inputs, "cortex-m55")
+
+
 # Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): the block 0.419, dw 1.583, pw 0.255
 # instr/MAC on Cortex-M55 with the Helium kernels.  Deterministic counts; the bounds leave ~3 %.
 DS_BLOCK_M55_BOUNDS = {"total": 0.43, "depthwise_conv2d": 1.63, "conv2d": 0.263}
