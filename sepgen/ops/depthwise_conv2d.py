@@ -51,7 +51,7 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
-        """The DSP variant covers depth multiplier 1 (any kernel, stride, dilation, padding); depth
+        """The DSP and Helium variants cover depth multiplier 1 (any kernel, stride, dilation, padding); depth
         multipliers > 1, and layers whose folded bias would not keep every partial sum within int32, use the
         portable kernel."""
         templates = super().instance_kernels(graph)
@@ -138,5 +138,6 @@ class DepthwiseConv2D(SpatialLayer):
         # asm_taps: the Helium kernel's asm path reaches every tap with a 7-bit load offset and its row pointers
         # (at most 4, plus the weights pointer) fit the low registers that VLDRB.S32 addresses
         reach = max((max(abs(kx - c["base"]) for kx in c["valid"]) for c in columns if c["valid"]), default=0)
-        asm_taps = reach * dw * self.input_shape[2] <= 127 and self.kernel_size[0] <= 4 and 4 * kw * self.kernel_size[0] <= 124
+        kh = self.kernel_size[0]
+        asm_taps = reach * dw * self.input_shape[2] <= 127 and kh <= 4 and 4 * kw * kh <= 124
         return {"columns": columns, "pad_columns": span, "asm_taps": asm_taps}
