@@ -88,9 +88,9 @@ def main() -> int:
          "Helium kernels: see the block table"),
         ("  depthwise 3x3, Cortex-M55", "-", None, layer(block, "cortex-m55", "depthwise_conv2d"),
          "4 channels per vector: VLDRB.S32 x 2, VMUL, VADD per tap (MVE has no integer vector-by-vector "
-         "multiply-accumulate), requantization 11 instructions per 4 outputs"),
+         "multiply-accumulate; the taps one asm block), requantization 11 instructions per 4 outputs"),
         ("  pointwise 64->64, Cortex-M55", "-", None, layer(block, "cortex-m55", "conv2d"),
-         "VMLADAVA.S8, 2 pixels x 4 channels"),
+         "VMLADAVA.S8, 2 pixels x 4 channels (one asm block), 8 outputs requantized as 2 vectors"),
         ("DS-CNN KWS whole model, Cortex-M55", "today (portable) "
          f"{kws['cortex-m55'][0].total / kws['cortex-m55'][0].macs:.2f}", None, total(kws, "cortex-m55"),
          "every layer but pooling, dense and softmax on Helium kernels (the first conv through a window patch)"),
