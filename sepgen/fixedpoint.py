@@ -59,6 +59,17 @@ def rounding_right_shift(x, exponent) -> np.ndarray:
     return (x + (np.int64(1) << (exponent - 1)) + (x >> 63)) >> exponent
 
 
+def mve_srdhm_divide_by_pot(x, multiplier, exponent) -> np.ndarray:
+    """The Helium (MVE) lane steps of ``rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, m), e)``
+    (C twin sepgen_mve_srdhm_divide_by_pot; equal to that composition for every int32 x, m and 0 <= e <= 31):
+    VQRDMULH ``floor((2 x m + 2^31) / 2^32)`` saturating INT32_MIN * INT32_MIN; minus 1 where the result is
+    negative and e > 0 (VAND/VSHR/VQADD, saturating); VRSHL by -e ``(h + 2^(e-1)) >> e`` in wider precision."""
+    x, multiplier, exponent = _i64(x), _i64(multiplier), _i64(exponent)
+    high = np.where((x == INT32_MIN) & (multiplier == INT32_MIN), INT32_MAX, (2 * x * multiplier + (1 << 31)) >> 32)
+    fixed = np.maximum(high - ((high < 0) & (exponent > 0)), INT32_MIN)
+    return (fixed + ((np.int64(1) << exponent) >> 1)) >> exponent
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
 

@@ -54,6 +54,23 @@ static inline int32_t sepgen_rounding_right_shift(int32_t x, int exponent)
     return (x + ((int32_t)1 << (exponent - 1)) + (x >> 31)) >> exponent;
 }
 
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+
+/* Helium (MVE), 4 int32 lanes: sepgen_rounding_divide_by_pot(sepgen_srdhm(x, multiplier), exponent) per lane,
+ * for every int32 x and multiplier and exponent = -exponent_negated in [0, 31] (Python twin:
+ * sepgen.fixedpoint.mve_srdhm_divide_by_pot).  VQRDMULH is SRDHM exactly: both are floor((x * m + 2^30) / 2^31)
+ * and saturate only INT32_MIN * INT32_MIN.  VRSHL by -e rounds half up ((h + 2^(e-1)) >> e, in wider
+ * precision); subtracting 1 first from a negative h (saturating; only where e > 0) makes that
+ * RoundingDivideByPOT's round half away from zero. */
+static inline int32x4_t sepgen_mve_srdhm_divide_by_pot(int32x4_t x, int32x4_t multiplier, int32x4_t exponent_negated)
+{
+    const int32x4_t high = vqrdmulhq_s32(x, multiplier);
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(high, exponent_negated), 31);
+    return vrshlq_s32(vqaddq_s32(high, fixup), exponent_negated);
+}
+#endif
+
 /* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
  * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
  * int32: sepgen proves it for every layer at generation time. */

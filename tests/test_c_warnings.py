@@ -138,19 +138,20 @@ def test_bench_harness_is_clean(clang):
     toolchain.compile_executable(files, clang[1], compiler=clang[0])
 
 
-#: Families whose layers have DSP kernel variants (sepgen.targets: cortex-m4/m7/m33): rendered for a DSP core
-#: and compiled here for the host, the variants' portable #else branch must be as clean and as exact.
+#: Families whose layers have DSP or Helium kernel variants (sepgen.targets: cortex-m4/m7/m33, cortex-m55): rendered
+#: for such a core and compiled here for the host, the variants' portable #else branch must be as clean and as exact.
 DSP_FAMILIES = ["test_conv2d", "test_depthwise_conv2d", "test_extreme_zero_points_separable_block",
                 "zoo_ds_cnn_kws"]
 
 
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])  # DSP kernels; Helium (MVE) kernels
 @pytest.mark.parametrize("family", DSP_FAMILIES)
-def test_dsp_variants_portable_branch_is_clean_and_exact(family, clang):
+def test_dsp_variants_portable_branch_is_clean_and_exact(family, target, clang):
     compiler, flags = clang
     for graph, inputs in _family_models(family):
-        files = codegen.render(graph, PREFIX, "cortex-m4")
+        files = codegen.render(graph, PREFIX, target)
         files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX)
         toolchain.compile_executable(files, flags, compiler=compiler)
         exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
         result = verification.compare(graph, inputs, _run(exe, graph, inputs))
-        assert result.ok, f"clang build of the cortex-m4 kernels: {result.mismatch}"
+        assert result.ok, f"clang build of the {target} kernels: {result.mismatch}"

@@ -247,9 +247,10 @@ def test_profile_is_deterministic_and_complete(request, target):
     assert all(p.macs == layer.macs() for p, layer in zip(first.layers, traced))
     # invoke = the layers + its own prologue/epilogue (a few instructions; rounding is per layer)
     assert 0 <= first.total - sum(p.instructions for p in first.layers) < 64
-    # plain C loops: a handful of instructions per MAC, never fewer than one
+    # a handful of instructions per MAC, never fewer than one (scalar MACs) or 1/16 (Helium: VMLADAVA does 16)
     pointwise = [p for p in first.layers if p.name.startswith("pw")]
-    assert all(1.0 <= p.instructions_per_mac <= 40.0 for p in pointwise)
+    fewest = 1.0 / 16 if target == "cortex-m55" else 1.0
+    assert all(fewest <= p.instructions_per_mac <= 40.0 for p in pointwise)
     text = firmware.format_profile(first)
     assert "instructions (not cycles)" in text and "pw4" in text
 
@@ -475,13 +476,139 @@ def test_ds_block_dsp_kernels_are_exact_and_stay_fast():
         assert per_op[op] <= DS_BLOCK_M4_BOUNDS[op], (op, per_op[op])
 
 
-# Measured with this code (benchmarks/cortexm_profile.py, same counts here): DS-CNN KWS whole model 3.97 / 4.01 /
-# 3.92 instr/MAC on M4 / M7 / M55, the DS block 2.32 on M7 and 2.17 on M55; portable kernels on M3 9.49 and (streamed,
-# see KWS_SCHEDULE) M0+ 17.50, DSP kernels on M33 4.03.  Deterministic counts; ~2 % margin.
+# ------------------------------------------------------------------------------------------ Helium (MVE) kernels
+
+
+def test_mve_variant_is_chosen_for_cortex_m55():
+    """cortex-m55 renders every conv2d (pointwise, or through a patch of its window) and depth-multiplier-1
+    depthwise layers with the Helium kernels (VMLADAVA, VQRDMULH), a depth multiplier 2 with the DSP one; host
+    and the DSP cores get no Helium code."""
+    rng = np.random.default_rng(13)
+
+    def build(b, x):
+        y = b.conv2d("c3", x, rand(rng, 3, 3, 3, 8, scale=0.3), rand(rng, 8), 2, padding="same")
+        y = b.depthwise_conv2d("dw1", y, rand(rng, 3, 3, 8, 1), rand(rng, 8), padding="same")
+        y = b.depthwise_conv2d("dw2", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), padding="same")
+        return b.conv2d("pw", y, rand(rng, 1, 1, 16, 6), rand(rng, 6))
+    graph, inputs = quantized(single_layer((9, 7, 3), build), rng)
+    env = codegen.environment()
+    chosen = {t: [codegen.kernel_variant(env, layer, t, graph)[0] for _, layer in graph.computed_layers()]
+              for t in ("host", "cortex-m4", "cortex-m55")}
+    assert chosen["cortex-m55"] == ["mve", "mve", "cortexm_dsp", "mve"]
+    assert chosen["cortex-m4"] == ["portable", "cortexm_dsp", "cortexm_dsp", "cortexm_dsp"]
+    assert chosen["host"] == ["portable"] * 4
+    m55 = codegen.render(graph, "m", "cortex-m55")["m.c"]
+    assert "vmladavaq_s8" in m55 or "vmladavq_s8" in m55
+    assert "sepgen_mve_srdhm_divide_by_pot" in m55
+    for target in ("host", "cortex-m4"):
+        c = codegen.render(graph, "m", target)["m.c"]
+        assert "__ARM_FEATURE_MVE" not in c and "vmladav" not in c
+    assert_target_matches(graph, inputs, "cortex-m55")
+
+
+def test_mve_conv_window_larger_than_the_patch_limit_stays_portable():
+    """A conv2d whose window exceeds MVE_MAX_WINDOW bytes would need a large stack patch: portable on cortex-m55."""
+    from sepgen.ops.conv2d import MVE_MAX_WINDOW
+
+    rng = np.random.default_rng(14)
+    channels = MVE_MAX_WINDOW // 9 + 1
+    graph, _ = quantized(single_layer((3, 3, channels), lambda b, x: b.conv2d(
+        "c3", x, rand(rng, 3, 3, channels, 2, scale=0.05), rand(rng, 2), padding="same")), rng)
+    layer = graph.layers[-1]
+    assert layer.qkernel[0].size > MVE_MAX_WINDOW
+    assert codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", graph)[0] == "portable"
+
+
+def _with_left_shifts(graph, name: str):
+    """The graph with layer ``name``'s even channels rescaled to a left shift of 1 (the multiplier shifted right to
+    keep about the same real scale): the simulator and the C both use it, so the kernels' left-shift path is
+    checked exactly."""
+    import dataclasses
+
+    from sepgen.ir import Requant
+
+    layers = list(graph.layers)
+    i = next(k for k, layer in enumerate(layers) if layer.name == name)
+    rq = layers[i].requant
+    even = np.arange(rq.multiplier.size) % 2 == 0
+    multiplier = np.where(even, rq.multiplier.astype(np.int64) >> np.maximum(1 - rq.shift, 0),
+                          rq.multiplier).astype(np.int32)
+    shift = np.where(even, 1, rq.shift).astype(np.int32)
+    layers[i] = dataclasses.replace(layers[i], requant=Requant(multiplier, shift))
+    return dataclasses.replace(graph, layers=tuple(layers))
+
+
+MVE_CASES = [  # (kernel, stride, padding, dilation, shape, zero points, left shifts): groups of 4 channels + a rest
+    ((3, 3), 1, "same", 1, (6, 5, 8), "normal", False),
+    ((3, 3), 1, "same", 1, (6, 5, 10), "wide", True),
+    ((3, 3), 2, "same", 1, (7, 6, 12), "positive", False),
+    ((5, 5), 1, "same", 1, (7, 7, 6), "negative", True),
+    ((3, 3), 1, "same", 2, (7, 6, 8), "wide", False),
+    ((3, 1), 1, "valid", 1, (5, 4, 9), "normal", False),
+    ((1, 3), 2, "same", 1, (4, 7, 40), "wide", True),
+    ((3, 3), 1, "valid", 1, (5, 5, 36), "normal", False),
+]
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,shape,zero_points,left", MVE_CASES,
+                         ids=["-".join(map(str, c)) for c in MVE_CASES])
+def test_mve_kernels_bit_exact_on_cortex_m55(kernel, stride, padding, dilation, shape, zero_points, left):
+    """The Helium depthwise (4-channel groups, asm taps or intrinsics, border column groups, zero-point rows) and
+    conv2d (window patches; pointwise in place) kernels on channel counts the op grid does not reach, with left
+    shifts and extreme zero points: bit-exact on Cortex-M55."""
+    rng = _seed(kernel, stride, padding, dilation, shape, zero_points, left)
+    channels = shape[2]
+
+    def build(b, x):
+        y = b.depthwise_conv2d("dw", x, rand(rng, *kernel, channels, 1), rand(rng, channels, scale=0.2), stride,
+                               dilation, padding, "relu")
+        y = b.conv2d("conv", y, rand(rng, *kernel, channels, 6, scale=0.2), rand(rng, 6), 1, dilation, padding)
+        return b.conv2d("pw", y, rand(rng, 1, 1, 6, 7, scale=0.3), rand(rng, 7), activation="relu6")
+    graph, inputs = quantized(single_layer(shape, build), rng, kind=zero_points)
+    if left:
+        for name in ("dw", "conv", "pw"):
+            graph = _with_left_shifts(graph, name)
+        assert all(max(layer.requant.shift) == 1 for _, layer in graph.computed_layers())
+    assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", graph)[0]
+            for _, layer in graph.computed_layers()] == ["mve"] * 3
+    assert_target_matches(graph, inputs, "cortex-m55")
+
+
+# Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): the block 0.380, dw 1.553, pw 0.215
+# instr/MAC on Cortex-M55 with the Helium kernels.  Deterministic counts; the bounds leave ~3 %.
+DS_BLOCK_M55_BOUNDS = {"total": 0.39, "depthwise_conv2d": 1.60, "conv2d": 0.222}
+CMSIS_NN_DS_BLOCK_M55 = 0.63  # Arm's CMSIS-NN with Helium on the same block (README, benchmarks)
+DS_BLOCK_M55_TARGET = 0.45  # issue 9
+
+
+def test_ds_block_mve_kernels_are_exact_and_stay_fast():
+    """The DS-CNN block 25x5x64 with the Helium kernels: bit-exact on Cortex-M55 and no slower than measured (below
+    the issue's 0.45 instr/MAC and CMSIS-NN's 0.63)."""
+    from sepgen import zoo
+    from sepgen.quantize import quantize
+
+    graph = zoo.ds_cnn_block()
+    rng = np.random.default_rng(0)
+    q = quantize(graph, rng.normal(size=(64,) + graph.tensors[graph.input].shape).astype(np.float32),
+                 progress=False)
+    assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", q)[0]
+            for _, layer in q.computed_layers()] == ["mve", "mve"]
+    inputs = rng.integers(-128, 128, size=(4,) + q.tensors[q.input].shape).astype(np.int8)
+    assert_target_matches(q, inputs, "cortex-m55")
+    p = firmware.profile(q, "cortex-m55", prefix="bench")
+    per_op = {layer.op: layer.instructions_per_mac for layer in p.layers}
+    assert p.instructions_per_mac <= DS_BLOCK_M55_BOUNDS["total"] < DS_BLOCK_M55_TARGET < CMSIS_NN_DS_BLOCK_M55, p
+    for op in ("depthwise_conv2d", "conv2d"):
+        assert per_op[op] <= DS_BLOCK_M55_BOUNDS[op], (op, per_op[op])
+
+
+# Measured with this code (benchmarks/cortexm_profile.py, same counts here): DS-CNN KWS whole model 3.97 / 4.01
+# instr/MAC on M4 / M7 and 0.417 on M55 (Helium kernels), the DS block 2.32 on M7 and 0.380 on M55; portable kernels
+# on M3 9.49 and (streamed, see KWS_SCHEDULE) M0+ 17.50, DSP kernels on M33 4.03.  Deterministic counts; ~2-3 % margin.
 KWS_BOUNDS = {"cortex-m0plus": 17.85, "cortex-m3": 9.68, "cortex-m4": 4.05, "cortex-m7": 4.09, "cortex-m33": 4.11,
-              "cortex-m55": 4.00}
+              "cortex-m55": 0.43}
 KWS_SCHEDULE = {"cortex-m0plus": "stream"}  # the layer-by-layer arena does not fit QEMU's 16 KiB M0 board
-DS_BLOCK_BOUNDS = {"cortex-m7": 2.37, "cortex-m55": 2.21}
+DS_BLOCK_BOUNDS = {"cortex-m7": 2.37, "cortex-m55": 0.39}
 
 
 @pytest.mark.parametrize("target", TARGETS)

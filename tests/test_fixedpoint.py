@@ -169,3 +169,53 @@ def test_sign_free_requantization_equals_the_reference(x, multiplier, exponent):
     assert int(fp.srdhm_nonnegative(x, multiplier)) == int(high)
     if abs(int(high)) + (1 << (exponent - 1)) < 2**31:
         assert int(fp.rounding_right_shift(high, exponent)) == int(fp.rounding_divide_by_pot(high, exponent))
+
+
+EDGE_INT32 = [-(1 << 31), -(1 << 31) + 1, -(1 << 30), -(1 << 30) - 1, -3, -2, -1, 0, 1, 2, (1 << 30), (1 << 31) - 1]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(INT32, st.sampled_from(EDGE_INT32)), st.one_of(INT32, st.sampled_from(EDGE_INT32)),
+       st.integers(0, 31))
+def test_helium_requantization_steps_equal_the_reference(x, multiplier, exponent):
+    """The Helium lane steps (VQRDMULH, the negative fixup, VRSHL) are SRDHM then RoundingDivideByPOT, for every
+    int32 x and multiplier (sign and saturation included) and every exponent in [0, 31]."""
+    want = fp.rounding_divide_by_pot(fp.saturating_rounding_doubling_high_mul(x, multiplier), exponent)
+    assert int(fp.mve_srdhm_divide_by_pot(x, multiplier, exponent)) == int(want)
+
+
+def test_helium_requantization_c_twin_on_cortex_m55():
+    """sepgen_mve_srdhm_divide_by_pot (sepgen_fixedpoint.h, MVE intrinsics) run on Cortex-M55 under QEMU equals
+    its Python twin and the TFLite composition on edge values (ties, INT32_MIN, every exponent) and random ones."""
+    from conftest import require_tool
+
+    from sepgen.cortexm import targets as cortexm_targets
+    from sepgen.cortexm.build import run_elf
+
+    require_tool(cortexm_targets.CROSS_COMPILER)
+    require_tool(cortexm_targets.QEMU)
+    rng = np.random.default_rng(55)
+    edges = [(x, m, e) for x in EDGE_INT32 for m in EDGE_INT32 for e in (0, 1, 2, 30, 31)]
+    # SRDHM(2h - 1, 2^30) = h: h on a tie of the division by 2^e (+-(k + 1/2) * 2^e) and next to it
+    ties = [(2 * h - 1, 1 << 30, e) for e in range(1, 31) for k in (0, 1, 5) for d in (-1, 0, 1)
+            for h in (k * (1 << e) + (1 << (e - 1)) + d, -(k * (1 << e) + (1 << (e - 1))) + d) if abs(h) < (1 << 30)]
+    randoms = [(int(x), int(m), int(e)) for x, m, e in zip(rng.integers(-(1 << 31), 1 << 31, 4000),
+                                                          rng.integers(-(1 << 31), 1 << 31, 4000),
+                                                          rng.integers(0, 32, 4000))]
+    rows = edges + ties + randoms
+    rows += rows[: (-len(rows)) % 4]  # whole vectors of 4 lanes
+    x, m, e = (np.array(col, dtype=np.int64) for col in zip(*rows))
+    target = cortexm_targets.get_target("cortex-m55")
+    sources = {"driver.c": (Path(__file__).parent / "data" / "mve_fixedpoint_driver.c").read_text(),
+               "sepgen_fixedpoint.h": (templates_dir() / "sepgen_fixedpoint.h").read_text(),
+               **cortexm_targets.firmware_sources(target)}
+    compiler = toolchain.Compiler(toolchain.find_tool(cortexm_targets.CROSS_COMPILER,
+                                                          cortexm_targets.CROSS_PACKAGES))
+    elf = toolchain.compile_executable(sources, cortexm_targets.CROSS_FLAGS + target.cpu_flags
+                                       + ("-T", f"{target.board}.ld"), compiler=compiler)
+    payload = np.stack([x, m, -e], axis=1).astype("<i4").tobytes()
+    got = np.frombuffer(run_elf(elf, target, payload, "out.bin"), dtype="<i4").astype(np.int64)
+    want = fp.rounding_divide_by_pot(fp.saturating_rounding_doubling_high_mul(x, m), e)
+    assert np.array_equal(fp.mve_srdhm_divide_by_pot(x, m, e), want)
+    bad = np.flatnonzero(got != want)
+    assert got.size == want.size and bad.size == 0, [(rows[i], int(got[i]), int(want[i])) for i in bad[:5]]

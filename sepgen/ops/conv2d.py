@@ -12,6 +12,10 @@ import numpy as np
 from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
 
 
+#: Largest window (kh * kw * in_channels bytes) the Helium kernel copies into its stack patch (two of them).
+MVE_MAX_WINDOW = 1024
+
+
 @dataclass(frozen=True, eq=False)
 class Conv2D(SpatialLayer):
     """Standard convolution (also the 1x1 pointwise convolution); kernel HWIO."""
@@ -37,26 +41,31 @@ class Conv2D(SpatialLayer):
         return np.einsum("nyxcij,ijco->nyxo", win, kernel)
 
     # ----------------------------------------------------------- kernel variants
-    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2",
+    kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2", "mve": "layers/conv2d.mve.c.j2",
                "micropython": "micropython/layers/conv2d.py.j2"}
 
     def instance_kernels(self, graph):
-        """The DSP variant is a pointwise kernel: other convolutions (and a pointwise layer whose folded
-        bias would not keep the accumulator within int32) use the portable kernel."""
+        """The DSP variant is a pointwise kernel, the Helium variant takes any convolution (its windows copied
+        into a patch of two windows on the stack, so at most MVE_MAX_WINDOW bytes each); other layers, and any
+        whose folded bias would not keep the accumulator within int32, use the portable kernel."""
         templates = super().instance_kernels(graph)
         if self.pointwise_folded(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
+        if self.pointwise_folded(graph, any_kernel=True) is None or (
+                not self.is_pointwise and self.qkernel[0].size > MVE_MAX_WINDOW):
+            templates = {k: v for k, v in templates.items() if k != "mve"}
         return templates
 
-    def pointwise_folded(self, graph) -> dict | None:
+    def pointwise_folded(self, graph, any_kernel: bool = False) -> dict | None:
         """A 1x1 stride-1 layer with the input offset folded into the bias, or None (not pointwise, or a
         partial sum of the folded form could leave int32).
 
         bias'[c] = bias[c] + input_offset * sum_k w[c][k], so acc = bias'[c] + sum_k w[c][k] * x[k] is the
         same integer as TFLite's bias[c] + sum_k w[c][k] * (x[k] + input_offset); every partial sum (any
-        order) is bounded by |bias'[c]| + sum_k |w[c][k]| * 128.
+        order) is bounded by |bias'[c]| + sum_k |w[c][k]| * 128.  ``any_kernel``: the same for any kernel, k
+        running over the whole window, whose taps outside the image must then read the input zero point.
         """
-        if not self.is_pointwise:
+        if not (self.is_pointwise or any_kernel):
             return None
         offset = input_offset(graph, self)
         w = self.qkernel.astype(np.int64).reshape(self.out_channels, -1)
@@ -67,7 +76,21 @@ class Conv2D(SpatialLayer):
         return {"folded_bias": folded, "partial_bound": partial}
 
     def kernel_context(self, graph, variant):
+        if variant == "mve":  # left_shift: some channel's shift is a left shift (applied before the multiply)
+            return {**self.pointwise_folded(graph, any_kernel=True), "filter": self.mve_filter_order(),
+                    "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
         folded = self.pointwise_folded(graph)
         return {**folded, "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+
+    def mve_filter_order(self) -> np.ndarray:
+        """The OHWI filter as rows of n = kh * kw * in in the order the Helium kernel reads it: per group of 4
+        output channels (the last may have fewer rows), chunk by chunk of 16 (the last n % 16 wide), each row's
+        chunk in turn.  A group starts at 4g * n; its row c of chunk k is at 16 * rows * k + width * c."""
+        w = self.qkernel.reshape(self.out_channels, -1)
+        parts = []
+        for lo in range(0, w.shape[0], 4):
+            group = w[lo:lo + 4]
+            parts += [group[:, k:k + 16].ravel() for k in range(0, w.shape[1], 16)]
+        return np.concatenate(parts)

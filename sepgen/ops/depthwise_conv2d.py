@@ -49,15 +49,18 @@ class DepthwiseConv2D(SpatialLayer):
         return out.reshape(out.shape[:3] + (-1,))
 
     # ----------------------------------------------------------- kernel variants
-    kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2",
+    kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
 
     def instance_kernels(self, graph):
-        """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding; layers whose
-        folded biases would not keep every partial sum within int32 use the portable kernel."""
+        """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
+        depth multiplier 1; layers whose folded biases would not keep every partial sum within int32 use the
+        portable kernel."""
         templates = super().instance_kernels(graph)
         if self.dsp_schedule(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
+        if self.depthwise_folded(graph) is None:
+            templates = {k: v for k, v in templates.items() if k != "mve"}
         return templates
 
     def dsp_schedule(self, graph) -> dict | None:
@@ -85,8 +88,85 @@ class DepthwiseConv2D(SpatialLayer):
                 "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
                 "partial_bound": partial, "pad_value": -offset}
 
+    def depthwise_folded(self, graph) -> dict | None:
+        """Depth multiplier 1 with the input offset folded into the bias, or None.
+
+        bias'[c] = bias[c] + input_offset * sum over all taps of w[c]; a tap outside the image then reads
+        the input zero point (x + input_offset = 0), so acc = bias'[c] + sum_taps w * x~ equals TFLite's sum
+        over the taps inside the image.  Every partial sum is within |bias'[c]| + sum|w[c]| * 128.
+        Also gives the output rows/columns whose windows lie inside the image (the padding-free interior).
+        """
+        if self.depth_multiplier != 1:
+            return None
+        offset = input_offset(graph, self)
+        w = self.qkernel.astype(np.int64).reshape(-1, self.out_channels)  # (taps, C)
+        folded = self.qbias.astype(np.int64) + offset * w.sum(axis=0)
+        partial = int((np.abs(folded) + np.abs(w).sum(axis=0) * 128).max())
+        if partial >= LIMIT:
+            return None
+        (kh, kw), (sh, sw), (dh, dw), (pt, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
+        (in_h, in_w, _), (out_h, out_w, _) = self.input_shape, self.output_shape
+
+        def inside(pad, stride, extent, size, outs):
+            lo = -(-pad // stride)
+            hi = (size - 1 + pad - extent) // stride
+            return max(lo, 0), min(hi, outs - 1)
+
+        y_lo, y_hi = inside(pt, sh, (kh - 1) * dh, in_h, out_h)
+        x_lo, x_hi = inside(pl, sw, (kw - 1) * dw, in_w, out_w)
+        zp = -offset
+        return {"folded_bias": folded, "partial_bound": partial, "pad_value": zp,
+                "pad_word": int(np.array([zp & 0xFF] * 4, dtype=np.uint8).view("<i4")[0]),
+                "interior": (y_lo, y_hi, x_lo, x_hi),
+                "has_interior": y_lo <= y_hi and x_lo <= x_hi,
+                "has_border": not (y_lo == 0 and y_hi == out_h - 1 and x_lo == 0 and x_hi == out_w - 1)}
+
     def kernel_context(self, graph, variant):
+        if variant == "mve":
+            folded = self.depthwise_folded(graph)
+            return {**folded, **self.mve_columns(), **self.mve_streams(folded["folded_bias"]),
+                    "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
         return {**self.dsp_schedule(graph),
                 "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+
+    def mve_streams(self, folded_bias: np.ndarray) -> dict:
+        """The constants in the order the Helium kernel reads them, one int8 and one int32 stream (the same bytes
+        as the filter, shift, bias and multiplier arrays, permuted): per group g of 4 channels, ``weights_shift``
+        holds each tap's 4 weights then the 4 shifts (4 * taps + 4 bytes from (4 * taps + 4) * g) and
+        ``bias_multiplier`` the 4 folded biases then the 4 multipliers (8 words from 8 * g); the last C % 4
+        channels follow the same way with r = C % 4 values per tap / field."""
+        w = self.qkernel.astype(np.int64).reshape(-1, self.out_channels)  # (taps, C)
+        shift = np.broadcast_to(np.asarray(self.requant.shift, dtype=np.int64), (self.out_channels,))
+        multiplier = np.broadcast_to(np.asarray(self.requant.multiplier, dtype=np.int64), (self.out_channels,))
+        bytes_, words = [], []
+        for lo in range(0, self.out_channels, 4):
+            hi = min(lo + 4, self.out_channels)
+            bytes_ += [w[:, lo:hi].ravel(), shift[lo:hi]]
+            words += [np.asarray(folded_bias, dtype=np.int64)[lo:hi], multiplier[lo:hi]]
+        return {"weights_shift": np.concatenate(bytes_), "bias_multiplier": np.concatenate(words)}
+
+    def mve_columns(self) -> dict:
+        """Output columns grouped by which tap columns kx lie inside the image (Helium kernel): ``columns`` =
+        [{"x0", "x1", "valid": [kx...], "base": the middle valid kx}] in order (base 0 if none is valid): the
+        kernel addresses tap column kx at (kx - base) * dilation * C bytes from column base, which keeps the
+        offsets within a load's immediate range for small kernels.  ``pad_columns``: tap columns a padding row
+        must span, (max valid kx - min valid kx) * dilation + 1 pixels."""
+        (_, kw), (_, sw), (_, dw), (_, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
+        in_w, out_w = self.input_shape[1], self.output_shape[1]
+        columns, span = [], 1
+        for x in range(out_w):
+            valid = [kx for kx in range(kw) if 0 <= x * sw - pl + kx * dw < in_w]
+            if columns and columns[-1]["valid"] == valid:
+                columns[-1]["x1"] = x
+                continue
+            columns.append({"x0": x, "x1": x, "valid": valid, "base": valid[len(valid) // 2] if valid else 0})
+            if valid:
+                span = max(span, (valid[-1] - valid[0]) * dw + 1)
+        # asm_taps: the Helium kernel's asm path reaches every tap with a 7-bit load offset and its row pointers
+        # (at most 4, plus the weights pointer) fit the low registers that VLDRB.S32 addresses
+        reach = max((max(abs(kx - c["base"]) for kx in c["valid"]) for c in columns if c["valid"]), default=0)
+        kh = self.kernel_size[0]
+        asm_taps = reach * dw * self.input_shape[2] <= 127 and kh <= 4 and 4 * kw * kh <= 124
+        return {"columns": columns, "pad_columns": span, "asm_taps": asm_taps}
