@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
+from ._common import SpatialLayer, input_offset, right_shift_requant, windows
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,33 +40,72 @@ class Conv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2"}
 
     def instance_kernels(self, graph):
-        """The DSP variant is a pointwise kernel: other convolutions (and a pointwise layer whose folded
-        bias would not keep the accumulator within int32) use the portable kernel."""
+        """The DSP variant serves every conv2d whose doubled accumulator stays within int32 and whose staged
+        patch fits the stack budget (:meth:`dsp_plan`); other layers use the portable kernel."""
         templates = super().instance_kernels(graph)
-        if self.pointwise_folded(graph) is None:
+        if self.dsp_plan(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
         return templates
 
-    def pointwise_folded(self, graph) -> dict | None:
-        """A 1x1 stride-1 layer with the input offset folded into the bias, or None (not pointwise, or a
-        partial sum of the folded form could leave int32).
+    def dsp_plan(self, graph) -> dict | None:
+        """How the DSP kernel runs this layer, or None (then the portable kernel does).
 
-        bias'[c] = bias[c] + input_offset * sum_k w[c][k], so acc = bias'[c] + sum_k w[c][k] * x[k] is the
-        same integer as TFLite's bias[c] + sum_k w[c][k] * (x[k] + input_offset); every partial sum (any
-        order) is bounded by |bias'[c]| + sum_k |w[c][k]| * 128.
+        The kernel is a matrix product: each output pixel's receptive field (kh x kw x C_in int8 values, OHWI
+        order like a filter row, taps outside the image at the input zero point) is staged on the stack as
+        int16 values 2 * (x + input_offset) (0 for padding), two per word in SXTB16 order (bytes 0, 2 then
+        1, 3 of every 4); then each filter row (4 weights per load, SXTB16) meets ``pixels`` staged patches
+        at once with SMLAD, accumulating 2 * acc from 2 * bias, and is requantized from 2 * acc
+        (``right_shift_requant``).  Needs |2 acc| < 2^31 (every partial sum is within the final bound, as
+        no term is offset) and a stage of at most ``STAGE_BYTES``.
         """
-        if not self.is_pointwise:
+        requant = right_shift_requant(self.requant, self.accumulator_bound(graph))
+        if requant is None:
             return None
+        (kh, kw), (_, _, c_in) = self.kernel_size, self.input_shape
+        out_h, out_w, _ = self.output_shape
+        patch = kh * kw * c_in
+        groups, tail = divmod(patch, 4)
+        words = 2 * groups + tail
+        row = kw * c_in
+        pointwise = self.kernel_size == (1, 1) and self.strides == (1, 1) and self.pads() == (0, 0)
+        rows_aligned = not pointwise and row % 4 == 0
+        # the int8 patch (or one kernel row) the border path builds before staging it
+        int8_bytes = 0 if pointwise else (row if rows_aligned else patch)
+        count = out_h * out_w
+        pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words))
+        if pixels == 0:
+            return None
+        unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
         offset = input_offset(graph, self)
-        w = self.qkernel.astype(np.int64).reshape(self.out_channels, -1)
-        folded = self.qbias.astype(np.int64) + offset * w.sum(axis=1)
-        partial = int((np.abs(folded) + np.abs(w).sum(axis=1) * 128).max())
-        if partial >= LIMIT:
-            return None
-        return {"folded_bias": folded, "partial_bound": partial}
+        return {"requant": requant, "offset": offset, "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),
+                "patch": patch, "groups": groups, "tail": tail, "words": words,
+                "pixels": pixels, "rest": count % pixels, "unroll": unroll, "pointwise": pointwise,
+                "rows_aligned": rows_aligned, "int8_bytes": int8_bytes,
+                "stage_bytes": 4 * words * pixels + int8_bytes,
+                "bias2": None if self.bias is None else 2 * self.qbias.astype(np.int64)}
 
     def kernel_context(self, graph, variant):
         if variant != "cortexm_dsp":
             return {}
-        folded = self.pointwise_folded(graph)
-        return {**folded, "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+        return self.dsp_plan(graph)
+
+
+#: Stack bytes the conv2d DSP kernel may use for its staged patches (larger patches: the portable kernel).
+STAGE_BYTES = 2048
+#: Filter rows of at most this many groups of 4 weights are fully unrolled in the DSP kernel.
+FULL_UNROLL = 16
+#: Output pixels per block of the DSP kernel at most (5 accumulators + 2 weight and 2 input registers + 2
+#: pointers + a counter fit the 13 usable registers of a Cortex-M core).
+MAX_PIXELS = 5
+
+
+def _pixels_per_block(count: int, fit: int) -> int:
+    """Output pixels staged and computed together: at most MAX_PIXELS and ``fit``; a divisor of ``count`` if
+    one of the two largest choices divides it (no remainder block), else the largest."""
+    top = min(MAX_PIXELS, fit, count)
+    if top <= 0:
+        return 0
+    for p in (top, top - 1):
+        if p >= 2 and count % p == 0:
+            return p
+    return top
