@@ -5,11 +5,12 @@ Float kernel HWIO (Keras); int8 kernel OHWI (TFLite), per-output-channel scales.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import SpatialLayer, input_offset, right_shift_requant, windows
+from ._common import SpatialLayer, clamp_range, input_offset, right_shift_requant, windows
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +78,10 @@ class Conv2D(SpatialLayer):
             return None
         unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
         offset = input_offset(graph, self)
-        return {"requant": requant, "offset": offset, "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),
+        # the block functions depend on these only (not on the constants): layers that agree share them
+        code = (groups, tail, words, self.out_channels, unroll, self.bias is None, requant["uniform"],
+                graph.tensors[self.output].quant.zero_point, clamp_range(graph, self))
+        return {"block_key": f"{zlib.crc32(repr(code).encode()):08x}", "requant": requant, "offset": offset, "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),
                 "patch": patch, "groups": groups, "tail": tail, "words": words,
                 "pixels": pixels, "rest": count % pixels, "unroll": unroll, "pointwise": pointwise,
                 "rows_aligned": rows_aligned, "int8_bytes": int8_bytes,
