@@ -60,12 +60,12 @@ class Conv2D(SpatialLayer):
         no term is offset) and a stage of at most ``STAGE_BYTES``.
         """
         requant = right_shift_requant(self.requant, self.accumulator_bound(graph))
-        if requant is None:
-            return None
         (kh, kw), (_, _, c_in) = self.kernel_size, self.input_shape
         out_h, out_w, _ = self.output_shape
         patch = kh * kw * c_in
         groups, tail = divmod(patch, 4)
+        if requant is None or groups == 0:  # fewer than 4 MACs per output: nothing to pair up
+            return None
         words = 2 * groups + tail
         row = kw * c_in
         pointwise = self.kernel_size == (1, 1) and self.strides == (1, 1) and self.pads() == (0, 0)
