@@ -81,7 +81,9 @@ class Conv2D(SpatialLayer):
         # the block functions depend on these only (not on the constants): layers that agree share them
         code = (groups, tail, words, self.out_channels, unroll, self.bias is None, requant["uniform"],
                 graph.tensors[self.output].quant.zero_point, clamp_range(graph, self))
-        return {"block_key": f"{zlib.crc32(repr(code).encode()):08x}", "requant": requant, "offset": offset, "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),
+        block_key = f"{zlib.crc32(repr(code).encode()):08x}"
+        driver = (block_key, count, pixels, patch, offset)  # the whole pointwise layer, constants aside
+        return {"block_key": block_key, "driver_key": f"{zlib.crc32(repr(driver).encode()):08x}", "requant": requant, "offset": offset, "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),
                 "patch": patch, "groups": groups, "tail": tail, "words": words,
                 "pixels": pixels, "rest": count % pixels, "unroll": unroll, "pointwise": pointwise,
                 "rows_aligned": rows_aligned, "int8_bytes": int8_bytes,
