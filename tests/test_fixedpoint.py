@@ -189,7 +189,7 @@ def _reference_requant(acc, multiplier, exponent, zero_point):
 def doubled_requant_case(draw):
     """(acc, multiplier, e, zp) in the domain of requantize_right_shift / requantize_floor: |2 acc| < 2^31 and
     |(2 zp + 1) 2^(e-1)| + |acc| + 1 < 2^31 (what sepgen.ops._common.right_shift_requant checks per layer)."""
-    exponent = draw(st.integers(1, 22))
+    exponent = draw(st.integers(1, 23))
     zero_point = draw(st.integers(-128, 127))
     multiplier = draw(st.one_of(st.integers(1 << 30, (1 << 31) - 1), st.integers(0, (1 << 31) - 1),
                                 st.sampled_from([0, 1, 1 << 30, (1 << 31) - 1, 3 << 29])))
@@ -229,3 +229,22 @@ def test_doubled_accumulator_requantization_exhaustively(multiplier, exponent):
     if multiplier == 1 << 30:  # many ties: the floor form really differs before the clamp
         assert (fp.requantize_floor(2 * acc, multiplier, fp.requant_round(0, exponent), exponent)
                 != fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent)).any()
+
+
+def test_right_shift_requant_domain():
+    """The DSP kernels take the doubled-accumulator requantization only inside the domain proven above: right
+    shifts, multipliers >= 0, |2 acc| < 2^31 and (2 zp + 1) * 2^(e-1) + |acc| + 1 < 2^31 for any zero point."""
+    from sepgen.ir import Requant
+    from sepgen.ops._common import right_shift_requant
+
+    def rq(multipliers, shifts):
+        return Requant(np.array(multipliers, dtype=np.int32), np.array(shifts, dtype=np.int32))
+
+    assert right_shift_requant(rq([1 << 30, 3 << 29], [-7, -8]), 1000) == {"right_shift": [7, 8], "uniform": None}
+    assert right_shift_requant(rq([1 << 30, 3 << 29], [-7, -7]), 1000)["uniform"] == 7
+    assert right_shift_requant(rq([1 << 30], [-7]), (1 << 30) - 1) is not None
+    assert right_shift_requant(rq([1 << 30], [-7]), 1 << 30) is None  # 2 * acc overflows
+    assert right_shift_requant(rq([1 << 30], [-24]), 1000) is None  # 257 * 2^23 + ...: the rounding term
+    assert right_shift_requant(rq([1 << 30], [-23]), 1000) is not None
+    assert right_shift_requant(rq([1 << 30, 1 << 30], [-7, 0]), 1000) is None  # not a right shift
+    assert right_shift_requant(rq([-(1 << 30)], [-7]), 1000) is None  # negative multiplier
