@@ -5,11 +5,12 @@ Float kernel HWIO (Keras); int8 kernel OHWI (TFLite), per-output-channel scales.
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..ir import Graph
 from ._common import SpatialLayer, clamp_range, input_offset, right_shift_requant, windows
 
 
@@ -40,7 +41,7 @@ class Conv2D(SpatialLayer):
     # ----------------------------------------------------------- kernel variants
     kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2"}
 
-    def instance_kernels(self, graph):
+    def instance_kernels(self, graph: Graph) -> dict[str, str]:
         """The DSP variant serves every conv2d whose doubled accumulator stays within int32 and whose staged
         patch fits the stack budget (:meth:`dsp_plan`); other layers use the portable kernel."""
         templates = super().instance_kernels(graph)
@@ -48,7 +49,7 @@ class Conv2D(SpatialLayer):
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
         return templates
 
-    def dsp_plan(self, graph) -> dict | None:
+    def dsp_plan(self, graph: Graph) -> dict | None:
         """How the DSP kernel runs this layer, or None (then the portable kernel does).
 
         The kernel is a matrix product: each output pixel's receptive field (kh x kw x C_in int8 values, OHWI
@@ -81,16 +82,17 @@ class Conv2D(SpatialLayer):
         # the block functions depend on these only (not on the constants): layers that agree share them
         code = (groups, tail, words, self.out_channels, unroll, self.bias is None, requant["uniform"],
                 graph.tensors[self.output].quant.zero_point, clamp_range(graph, self))
-        block_key = f"{zlib.crc32(repr(code).encode()):08x}"
+        block_key = _digest(code)
         driver = (block_key, count, pixels, patch, offset)  # the whole pointwise layer, constants aside
-        return {"block_key": block_key, "driver_key": f"{zlib.crc32(repr(driver).encode()):08x}", "requant": requant, "offset": offset, "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),
-                "patch": patch, "groups": groups, "tail": tail, "words": words,
-                "pixels": pixels, "rest": count % pixels, "unroll": unroll, "pointwise": pointwise,
-                "rows_aligned": rows_aligned, "int8_bytes": int8_bytes,
-                "stage_bytes": 4 * words * pixels + int8_bytes,
-                "bias2": None if self.bias is None else 2 * self.qbias.astype(np.int64)}
+        return {"requant": requant, "offset": offset,
+                "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),  # two int16 halves
+                "patch": patch, "groups": groups, "tail": tail, "words": words, "pointwise": pointwise,
+                "rows_aligned": rows_aligned, "pixels": pixels, "rest": count % pixels, "unroll": unroll,
+                "stage_bytes": 4 * words * pixels + int8_bytes,  # stack bytes
+                "bias2": None if self.bias is None else 2 * self.qbias.astype(np.int64),
+                "block_key": block_key, "driver_key": _digest(driver)}
 
-    def kernel_context(self, graph, variant):
+    def kernel_context(self, graph: Graph, variant: str) -> dict:
         if variant != "cortexm_dsp":
             return {}
         return self.dsp_plan(graph)
@@ -103,6 +105,12 @@ FULL_UNROLL = 16
 #: Output pixels per block of the DSP kernel at most (5 accumulators + 2 weight and 2 input registers + 2
 #: pointers + a counter fit the 13 usable registers of a Cortex-M core).
 MAX_PIXELS = 5
+
+
+def _digest(code: tuple) -> str:
+    """A name suffix for the C functions that layers with equal ``code`` share (64 bits of SHA-256: distinct
+    codes never meet in practice)."""
+    return hashlib.sha256(repr(code).encode()).hexdigest()[:16]
 
 
 def _pixels_per_block(count: int, fit: int) -> int:
