@@ -74,23 +74,6 @@ def test_conv2d(kernel, stride, padding, dilation, shape, cout, act):
     assert_c_matches(*quantized(g, rng))
 
 
-@pytest.mark.parametrize("kernel,stride,padding,dilation,shape,cout,act", _grid(CONV_CASES, 12))
-def test_conv2d_dsp_kernel_under_sanitizers(kernel, stride, padding, dilation, shape, cout, act):
-    """The cortex-m4 conv2d kernel (staged patches, SMLAD blocks) built for the host: its portable #else branch is
-    the same data flow with the instructions' arithmetic in C, so staging and blocking are checked under
-    ASan + UBSan too (the Cortex-M runs check the DSP branch, tests/test_cortexm.py)."""
-    from sepgen import codegen, verification
-
-    rng = np.random.default_rng(zlib.crc32(repr(((kernel, stride, padding, dilation, shape, cout, act))).encode()))
-    g = single_layer(shape, lambda b, x: b.conv2d(
-        "conv", x, rand(rng, *kernel, shape[2], cout, scale=0.3), rand(rng, cout, scale=0.2), stride, dilation,
-        padding, act))
-    graph, inputs = quantized(g, rng)
-    files = codegen.render(graph, "model", "cortex-m4")
-    result = verification.verify_host(graph, inputs, sanitize=True, files=files)
-    assert result.ok, f"sanitizer build of the cortex-m4 kernel: {result.mismatch}"
-
-
 POOL_CASES = list(itertools.product(["max", "avg"], [2, 3, (3, 1)], [1, 2], ["same", "valid"],
                                     [(7, 9, 3), (5, 5, 1)]))
 
