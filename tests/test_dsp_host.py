@@ -19,7 +19,7 @@ from sepgen import codegen, verification
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,shape,cout,act", _grid(CONV_CASES, 12))
 def test_conv2d_dsp_kernel_under_sanitizers(kernel, stride, padding, dilation, shape, cout, act):
-    rng = np.random.default_rng(zlib.crc32(repr(((kernel, stride, padding, dilation, shape, cout, act))).encode()))
+    rng = np.random.default_rng(zlib.crc32(repr((kernel, stride, padding, dilation, shape, cout, act)).encode()))
     g = single_layer(shape, lambda b, x: b.conv2d(
         "conv", x, rand(rng, *kernel, shape[2], cout, scale=0.3), rand(rng, cout, scale=0.2), stride, dilation,
         padding, act))
