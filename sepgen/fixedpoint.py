@@ -70,6 +70,40 @@ def mve_srdhm_divide_by_pot(x, multiplier, exponent) -> np.ndarray:
     return (fixed + ((np.int64(1) << exponent) >> 1)) >> exponent
 
 
+def rounding_high_mul_add(a, b, c) -> np.ndarray:
+    """floor((a * b + 2^31) / 2^32) + c for int32 a, b, c: Arm's SMMLAR, (c * 2^32 + a * b + 2^31) >> 32
+    (C twin sepgen_rounding_high_mul_add; the caller keeps the result within int32)."""
+    return ((_i64(a) * _i64(b) + (1 << 31)) >> 32) + _i64(c)
+
+
+def requant_round(zero_point, exponent) -> np.ndarray:
+    """(2 zp + 1) * 2^(e-1) for e >= 1: the rounding half and the output zero point of a right shift by e,
+    added before the shift (the third operand of requantize_floor / requantize_right_shift)."""
+    return (2 * _i64(zero_point) + 1) << (_i64(exponent) - 1)
+
+
+def requantize_right_shift(acc2, multiplier, round_, exponent) -> np.ndarray:
+    """multiply_by_quantized_multiplier(acc, m, -e) + zp from the doubled accumulator acc2 = 2 * acc, with
+    round_ = requant_round(zp, e), for 0 <= m < 2^31 and e >= 1 (C twin sepgen_requantize_right_shift).
+
+    x = rounding_high_mul_add(acc2, m, 0) = floor((acc m + 2^30) / 2^31) is srdhm_nonnegative(acc, m);
+    (x + [x < 0 ? -1 : 0] + round_) >> e is rounding_right_shift(x, e) + zp (zp * 2^e is a multiple of 2^e).
+    Exact when |acc2| < 2^31 and |round_| + |acc| + 1 < 2^31 (no int32 sum overflows)."""
+    x = rounding_high_mul_add(acc2, multiplier, 0)
+    return (x + (x >> 63) + _i64(round_)) >> _i64(exponent)
+
+
+def requantize_floor(acc2, multiplier, round_, exponent) -> np.ndarray:
+    """rounding_high_mul_add(acc2, m, round_) >> e: requantize_right_shift without the negative-tie step
+    (C twin sepgen_requantize_floor; on a DSP core one SMMLAR and a shift, the shift folded into SSAT).
+
+    For x = srdhm_nonnegative(acc, m) >= 0 both are floor((x + 2^(e-1)) / 2^e) + zp (floor(floor(y) / 2^e)
+    = floor(y / 2^e) merges the two roundings into one floor); for x < 0 both are <= zp.  So after a clamp
+    whose lower bound is >= zp (ReLU, or zp = -128) it equals TFLite's requantization, in the domain of
+    requantize_right_shift."""
+    return rounding_high_mul_add(acc2, multiplier, round_) >> _i64(exponent)
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
 

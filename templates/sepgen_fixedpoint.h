@@ -71,6 +71,29 @@ static inline int32x4_t sepgen_mve_srdhm_divide_by_pot(int32x4_t x, int32x4_t mu
 }
 #endif
 
+
+/* floor((a * b + 2^31) / 2^32) + c: Arm's SMMLAR (Python twin: sepgen.fixedpoint.rounding_high_mul_add);
+ * the caller keeps the result within int32. */
+static inline int32_t sepgen_rounding_high_mul_add(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((((int64_t)a * b + ((int64_t)1 << 31)) >> 32) + c);
+}
+
+/* TFLite's requantization by a multiplier >= 0 and a right shift e >= 1, plus the output zero point zp,
+ * from the doubled accumulator acc2 = 2 * acc and round = (2 * zp + 1) * 2^(e-1) (Python twins and the
+ * proofs: sepgen.fixedpoint.requantize_right_shift / requantize_floor).  The floor form drops the
+ * negative-tie step: exact after a clamp whose lower bound is >= zp. */
+static inline int32_t sepgen_requantize_right_shift(int32_t acc2, int32_t multiplier, int32_t round, int exponent)
+{
+    const int32_t x = sepgen_rounding_high_mul_add(acc2, multiplier, 0);
+    return (x + (x >> 31) + round) >> exponent;
+}
+
+static inline int32_t sepgen_requantize_floor(int32_t acc2, int32_t multiplier, int32_t round, int exponent)
+{
+    return sepgen_rounding_high_mul_add(acc2, multiplier, round) >> exponent;
+}
+
 /* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
  * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
  * int32: sepgen proves it for every layer at generation time. */

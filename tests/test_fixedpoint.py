@@ -219,3 +219,82 @@ def test_helium_requantization_c_twin_on_cortex_m55():
     assert np.array_equal(fp.mve_srdhm_divide_by_pot(x, m, e), want)
     bad = np.flatnonzero(got != want)
     assert got.size == want.size and bad.size == 0, [(rows[i], int(got[i]), int(want[i])) for i in bad[:5]]
+
+
+@SETTINGS
+@given(st.lists(st.tuples(INT32, INT32, st.integers(-(1 << 29), 1 << 29)), min_size=1, max_size=200))
+def test_rounding_high_mul_add(driver, rows):
+    """Arm's SMMLAR in C and Python: floor((a * b + 2^31) / 2^32) + c."""
+    rows = rows + [(-(1 << 31), -(1 << 31), -(1 << 29)), (-(1 << 31), (1 << 31) - 1, 0), (1, (1 << 31) - 1, 5)]
+    want = [((a * b + (1 << 31)) >> 32) + c for a, b, c in rows]  # Python integers: exact
+    assert fp.rounding_high_mul_add(*np.array(rows).T).tolist() == want
+    assert [r[0] for r in run_c(driver, "rhma", rows)] == want
+
+
+def _reference_requant(acc, multiplier, exponent, zero_point):
+    return int(fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent)) + zero_point
+
+
+@st.composite
+def doubled_requant_case(draw):
+    """(acc, multiplier, e, zp) in the domain of requantize_right_shift / requantize_floor: |2 acc| < 2^31 and
+    |(2 zp + 1) 2^(e-1)| + |acc| + 1 < 2^31 (what sepgen.ops._common.right_shift_requant checks per layer)."""
+    exponent = draw(st.integers(1, 23))
+    zero_point = draw(st.integers(-128, 127))
+    multiplier = draw(st.one_of(st.integers(1 << 30, (1 << 31) - 1), st.integers(0, (1 << 31) - 1),
+                                st.sampled_from([0, 1, 1 << 30, (1 << 31) - 1, 3 << 29])))
+    limit = min((1 << 30) - 1, (1 << 31) - 2 - abs(int(fp.requant_round(zero_point, exponent))))
+    return draw(st.integers(-limit, limit)), multiplier, exponent, zero_point
+
+
+@settings(max_examples=3000, deadline=None)
+@given(doubled_requant_case(), st.integers(-128, 127), st.integers(-128, 127))
+def test_doubled_accumulator_requantization_equals_the_reference(case, lo, hi):
+    """The DSP kernels' requantization from 2 * acc: the right-shift form equals TFLite's
+    MultiplyByQuantizedMultiplier + zero point everywhere in its domain; the floor form (one SMMLAR and a
+    shift) equals it after any clamp whose lower bound is >= the zero point."""
+    acc, multiplier, exponent, zp = case
+    round_ = fp.requant_round(zp, exponent)
+    want = _reference_requant(acc, multiplier, exponent, zp)
+    assert int(fp.requantize_right_shift(2 * acc, multiplier, round_, exponent)) == want
+    floor = int(fp.requantize_floor(2 * acc, multiplier, round_, exponent))
+    lo = max(lo, zp)
+    assert int(fp.clamp(floor, lo, max(hi, lo))) == int(fp.clamp(want, lo, max(hi, lo)))
+
+
+@pytest.mark.parametrize("multiplier", [1 << 30, (1 << 30) + 1, 3 << 29, (1 << 31) - 1, 1518500250, 1])
+@pytest.mark.parametrize("exponent", [1, 2, 3, 7, 13])
+def test_doubled_accumulator_requantization_exhaustively(multiplier, exponent):
+    """Every accumulator in a window around zero (where the rounding ties of both steps are), every zero point:
+    the same identities as above, exhaustively."""
+    acc = np.arange(-(3 << exponent) * 40, (3 << exponent) * 40 + 1, dtype=np.int64)
+    for zp in (-128, -127, -1, 0, 5, 127):
+        round_ = fp.requant_round(zp, exponent)
+        want = fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent) + zp
+        np.testing.assert_array_equal(fp.requantize_right_shift(2 * acc, multiplier, round_, exponent), want)
+        floor = fp.requantize_floor(2 * acc, multiplier, round_, exponent)
+        np.testing.assert_array_equal(fp.clamp(floor, zp, 127), fp.clamp(want, zp, 127))
+        differ = floor != want  # negative ties only: both below the zero point, so the clamp hides them
+        assert (want[differ] < zp).all() and (floor[differ] <= zp).all()
+    if multiplier == 1 << 30:  # many ties: the floor form really differs before the clamp
+        assert (fp.requantize_floor(2 * acc, multiplier, fp.requant_round(0, exponent), exponent)
+                != fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent)).any()
+
+
+def test_right_shift_requant_domain():
+    """The DSP kernels take the doubled-accumulator requantization only inside the domain proven above: right
+    shifts, multipliers >= 0, |2 acc| < 2^31 and (2 zp + 1) * 2^(e-1) + |acc| + 1 < 2^31 for any zero point."""
+    from sepgen.ir import Requant
+    from sepgen.ops._common import right_shift_requant
+
+    def rq(multipliers, shifts):
+        return Requant(np.array(multipliers, dtype=np.int32), np.array(shifts, dtype=np.int32))
+
+    assert right_shift_requant(rq([1 << 30, 3 << 29], [-7, -8]), 1000) == {"right_shift": [7, 8], "uniform": None}
+    assert right_shift_requant(rq([1 << 30, 3 << 29], [-7, -7]), 1000)["uniform"] == 7
+    assert right_shift_requant(rq([1 << 30], [-7]), (1 << 30) - 1) is not None
+    assert right_shift_requant(rq([1 << 30], [-7]), 1 << 30) is None  # 2 * acc overflows
+    assert right_shift_requant(rq([1 << 30], [-24]), 1000) is None  # 257 * 2^23 + ...: the rounding term
+    assert right_shift_requant(rq([1 << 30], [-23]), 1000) is not None
+    assert right_shift_requant(rq([1 << 30, 1 << 30], [-7, 0]), 1000) is None  # not a right shift
+    assert right_shift_requant(rq([-(1 << 30)], [-7]), 1000) is None  # negative multiplier

@@ -205,11 +205,12 @@ class SpatialLayer(WeightedLayer):
 def right_shift_requant(requant: Requant, acc_bound: int) -> dict | None:
     """The requantization specialised for channels whose shift is a right shift, or None.
 
-    With a multiplier >= 0 (never INT32_MIN) and a shift e = -shift >= 1, TFLite's
-    ``RoundingDivideByPOT(SRDHM(acc, m), e)`` equals ``x = (acc * m + 2^30) >> 31`` (int64, arithmetic)
-    then ``(x + 2^(e-1) + (x >> 31)) >> e``: the first is SRDHM's round-half-away-from-zero written as a
-    floor, the second the rounding right shift with the tie of a negative x rounded down.  Exact when the
-    int32 sum cannot overflow: |x| <= |acc| <= ``acc_bound`` and 2^(e-1) <= 2^30.
+    With a multiplier >= 0 and a shift e = -shift >= 1 the kernels requantize the doubled accumulator
+    2 * acc with one rounding high multiply-add and a shift (:func:`sepgen.fixedpoint.requantize_right_shift`,
+    or :func:`~sepgen.fixedpoint.requantize_floor` under a clamp whose lower bound is >= the zero point),
+    no run-time sign tests.  Exact when no int32 value overflows: |2 * acc| < 2^31 and
+    |(2 zp + 1) * 2^(e-1)| + |acc| + 1 < 2^31 for any int8 zero point (|2 zp + 1| <= 257), with
+    |acc| <= ``acc_bound``.
     Returns {"right_shift": per-channel e (ints), "uniform": e if every channel shares it else None}.
     """
     shifts = np.asarray(requant.shift).astype(np.int64).ravel()
@@ -217,7 +218,7 @@ def right_shift_requant(requant: Requant, acc_bound: int) -> dict | None:
     if shifts.size == 0 or shifts.max() > -1 or multipliers.min() < 0:
         return None
     right = -shifts
-    if acc_bound + (1 << int(right.max() - 1)) >= LIMIT:
+    if 2 * acc_bound >= LIMIT or (257 << int(right.max() - 1)) + acc_bound + 1 >= LIMIT:
         return None
     uniform = int(right[0]) if (right == right[0]).all() else None
     return {"right_shift": [int(v) for v in right], "uniform": uniform}

@@ -5,11 +5,13 @@ Float kernel HWIO (Keras); int8 kernel OHWI (TFLite), per-output-channel scales.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
+from ..ir import Graph
+from ._common import LIMIT, SpatialLayer, clamp_range, input_offset, right_shift_requant, windows
 
 
 #: Largest window (kh * kw * in_channels bytes) the Helium kernel copies into its stack patch (two of them).
@@ -44,29 +46,70 @@ class Conv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2", "mve": "layers/conv2d.mve.c.j2",
                "micropython": "micropython/layers/conv2d.py.j2"}
 
-    def instance_kernels(self, graph):
-        """The DSP variant is a pointwise kernel, the Helium variant takes any convolution (its windows copied
-        into a patch of two windows on the stack, so at most MVE_MAX_WINDOW bytes each); other layers, and any
-        whose folded bias would not keep the accumulator within int32, use the portable kernel."""
+    def instance_kernels(self, graph: Graph) -> dict[str, str]:
+        """The DSP variant serves every conv2d whose doubled accumulator stays within int32 and whose staged
+        patch fits the stack budget (:meth:`dsp_plan`); the Helium variant any convolution whose folded bias
+        keeps the accumulator within int32 (:meth:`mve_folded`; a window is copied into a patch of two windows
+        on the stack, so at most MVE_MAX_WINDOW bytes each); other layers use the portable kernel."""
         templates = super().instance_kernels(graph)
-        if self.pointwise_folded(graph) is None:
+        if self.dsp_plan(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
-        if self.pointwise_folded(graph, any_kernel=True) is None or (
-                not self.is_pointwise and self.qkernel[0].size > MVE_MAX_WINDOW):
+        if self.mve_folded(graph) is None or (not self.is_pointwise and self.qkernel[0].size > MVE_MAX_WINDOW):
             templates = {k: v for k, v in templates.items() if k != "mve"}
         return templates
 
-    def pointwise_folded(self, graph, any_kernel: bool = False) -> dict | None:
-        """A 1x1 stride-1 layer with the input offset folded into the bias, or None (not pointwise, or a
-        partial sum of the folded form could leave int32).
+    def dsp_plan(self, graph: Graph) -> dict | None:
+        """How the DSP kernel runs this layer, or None (then the portable kernel does).
 
-        bias'[c] = bias[c] + input_offset * sum_k w[c][k], so acc = bias'[c] + sum_k w[c][k] * x[k] is the
-        same integer as TFLite's bias[c] + sum_k w[c][k] * (x[k] + input_offset); every partial sum (any
-        order) is bounded by |bias'[c]| + sum_k |w[c][k]| * 128.  ``any_kernel``: the same for any kernel, k
-        running over the whole window, whose taps outside the image must then read the input zero point.
+        The kernel is a matrix product: each output pixel's receptive field (kh x kw x C_in int8 values, OHWI
+        order like a filter row, taps outside the image at the input zero point) is staged on the stack as
+        int16 values 2 * (x + input_offset) (0 for padding), two per word in SXTB16 order (bytes 0, 2 then
+        1, 3 of every 4); then each filter row (4 weights per load, SXTB16) meets ``pixels`` staged patches
+        at once with SMLAD, accumulating 2 * acc from 2 * bias, and is requantized from 2 * acc
+        (``right_shift_requant``).  Needs |2 acc| < 2^31 (every partial sum is within the final bound, as
+        no term is offset) and a stage of at most ``STAGE_BYTES``.
         """
-        if not (self.is_pointwise or any_kernel):
+        requant = right_shift_requant(self.requant, self.accumulator_bound(graph))
+        (kh, kw), (_, _, c_in) = self.kernel_size, self.input_shape
+        out_h, out_w, _ = self.output_shape
+        patch = kh * kw * c_in
+        groups, tail = divmod(patch, 4)
+        if requant is None or groups == 0:  # fewer than 4 MACs per output: nothing to pair up
             return None
+        words = 2 * groups + tail
+        row = kw * c_in
+        pointwise = self.kernel_size == (1, 1) and self.strides == (1, 1) and self.pads() == (0, 0)
+        rows_aligned = not pointwise and row % 4 == 0
+        # the int8 patch (or one kernel row) the border path builds before staging it
+        int8_bytes = 0 if pointwise else (row if rows_aligned else patch)
+        count = out_h * out_w
+        pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words))
+        if pixels == 0:
+            return None
+        unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
+        offset = input_offset(graph, self)
+        # the block functions depend on these only (not on the constants): layers that agree share them
+        code = (groups, tail, words, self.out_channels, unroll, self.bias is None, requant["uniform"],
+                graph.tensors[self.output].quant.zero_point, clamp_range(graph, self))
+        block_key = _digest(code)
+        driver = (block_key, count, pixels, patch, offset)  # the whole pointwise layer, constants aside
+        return {"requant": requant, "offset": offset,
+                "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),  # two int16 halves
+                "patch": patch, "groups": groups, "tail": tail, "words": words, "pointwise": pointwise,
+                "rows_aligned": rows_aligned, "pixels": pixels, "rest": count % pixels, "unroll": unroll,
+                "stage_bytes": 4 * words * pixels + int8_bytes,  # stack bytes
+                "bias2": None if self.bias is None else 2 * self.qbias.astype(np.int64),
+                "block_key": block_key, "driver_key": _digest(driver)}
+
+    def mve_folded(self, graph: Graph) -> dict | None:
+        """The Helium kernel's bias with the input offset folded in, or None (a partial sum of the folded form
+        could leave int32).
+
+        bias'[c] = bias[c] + input_offset * sum_k w[c][k] over the whole window, so acc = bias'[c] +
+        sum_k w[c][k] * x[k] is the same integer as TFLite's bias[c] + sum_k w[c][k] * (x[k] + input_offset)
+        when taps outside the image read the input zero point; every partial sum (any order) is bounded by
+        |bias'[c]| + sum_k |w[c][k]| * 128.
+        """
         offset = input_offset(graph, self)
         w = self.qkernel.astype(np.int64).reshape(self.out_channels, -1)
         folded = self.qbias.astype(np.int64) + offset * w.sum(axis=1)
@@ -75,14 +118,13 @@ class Conv2D(SpatialLayer):
             return None
         return {"folded_bias": folded, "partial_bound": partial}
 
-    def kernel_context(self, graph, variant):
+    def kernel_context(self, graph: Graph, variant: str) -> dict:
         if variant == "mve":  # left_shift: some channel's shift is a left shift (applied before the multiply)
-            return {**self.pointwise_folded(graph, any_kernel=True), "filter": self.mve_filter_order(),
+            return {**self.mve_folded(graph), "filter": self.mve_filter_order(),
                     "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
-        folded = self.pointwise_folded(graph)
-        return {**folded, "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+        return self.dsp_plan(graph)
 
     def mve_filter_order(self) -> np.ndarray:
         """The OHWI filter as rows of n = kh * kw * in in the order the Helium kernel reads it: per group of 4
@@ -94,3 +136,30 @@ class Conv2D(SpatialLayer):
             group = w[lo:lo + 4]
             parts += [group[:, k:k + 16].ravel() for k in range(0, w.shape[1], 16)]
         return np.concatenate(parts)
+
+
+#: Stack bytes the conv2d DSP kernel may use for its staged patches (larger patches: the portable kernel).
+STAGE_BYTES = 2048
+#: Filter rows of at most this many groups of 4 weights are fully unrolled in the DSP kernel.
+FULL_UNROLL = 16
+#: Output pixels per block of the DSP kernel at most (5 accumulators + 2 weight and 2 input registers + 2
+#: pointers + a counter fit the 13 usable registers of a Cortex-M core).
+MAX_PIXELS = 5
+
+
+def _digest(code: tuple) -> str:
+    """A name suffix for the C functions that layers with equal ``code`` share (64 bits of SHA-256: distinct
+    codes never meet in practice)."""
+    return hashlib.sha256(repr(code).encode()).hexdigest()[:16]
+
+
+def _pixels_per_block(count: int, fit: int) -> int:
+    """Output pixels staged and computed together: at most MAX_PIXELS and ``fit``; a divisor of ``count`` if
+    one of the two largest choices divides it (no remainder block), else the largest."""
+    top = min(MAX_PIXELS, fit, count)
+    if top <= 0:
+        return 0
+    for p in (top, top - 1):
+        if p >= 2 and count % p == 0:
+            return p
+    return top
