@@ -58,11 +58,51 @@ def layer_table(title: str, q) -> dict:
     return runs
 
 
+def _op_per_mac(p, op: str) -> float:
+    rows = [lp for lp in p.layers if lp.op == op]
+    return sum(lp.instructions for lp in rows) / sum(lp.macs for lp in rows)
+
+
+def _mobilenet_m4():
+    """MobileNetV1-0.25 96x96 (random weights, the TFLite converter's int8 model read back, as
+    benchmarks/tflm_compare.py does) on Cortex-M4: (portable profile, DSP profile), layer by layer."""
+    from sepgen.tfconvert import quantize_with_tflite
+
+    model = zoo.mobilenet_v1_025_keras()
+    zoo.randomize_keras_weights(model, 1)
+    graph, _ = quantize_with_tflite(model, np.random.default_rng(0).normal(size=(32, 96, 96, 3)).astype(np.float32),
+                                    "mobilenet")
+    portable = codegen.render(graph, PREFIX, "host", "layer")
+    dsp = codegen.render(graph, PREFIX, "cortex-m4", "layer")
+    return firmware.profile(graph, "cortex-m4", PREFIX, files=portable), firmware.profile(graph, "cortex-m4", PREFIX,
+                                                                                          files=dsp)
+
+
+def _depthwise_variants_m4() -> dict[str, float]:
+    """Instructions per MAC of a 25x5 depthwise 3x3 'same' layer on Cortex-M4 (DSP kernel): depth multiplier 1
+    (64 channels), 2 (32), 3 (22) and dilation 2 (64), about the same MACs each."""
+    from sepgen.frontends.builder import GraphBuilder
+
+    out = {}
+    for name, (channels, dm, dilation) in {"dm 1": (64, 1, 1), "dm 2": (32, 2, 1), "dm 3": (22, 3, 1),
+                                           "dilation 2": (64, 1, 2)}.items():
+        rng = np.random.default_rng(21)
+        b = GraphBuilder((25, 5, channels))
+        y = b.depthwise_conv2d("dw", b.input, rng.normal(size=(3, 3, channels, dm)).astype(np.float32),
+                               rng.normal(size=channels * dm).astype(np.float32) * 0.2, 1, dilation, "same", "relu")
+        out[name] = firmware.profile(quantized(b.build(y)), "cortex-m4", PREFIX).instructions_per_mac
+    return out
+
+
 def main() -> int:
     block = layer_table("DS-CNN block 25x5x64 (dw 3x3 + pw 64->64)", quantized(zoo.ds_cnn_block()))
     kws_graph = quantized(zoo.ds_cnn_kws())
     kws = layer_table("DS-CNN KWS (MLPerf Tiny architecture)", kws_graph)
     kws_code = firmware.sizes(kws_graph, "cortex-m4", PREFIX).code
+    extra = {"block-m33": {"cortex-m33": (None, firmware.profile(quantized(zoo.ds_cnn_block()), "cortex-m33",
+                                                                    PREFIX))}}
+    mobilenet = _mobilenet_m4()
+    variants = _depthwise_variants_m4()
 
     def layer(runs, target, op):
         p = runs[target][1]
@@ -77,9 +117,10 @@ def main() -> int:
         ("DS-CNN block, Cortex-M4", "CMSIS-NN 2.86", 1.4, total(block, "cortex-m4"),
          "see dw/pw rows"),
         ("  depthwise 3x3, Cortex-M4", "CMSIS-NN 8.33", 1.8, layer(block, "cortex-m4", "depthwise_conv2d"),
-         "a row of 5 outputs per channel: 15 LDRSB + 6 PKHBT + 9 filter-word loads + 27 SMLAD/SMLAxy (a tap "
-         "pair per SMLAD, the row's outputs sharing each pair), ~2 spills, and 8 instructions of requantization "
-         "per output (0.9 instr/MAC); no staging buffer (it would need a target-aware arena plan)"),
+         "a row of 5 outputs per channel (45 MACs): 15 LDRSB + 6 PKHBT to pair the input bytes, 9 filter-word "
+         "loads, 27 SMLAD/SMLAxy (a tap pair per SMLAD, the row's outputs sharing each pair), ~2 spills, then "
+         "SMMLAR + SSAT + STRB per output; the input bytes are loaded and paired again for every channel and "
+         "row (a staging buffer of int16 pairs would need a target-aware arena plan)"),
         ("  pointwise 64->64, Cortex-M4", "CMSIS-NN 2.09", 1.3, layer(block, "cortex-m4", "conv2d"),
          "5 staged pixels x 1 filter row: 18 instructions per 20 MACs (LDR + 2 SXTB16 for 4 weights, per pixel "
          "an LDRD and 2 SMLAD), 4 per output to requantize (SMMLAR, ASR, SSAT, STRB), the staging"),
@@ -99,6 +140,16 @@ def main() -> int:
          f"the depthwise layers (see the depthwise row) and the 10x4 stride-2 first conv, "
          f"{kws['cortex-m4'][1].layers[0].instructions_per_mac:.2f} instr/MAC (40 MACs per output to amortize "
          f"its requantization and the staging of its 10 kernel rows)"),
+        ("DS-CNN block, Cortex-M33", "-", None, total(extra["block-m33"], "cortex-m33"),
+         "the M4's DSP kernels (Armv8-M Mainline with the DSP extension, QEMU mps2-an505)"),
+        ("MobileNetV1-0.25 96x96, Cortex-M4", "today (portable) "
+         f"{mobilenet[0].total / mobilenet[0].macs:.2f}", 1.3, mobilenet[1].total / mobilenet[1].macs,
+         f"depthwise layers {_op_per_mac(mobilenet[1], 'depthwise_conv2d'):.2f} instr/MAC, conv2d "
+         f"{_op_per_mac(mobilenet[1], 'conv2d'):.2f} (pointwise layers with 8-32 input channels spend more per MAC "
+         "on requantization and per-channel set-up), dense and pooling portable"),
+        *[(f"  depthwise {name}, Cortex-M4", "-", None, value, f"{value / variants['dm 1']:.2f}x dm 1 "
+           f"(issue: within 1.2x; {'met' if value <= 1.2 * variants['dm 1'] else 'not met'})")
+          for name, value in variants.items() if name != "dm 1"],
     ]
     print("\nIssue 9 targets: executed instructions per MAC (whole layers, requantization included), measured now")
     print(f"{'workload':<36} {'anchor':<26} {'target':>7} {'measured':>9}  status")

@@ -3,7 +3,8 @@ Cortex-M core QEMU runs, and print them as the ``MEASURED`` table of sepgen/kern
 
     python benchmarks/kernel_costs.py > /tmp/table.py
 
-For each core (cortex-m4, cortex-m7, cortex-m55) and kernel set (``portable``: what ``generate --target
+For each core (cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55: the Cortex-M0+'s QEMU board is too small
+for these models, so it borrows the M3's portable figures) and kernel set (``portable``: what ``generate --target
 host`` writes; ``target``: the core's kernel variants), the DS-CNN KWS and the separable VGG-CIFAR10 of
 sepgen.zoo are rendered with ``--schedule layer`` and profiled (``sepgen profile``: executed instructions,
 QEMU -icount, deterministic); per op the executed instructions are summed and divided by the MACs (or input
@@ -18,7 +19,7 @@ from sepgen import codegen, firmware, zoo
 from sepgen.kernel_costs import cost_key, work
 from sepgen.quantize import quantize
 
-CORES = ("cortex-m4", "cortex-m7", "cortex-m55")
+CORES = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 PREFIX = "bench"
 
 

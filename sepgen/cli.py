@@ -78,8 +78,9 @@ def _model_arg(parser: argparse.ArgumentParser, dir_ok: bool) -> None:
 
 def _schedule_args(p: argparse.ArgumentParser) -> None:
     """--schedule/--reuse-input of verify and profile: how to generate the C when MODEL is a model file."""
-    p.add_argument("--schedule", choices=MODES, default="auto",
-                   help="schedule to generate with when MODEL is a model file (a DIR keeps its own)")
+    p.add_argument("--schedule", choices=MODES,
+                   help="schedule to generate with when MODEL is a model file (a DIR keeps its own); default as "
+                        "for 'generate --target' with this --target")
     p.add_argument("--reuse-input", action="store_true", help="as 'generate --reuse-input', for a model file")
 
 
@@ -97,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=targets.TARGETS, default="host",
                    help="pick each op's kernel variant for this core (portable C99 where an op has none)")
-    p.add_argument("--schedule", choices=MODES, default="auto",
+    p.add_argument("--schedule", choices=MODES,
                    help="layer: whole tensors layer by layer; stream: chains of convolutions row by row through "
-                        "line buffers; auto (default): the smaller arena, chains cut where that pays")
+                        "line buffers; auto: the smaller arena, chains cut where that pays. Default: auto for "
+                        "targets with portable kernels only (host, cortex-m0plus, cortex-m3), layer for targets "
+                        "with DSP/Helium kernels (streamed layers run portable row kernels)")
     p.add_argument("--reuse-input", action="store_true",
                    help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
@@ -187,10 +190,13 @@ def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]
     if prepared.agreement is not None:
         print(f"quantized {path.name}: {prepared.agreement}", file=sys.stderr)
     prefix = getattr(args, "prefix", "model")
-    if getattr(args, "schedule", None) is None:
+    if not hasattr(args, "schedule"):
         return prepared.graph, prefix, None
-    return prepared.graph, prefix, codegen.render(prepared.graph, prefix, schedule=args.schedule,
-                                                  reuse_input=args.reuse_input)
+    # the C a 'generate --target' for this core would write (micropython targets: the host's portable C)
+    target = args.target if args.target in targets.TARGETS else "host"
+    return prepared.graph, prefix, codegen.render(prepared.graph, prefix, target,
+                                                  args.schedule or targets.default_schedule(target),
+                                                  args.reuse_input)
 
 
 def cmd_generate(args) -> int:
@@ -203,7 +209,8 @@ def cmd_generate(args) -> int:
     if prepared.agreement is not None:
         print(f"quantized {Path(args.model).name}: {prepared.agreement}")
     out = api.generate(prepared.graph, args.output, args.prefix, force=args.force, inputs=inputs, target=args.target,
-                       micropython=tuple(dict.fromkeys(args.micropython)), schedule=args.schedule,
+                       micropython=tuple(dict.fromkeys(args.micropython)),
+                       schedule=args.schedule or targets.default_schedule(args.target),
                        reuse_input=args.reuse_input, layouts=tuple(dict.fromkeys(args.layout or ["plain"])),
                        tflite=prepared.tflite)
     files = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())

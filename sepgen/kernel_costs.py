@@ -4,7 +4,7 @@
 profile``; not cycles) per unit of work of one op, measured by ``benchmarks/kernel_costs.py`` on the
 DS-CNN KWS and the separable VGG-CIFAR10 of :mod:`sepgen.zoo` (``--schedule layer``).  ``kernels`` is
 ``portable`` (the C99 kernels of ``generate --target host``) or ``target`` (the core's kernel variants:
-the DSP kernels on M4/M7, MVE then DSP on M55).  ``key`` is the op (:func:`cost_key`; a 1x1 stride-1
+the DSP kernels on M4/M7/M33, MVE then DSP on M55).  ``key`` is the op (:func:`cost_key`; a 1x1 stride-1
 Conv2D is ``conv2d_1x1``); the unit of work (:func:`work`) is a MAC for ops with MACs, else an input
 element.  An op the two models lack costs :data:`FALLBACK` of its core and kernel set.
 
@@ -21,6 +21,26 @@ from .ir import Graph, Layer
 
 #: Filled in from ``python benchmarks/kernel_costs.py`` (executed instructions per MAC / per input element).
 MEASURED: dict[str, dict[str, dict[str, float]]] = {
+    "cortex-m3": {
+        "portable": {
+            "avg_pool2d": 7.168,
+            "conv2d": 16.429,
+            "conv2d_1x1": 6.736,
+            "depthwise_conv2d": 20.333,
+            "fully_connected": 6.026,
+            "max_pool2d": 4.133,
+            "softmax": 260.364,
+        },
+        "target": {
+            "avg_pool2d": 7.168,
+            "conv2d": 16.429,
+            "conv2d_1x1": 6.736,
+            "depthwise_conv2d": 20.333,
+            "fully_connected": 6.026,
+            "max_pool2d": 4.133,
+            "softmax": 260.364,
+        },
+    },
     "cortex-m4": {
         "portable": {
             "avg_pool2d": 7.169,
@@ -33,12 +53,12 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
         },
         "target": {
             "avg_pool2d": 7.169,
-            "conv2d": 16.429,
-            "conv2d_1x1": 1.718,
-            "depthwise_conv2d": 5.51,
-            "fully_connected": 7.007,
-            "max_pool2d": 4.058,
-            "softmax": 257.045,
+            "conv2d": 1.157,
+            "conv2d_1x1": 1.317,
+            "depthwise_conv2d": 2.723,
+            "fully_connected": 6.027,
+            "max_pool2d": 4.027,
+            "softmax": 260.636,
         },
     },
     "cortex-m7": {
@@ -52,13 +72,33 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
             "softmax": 333.409,
         },
         "target": {
-            "avg_pool2d": 7.16,
-            "conv2d": 16.421,
-            "conv2d_1x1": 1.755,
-            "depthwise_conv2d": 5.704,
-            "fully_connected": 7.032,
-            "max_pool2d": 4.239,
-            "softmax": 333.727,
+            "avg_pool2d": 7.161,
+            "conv2d": 1.157,
+            "conv2d_1x1": 1.352,
+            "depthwise_conv2d": 2.749,
+            "fully_connected": 7.013,
+            "max_pool2d": 4.242,
+            "softmax": 333.318,
+        },
+    },
+    "cortex-m33": {
+        "portable": {
+            "avg_pool2d": 7.168,
+            "conv2d": 16.429,
+            "conv2d_1x1": 6.737,
+            "depthwise_conv2d": 20.333,
+            "fully_connected": 6.026,
+            "max_pool2d": 4.133,
+            "softmax": 260.364,
+        },
+        "target": {
+            "avg_pool2d": 7.168,
+            "conv2d": 1.157,
+            "conv2d_1x1": 1.317,
+            "depthwise_conv2d": 2.763,
+            "fully_connected": 6.027,
+            "max_pool2d": 4.027,
+            "softmax": 260.682,
         },
     },
     "cortex-m55": {
@@ -73,12 +113,12 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
         },
         "target": {
             "avg_pool2d": 6.568,
-            "conv2d": 15.897,
-            "conv2d_1x1": 1.68,
-            "depthwise_conv2d": 5.725,
-            "fully_connected": 5.027,
-            "max_pool2d": 3.811,
-            "softmax": 275.864,
+            "conv2d": 0.533,
+            "conv2d_1x1": 0.252,
+            "depthwise_conv2d": 1.77,
+            "fully_connected": 5.028,
+            "max_pool2d": 3.775,
+            "softmax": 286.273,
         },
     },
 }
@@ -88,10 +128,9 @@ FALLBACK = {"macs": "conv2d", "elements": "avg_pool2d"}
 
 #: Cores without a QEMU measurement borrow one, and the estimate says so.
 BORROWED = {
-    "cortex-m33": ("cortex-m4", "same DSP instructions (Armv8-M Mainline), measured on Cortex-M4"),
-    "cortex-m3": ("cortex-m4", "portable kernels measured on Cortex-M4 (Armv7-M without DSP)"),
-    "cortex-m0plus": ("cortex-m4", ("portable kernels measured on Cortex-M4; Armv6-M lacks some Thumb-2 "
-                                    "instructions, so expect more")),
+    "cortex-m0plus": ("cortex-m3", ("portable kernels measured on Cortex-M3 (QEMU's 16 KiB Cortex-M0 board cannot "
+                                    "hold the measurement models); Armv6-M lacks some Thumb-2 instructions, so "
+                                    "expect more")),
     "xtensa-lx7": ("cortex-m4", "portable kernels measured on Cortex-M4; a different instruction set"),
 }
 #: Cores whose kernel variants exist (``generate --target``); others run the portable kernels.

@@ -32,3 +32,12 @@ def variants(target: str) -> tuple[str, ...]:
     if target not in TARGET_VARIANTS:
         raise UserError(f"unknown target '{target}' (supported: {', '.join(TARGETS)})")
     return TARGET_VARIANTS[target] + (PORTABLE,)
+
+
+def default_schedule(target: str) -> str:
+    """The schedule ``generate`` uses when ``--schedule`` is not given: ``auto`` (the smallest arena) where every
+    kernel is portable (streaming then costs a few % more instructions), ``layer`` where the target has kernel
+    variants: streamed layers run the portable row kernels, so streaming would give up the DSP/Helium kernels
+    (on a Cortex-M4 the KWS model takes ~8x the instructions).  ``--schedule auto`` or ``stream`` trades that
+    speed for RAM explicitly."""
+    return "layer" if variants(target)[:-1] else "auto"
