@@ -163,3 +163,26 @@ def test_every_option_has_help_text():
     for name, sub in subparsers.choices.items():
         for action in sub._actions:
             assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest}"
+
+
+@pytest.mark.parametrize("target,variant_macro,schedule", [
+    ("host", None, "auto"), ("cortex-m3", None, "auto"), ("cortex-m4", "__ARM_FEATURE_DSP", "layer"),
+    ("cortex-m55", "__ARM_FEATURE_MVE", "layer")])
+def test_a_model_file_is_rendered_for_the_target(generated, tmp_path, monkeypatch, target, variant_macro, schedule):
+    """verify/profile of a model file build the C 'generate --target' writes: the target's kernel variants, and
+    the target's default schedule (layer where streaming would give up the variants; auto elsewhere)."""
+    from types import SimpleNamespace
+
+    from sepgen import cli, codegen, targets
+
+    _, q = generated
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"")  # never read: prepare() is replaced below
+    monkeypatch.setattr(cli.api, "prepare", lambda *a, **k: SimpleNamespace(graph=q, agreement=None))
+    monkeypatch.setattr(cli, "_precheck_model", lambda args: None)
+    assert targets.default_schedule(target) == schedule
+    args = cli.build_parser().parse_args(["verify", str(model), "--target", target])
+    _, _, files = cli._load(args)
+    assert codegen.schedule_of(files, "model") == (schedule, False)
+    c = files["model.c"]
+    assert (variant_macro in c) if variant_macro else ("__ARM_FEATURE" not in c)
