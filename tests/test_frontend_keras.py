@@ -238,8 +238,8 @@ UNSUPPORTED = {
                          "ReLU(max_value=None, negative_slope=0.1"),
     "ReLU max 4": (lambda: _seq(L.Conv2D(4, 1), L.ReLU(4.0, name="r4")), "r4", "ReLU(max_value=4.0"),
     "ReLU threshold": (lambda: _seq(L.Conv2D(4, 1), L.ReLU(threshold=0.5, name="rt")), "rt", "threshold=0.5"),
-    "sigmoid activation": (lambda: _seq(L.Conv2D(4, 1, activation="sigmoid", name="c")), "c",
-                           "activation 'sigmoid'"),
+    "tanh activation": (lambda: _seq(L.Conv2D(4, 1, activation="tanh", name="c")), "c",
+                        "activation 'tanh'"),
     "softmax after conv": (lambda: _seq(L.Conv2D(4, 1, activation="softmax", name="c")), "c",
                            "activation 'softmax'"),
     "Activation gelu": (lambda: _seq(L.Conv2D(4, 1), L.Activation("gelu", name="a")), "a", "activation 'gelu'"),
@@ -598,4 +598,15 @@ def test_leaky_relu_is_an_op_of_its_own():
     graph = load(model)
     assert ops(graph) == ["conv2d", "leaky_relu"] and graph.layers[1].alpha == pytest.approx(0.15)
     x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_hard_swish_activation_layer_and_fused_argument():
+    """Activation("hard_swish") and Conv2D(activation="hard_silu"): a hard_swish op of its own after the conv."""
+    model = randomize(keras.Sequential([keras.Input((6, 5, 3)), L.Conv2D(4, 3, activation="hard_silu", name="conv"),
+                                        L.Flatten(name="fl"), L.Dense(5, name="fc"), L.Activation("hard_swish", name="hs")], name="hs"))
+    graph = load(model)
+    assert ops(graph) == ["conv2d", "hard_swish", "reshape", "fully_connected", "hard_swish"]
+    assert [layer.name for layer in graph.layers] == ["conv", "conv/hard_swish", "fl", "fc", "hs"]
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32) * 3
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)

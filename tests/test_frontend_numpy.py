@@ -54,6 +54,7 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "mp", "type": "max_pool2d", "pool_size": 2, "strides": 1},
         {"name": "leaky", "type": "leaky_relu", "negative_slope": 0.2},
         {"name": "sig", "type": "sigmoid"},
+        {"name": "hs", "type": "hard_swish"},
         {"name": "ap", "type": "avg_pool2d", "pool_size": [2, 2], "padding": "same"},
         {"name": "gap", "type": "global_avg_pool2d", "keepdims": True},
         {"name": "rs", "type": "reshape", "target_shape": [2, -1, 2]},
@@ -96,6 +97,7 @@ def test_round_trip_every_layer_type(tmp_path):
         ("mp", "max_pool2d", (5, 6, 8)),
         ("leaky", "leaky_relu", (5, 6, 8)),
         ("sig", "logistic", (5, 6, 8)),
+        ("hs", "hard_swish", (5, 6, 8)),
         ("ap", "avg_pool2d", (3, 3, 8)),
         ("gap", "mean", (8,)),
         ("gap/keepdims", "reshape", (1, 1, 8)),
@@ -112,7 +114,7 @@ def test_round_trip_every_layer_type(tmp_path):
     assert sdw.bias is None and spw.activation == "relu6" and spw.kernel_size == (1, 1)
     np.testing.assert_array_equal(spw.bias, arrays["sep.bias"])
     assert res.inputs == (dw.output, spw.output)
-    zp, mp, leaky, _, ap = g.layers[5:10]
+    zp, mp, leaky, _, _, ap = g.layers[5:11]
     assert leaky.alpha == 0.2
     assert zp.paddings == ((1, 0), (0, 2), (0, 0))
     assert (mp.pool_size, mp.strides, mp.padding) == ((2, 2), (1, 1), "valid")

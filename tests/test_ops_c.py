@@ -164,8 +164,8 @@ def test_pad_then_valid_depthwise(paddings):
 
 @pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
 def test_elementwise_activations(zero_point_kind):
-    """Standalone elementwise activations (leaky ReLU with slopes below and above 1) at ordinary and extreme
-    zero points."""
+    """Standalone elementwise activations (leaky ReLU with slopes below and above 1, hard swish after a conv and
+    alone) at ordinary and extreme zero points."""
     rng = np.random.default_rng(11)
 
     def build(b, x):

@@ -36,6 +36,7 @@ def every_op_graph() -> ir.Graph:
     y = b.max_pool2d("mp", y, 2, 1, "same")
     y = b.activation("mp_relu6", y, "relu6")  # after pooling: a Relu op of its own
     y = b.leaky_relu("leaky", y, 0.2)
+    y = b.activation("hswish", y, "hard_swish")
     y = b.activation("sig", y, "sigmoid")
     y = b.avg_pool2d("ap", y, 2)
     y = b.global_avg_pool2d("gap", y)

@@ -463,3 +463,12 @@ def test_standalone_leaky_relu_matches_tflm_and_c(tmp_path, alpha, in_scale, in_
 def test_standalone_logistic_matches_tflm_and_c(tmp_path, in_scale, in_zp):
     """LOGISTIC written directly (output 1/256, -128), 0 LSB against TFLM on every int8 value, C == simulator."""
     _one_op_matches_tflm_and_c(tmp_path, "LOGISTIC", "logistic", (in_scale, in_zp), (1.0 / 256.0, -128))
+
+
+@pytest.mark.parametrize("in_scale,in_zp,out_scale,out_zp", [
+    (0.04, -3, 0.03, -20), (0.05, -128, 0.02, 127), (0.02, 127, 0.05, -128), (0.003, 10, 0.002, -100),
+    (0.5, 0, 0.3, -110), (3.0, -100, 2.0, -128), (0.1, 20, 0.0009, -128), (0.0004, -5, 0.0002, 0)])
+def test_standalone_hard_swish_matches_tflm_and_c(tmp_path, in_scale, in_zp, out_scale, out_zp):
+    """HARD_SWISH written directly, 0 LSB against TFLM on every int8 value (relu-ish rescale shifting left and
+    right, saturation at both ends), C == simulator."""
+    _one_op_matches_tflm_and_c(tmp_path, "HARD_SWISH", "hard_swish", (in_scale, in_zp), (out_scale, out_zp))

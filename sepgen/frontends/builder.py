@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -43,6 +43,10 @@ def _finite(name: str, what: str, value) -> np.ndarray:
         raise UnsupportedLayer(name, f"{what} with {bad} NaN or infinite value{'s' if bad > 1 else ''}",
                                "weights must be finite float32 numbers (was training diverging?)")
     return value
+
+
+#: Activations that are ops of their own (TFLite has no fused form): after a conv/dense they follow it as a layer.
+SEPARATE_ACTIVATIONS = {"sigmoid": Logistic, "hard_swish": HardSwish}
 
 
 class GraphBuilder:
@@ -113,8 +117,8 @@ class GraphBuilder:
         if activation == "linear":
             activation = "none"
         if activation not in ACTIVATIONS:
-            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6"
-                                   + (" (and softmax after Dense)" if activation == "softmax" else ""))
+            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6, sigmoid, "
+                                   "hard_swish" + (" (and softmax after Dense)" if activation == "softmax" else ""))
         return activation
 
     # ------------------------------------------------------------------- layers
@@ -134,7 +138,17 @@ class GraphBuilder:
         mid = self.depthwise_conv2d(f"{name}/depthwise", x, depthwise_kernel, None, strides, dilation, padding)
         return self.conv2d(f"{name}/pointwise", mid, pointwise_kernel, bias, 1, 1, "valid", activation)
 
+    def _then_activation(self, name: str, build, activation: str | None) -> str:
+        """``build(activation)`` a conv/dense; an activation that is an op of its own (sigmoid, hard_swish) follows
+        it as the layer ``<name>/<activation>``."""
+        if activation in SEPARATE_ACTIVATIONS:
+            return self.activation(f"{name}/{activation}", build(None), activation)
+        return build(activation)
+
     def _spatial(self, cls, name, x, kernel, bias, strides, dilation, padding, activation) -> str:
+        if activation in SEPARATE_ACTIVATIONS:
+            return self._then_activation(name, lambda act: self._spatial(cls, name, x, kernel, bias, strides, dilation,
+                                                                         padding, act), activation)
         h, w, c = self._need_hwc(x, name, cls.op)
         kernel = _finite(name, "kernel", kernel)
         strides, dilation = _pair(strides, name, "strides"), _pair(dilation, name, "dilation_rate")
@@ -164,6 +178,8 @@ class GraphBuilder:
             bias = _finite(name, "bias", bias)
             if bias.shape != (kernel.shape[1],):
                 raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({kernel.shape[1]},)")
+        if activation in SEPARATE_ACTIVATIONS:
+            return self._then_activation(name, lambda act: self.dense(name, x, kernel, bias, act), activation)
         softmax = activation == "softmax"
         out = self.layer(FullyConnected, name, [x], kernel=kernel, bias=bias,
                          activation=self._check_activation(name, None if softmax else activation))
@@ -240,8 +256,8 @@ class GraphBuilder:
         (TFLite RELU/RELU6: it requantizes to its own output quantization)."""
         if activation == "softmax":
             return self.softmax(name, x)
-        if activation == "sigmoid":
-            return self.layer(Logistic, name, [x])
+        if activation in SEPARATE_ACTIVATIONS:
+            return self.layer(SEPARATE_ACTIVATIONS[activation], name, [x])
         activation = self._check_activation(name, activation)
         if activation == "none":
             return x

@@ -87,7 +87,7 @@ def _not_quantized(layer, name: str) -> None:
                                "give sepgen the float model; it quantizes itself")
 
 
-_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid")
+_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "hard_swish")
 
 
 def _activation(fn, name: str) -> str:
@@ -96,7 +96,8 @@ def _activation(fn, name: str) -> str:
         if fn is keras.activations.get(candidate):
             return candidate
     label = getattr(fn, "__name__", type(fn).__name__)
-    raise UnsupportedLayer(name, f"activation '{label}'", "supported: linear, relu, relu6 (softmax after Dense)")
+    raise UnsupportedLayer(name, f"activation '{label}'", "supported: linear, relu, relu6, sigmoid, hard_swish "
+                           "(hard_silu), softmax")
 
 
 def _bias(layer) -> np.ndarray | None:
@@ -268,7 +269,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
-    "leaky_relu": ("LeakyReLU",),
+    "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

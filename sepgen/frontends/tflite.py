@@ -50,7 +50,7 @@ from .tflite_ops import OtherOps
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -63,7 +63,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
     "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
-    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",),
+    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -295,6 +295,7 @@ class _Reader(OtherOps, TfliteTensors):
             "RELU6": lambda i, op, n: self.relu(op, n, "relu6"),
             "LEAKY_RELU": lambda i, op, n: self.leaky_relu(op, n),
             "LOGISTIC": lambda i, op, n: self.logistic(op, n),
+            "HARD_SWISH": lambda i, op, n: self.hard_swish(op, n),
         }
         assert set(handlers) == HANDLED_OPS  # the table the registry test checks
         ops, codes = self._group_dilated(ops, codes)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import UnsupportedLayer
+from ..quantize import hard_swish_params
 from ..ops import (
     Add,
+    HardSwish,
     LeakyRelu,
     Logistic,
     Mean,
@@ -95,6 +97,12 @@ class OtherOps:
         m, shift, radius = logistic_params(self.tensors[x].quant.scale)
         self.emit(Logistic, name, [x], op.outputs[0], input_multiplier=m, input_left_shift=shift,
                   input_range_radius=radius)
+
+    def hard_swish(self, op, name: str) -> None:
+        """HARD_SWISH (TFLM int8 HardSwish; Prepare's Q15 multipliers from float32 scale ratios)."""
+        x = self.input_name(op.inputs[0], name)
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        self.emit(HardSwish, name, [x], op.outputs[0], **hard_swish_params(in_q.scale, out_q.scale))
 
     def softmax(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)

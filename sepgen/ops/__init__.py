@@ -9,6 +9,7 @@ from .add import Add
 from .conv2d import Conv2D
 from .depthwise_conv2d import DepthwiseConv2D
 from .fully_connected import FullyConnected
+from .hard_swish import HardSwish
 from .leaky_relu import LeakyRelu
 from .logistic import Logistic, logistic_params
 from .mean import Mean
@@ -21,8 +22,9 @@ from ._common import SpatialLayer, WeightedLayer
 
 #: The ops shipped with sepgen (the registry test checks each against every frontend and backend).
 BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
-               "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic")
+               "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic",
+               "hard_swish")
 
-__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Conv2D", "DepthwiseConv2D", "FullyConnected", "LeakyRelu", "Logistic", "MaxPool2D", "Mean",
+__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Conv2D", "DepthwiseConv2D", "FullyConnected", "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Mean",
            "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "logistic_params", "softmax_params"]
