@@ -472,3 +472,67 @@ def test_standalone_hard_swish_matches_tflm_and_c(tmp_path, in_scale, in_zp, out
     """HARD_SWISH written directly, 0 LSB against TFLM on every int8 value (relu-ish rescale shifting left and
     right, saturation at both ends), C == simulator."""
     _one_op_matches_tflm_and_c(tmp_path, "HARD_SWISH", "hard_swish", (in_scale, in_zp), (out_scale, out_zp))
+
+
+def _squeeze_excite_tflite(path, q: dict[str, tuple[float, int]], act: int, constant_first: bool) -> None:
+    """x -> MEAN (keep dims) -> LOGISTIC -> MUL(x, gate) (a per-channel broadcast of two activations) -> ADD of a
+    per-channel int8 constant -> MUL by a scalar constant -> ADD(., x) -> MUL by a (H, W, C) constant -> ADD with
+    a (1, C) activation-shaped constant of zeros' broadcast; fused activation ``act`` on the binary ops."""
+    from tflite_build import FlatModel, _schema
+
+    s, fm, shape, c = _schema(), FlatModel(), (4, 3, 5), 5
+    rng = np.random.default_rng(7)
+    x = fm.activation("x", shape, *q["x"])
+    axes = fm.constant("axes", np.array([1, 2], np.int32))
+    mean = fm.activation("mean", (1, 1, c), *q["mean"])
+    fm.operator("MEAN", [x, axes], [mean], "ReducerOptions", s.ReducerOptionsT(keepDims=True))
+    gate = fm.activation("gate", (1, 1, c), 1.0 / 256.0, -128)
+    fm.operator("LOGISTIC", [mean], [gate])
+    se = fm.activation("se", shape, *q["se"])
+    fm.operator("MUL", [gate, x] if constant_first else [x, gate], [se], "MulOptions",
+                s.MulOptionsT(fusedActivationFunction=act))
+    bias = fm.constant("bias", rng.integers(-128, 128, c).astype(np.int8), [q["bias"][0]],
+                       zero_points=[q["bias"][1]])
+    biased = fm.activation("biased", shape, *q["biased"])
+    fm.operator("ADD", [bias, se] if constant_first else [se, bias], [biased], "AddOptions",
+                s.AddOptionsT(fusedActivationFunction=act))
+    k = fm.constant("k", np.array([rng.integers(-128, 128)], np.int8), [q["k"][0]], zero_points=[q["k"][1]])
+    scaled = fm.activation("scaled", shape, *q["scaled"])
+    fm.operator("MUL", [k, biased] if constant_first else [biased, k], [scaled], "MulOptions",
+                s.MulOptionsT(fusedActivationFunction=0))
+    res = fm.activation("res", shape, *q["res"])
+    fm.operator("ADD", [scaled, x], [res], "AddOptions", s.AddOptionsT(fusedActivationFunction=act))
+    full = fm.constant("full", rng.integers(-128, 128, (1,) + shape).astype(np.int8), [q["k"][0]],
+                       zero_points=[q["k"][1]])
+    y = fm.activation("y", shape, *q["y"])
+    fm.operator("MUL", [res, full], [y], "MulOptions", s.MulOptionsT(fusedActivationFunction=0))
+    path.write_bytes(fm.finish([x], [y]))
+
+
+@pytest.mark.parametrize("case", [
+    dict(act=0, constant_first=False, q={"x": (0.05, -3), "mean": (0.04, 2), "se": (0.03, -10), "bias": (0.02, 5),
+                                         "biased": (0.04, -20), "k": (0.01, -7), "scaled": (0.003, 0),
+                                         "res": (0.06, 4), "y": (0.002, -1)}),
+    dict(act=1, constant_first=True, q={"x": (0.1, -128), "mean": (0.1, -100), "se": (0.02, -128), "bias": (0.5, 127),
+                                        "biased": (0.3, -128), "k": (0.07, 100), "scaled": (0.9, -128),
+                                        "res": (0.2, -128), "y": (0.05, 30)}),
+    dict(act=3, constant_first=False, q={"x": (0.01, 127), "mean": (0.005, 90), "se": (0.0005, 0), "bias": (0.004, -128),
+                                         "biased": (0.03, -128), "k": (2.0, 0), "scaled": (0.05, -128),
+                                         "res": (0.02, -128), "y": (0.5, 0)}),
+])
+def test_squeeze_excite_mul_and_constant_add_match_tflm_and_c(tmp_path, case):
+    """MUL with a broadcast per-channel gate (either operand order), ADD/MUL with per-channel, scalar and full
+    int8 constants (first or second operand), fused RELU/RELU6: 0 LSB against TFLM on every tensor, C ==
+    simulator."""
+    require_module("tflite_micro")
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    path = tmp_path / "se.tflite"
+    _squeeze_excite_tflite(path, case["q"], case["act"], case["constant_first"])
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["mean", "reshape", "logistic", "mul", "add", "mul", "add", "mul"]
+    assert graph.layers[4].constant is not None and graph.layers[6].constant is None
+    inputs = _every_int8_value(graph, (4, 3, 5))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)

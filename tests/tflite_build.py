@@ -150,8 +150,9 @@ class FlatModel:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def constant(self, name: str, array: np.ndarray, scales=None, dim: int = 0) -> int:
-        """A constant tensor (int8 / int32) with its data in a new buffer; returns its index."""
+    def constant(self, name: str, array: np.ndarray, scales=None, dim: int = 0, zero_points=None) -> int:
+        """A constant tensor (int8 / int32) with its data in a new buffer (zero points 0 unless given); returns its
+        index."""
         types = {np.dtype(np.int8): self.s.TensorType.INT8, np.dtype(np.int32): self.s.TensorType.INT32}
         array = np.ascontiguousarray(array)
         buf = self.s.BufferT()
@@ -160,7 +161,7 @@ class FlatModel:
         t = self.s.TensorT()
         t.name, t.shape, t.type, t.buffer = name, list(array.shape), types[array.dtype], len(self.buffers) - 1
         if scales is not None:
-            t.quantization = self._quant(scales, [0] * len(scales), dim)
+            t.quantization = self._quant(scales, [0] * len(scales) if zero_points is None else zero_points, dim)
         self.tensors.append(t)
         return len(self.tensors) - 1
 

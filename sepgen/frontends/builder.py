@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Mean, Mul, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -222,13 +222,22 @@ class GraphBuilder:
     def flatten(self, name: str, x: str) -> str:
         return self.reshape(name, x, (int(np.prod(self.shape(x))),))
 
-    def add(self, name: str, inputs: list[str], activation: str | None = None) -> str:
-        if len(inputs) != 2:
-            raise UnsupportedLayer(name, "Add", f"{len(inputs)} inputs; exactly 2 are supported")
-        shapes = {self.shape(t, name) for t in inputs}
-        if len(shapes) != 1:
-            raise UnsupportedLayer(name, "Add", f"inputs of different shapes {sorted(shapes)} (no broadcasting)")
-        return self.layer(Add, name, inputs, activation=self._check_activation(name, activation))
+    def add(self, name: str, inputs: list[str], activation: str | None = None, constant=None) -> str:
+        """Elementwise sum of two tensors, or of one tensor and a float ``constant``; the smaller operand may be
+        broadcast (a scalar, or a trailing part of the other's shape such as a per-channel vector)."""
+        return self._binary(Add, "Add", name, inputs, activation, constant)
+
+    def multiply(self, name: str, inputs: list[str], activation: str | None = None, constant=None) -> str:
+        """Elementwise product (Keras Multiply, squeeze-excite's channel gate), broadcast like :meth:`add`."""
+        return self._binary(Mul, "Multiply", name, inputs, activation, constant)
+
+    def _binary(self, cls, kind: str, name: str, inputs: list[str], activation, constant) -> str:
+        if constant is not None:
+            constant = _finite(name, "constant", constant)
+        operands = len(inputs) + (constant is not None)
+        if operands != 2:
+            raise UnsupportedLayer(name, kind, f"{operands} operands; exactly 2 are supported")
+        return self.layer(cls, name, inputs, activation=self._check_activation(name, activation), constant=constant)
 
     def softmax(self, name: str, x: str, beta: float = 1.0) -> str:
         if len(self.shape(x, name)) != 1:
@@ -262,7 +271,7 @@ class GraphBuilder:
         if activation == "none":
             return x
         producer = next((layer for layer in self.layers if layer.output == x), None)
-        if (isinstance(producer, (Conv2D, DepthwiseConv2D, FullyConnected, Add)) and producer.activation == "none"
+        if (isinstance(producer, (Conv2D, DepthwiseConv2D, FullyConnected, Add, Mul)) and producer.activation == "none"
                 and x not in self._used):
             return self._replace_producer(producer, dataclasses.replace(producer, activation=activation), name)
         return self.layer(Relu, name, [x], activation=activation)

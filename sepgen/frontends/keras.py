@@ -239,6 +239,11 @@ def _add(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.add(name, xs)
 
 
+@_handler("Multiply")
+def _multiply(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    return t.b.multiply(name, xs)
+
+
 # ===================================================================== graph walk
 def _node_of(tensor):
     """The functional-graph node that produced a symbolic Keras tensor."""
@@ -270,6 +275,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
+    "mul": ("Multiply",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -347,7 +353,7 @@ class _Translator:
                                        f"called on {len(xs)} tensors")
             return self.model(op, xs, name + "/")
         kind = _check_operation(op, name)
-        if kind != "Add" and len(xs) != 1:
+        if kind not in ("Add", "Multiply") and len(xs) != 1:
             raise UnsupportedLayer(name, kind, f"called on {len(xs)} tensors")
         try:
             return [_HANDLERS[kind](self, op, self._unique(name), xs)]

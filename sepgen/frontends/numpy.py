@@ -163,9 +163,14 @@ def _zero_padding2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.pad(s.name, xs[0], value)
 
 
-@_handler("add", "activation")
+@_handler("add", "activation", "constant")
 def _add(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.add(s.name, xs, s.string("activation", "linear"))
+    return b.add(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
+
+
+@_handler("multiply", "activation", "constant")
+def _multiply(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.multiply(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
 
 
 @_handler("softmax")
@@ -191,7 +196,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
-    "hard_swish": ("hard_swish",),
+    "hard_swish": ("hard_swish",), "mul": ("multiply",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -269,9 +274,11 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
             raise ModelFileError(f"{source}: layer '{lname}': unknown key '{extra[0]}' for type '{kind}' "
                                  f"(allowed: {', '.join(sorted(allowed))})")
         refs = entry.get("inputs")
+        binary = kind in ("add", "multiply")
         if refs is None:
-            if kind == "add":
-                raise ModelFileError(f"{source}: layer '{lname}': add needs 'inputs': the names of 2 layers")
+            if binary and "constant" not in entry:
+                raise ModelFileError(f"{source}: layer '{lname}': {kind} needs 'inputs': the names of 2 layers "
+                                     "(or 'constant')")
             xs = [previous]
         else:
             if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or not refs:
@@ -281,7 +288,7 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
             if missing:
                 raise ModelFileError(f"{source}: layer '{lname}': input '{missing[0]}' is not '{INPUT_NAME}' "
                                      "or an earlier layer")
-            if kind != "add" and len(refs) != 1:
+            if not binary and len(refs) != 1:
                 raise ModelFileError(f"{source}: layer '{lname}': {kind} takes exactly 1 input, got {len(refs)}")
             xs = [outputs[r] for r in refs]
         try:

@@ -42,7 +42,7 @@ from ..ir import (
     conv_output_size,
     unique_name,
 )
-from ..ops import AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Reshape
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mul, Reshape
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
 from .tflite_file import TfliteTensors, parse_model, tflm_can_run  # noqa: F401  (tflm_can_run: used by the CLI)
@@ -50,7 +50,7 @@ from .tflite_ops import OtherOps
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH", "MUL"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -63,7 +63,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
     "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
-    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",),
+    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -286,7 +286,8 @@ class _Reader(OtherOps, TfliteTensors):
             "AVERAGE_POOL_2D": lambda i, op, n: self.pool(op, n, AvgPool2D),
             "MAX_POOL_2D": lambda i, op, n: self.pool(op, n, MaxPool2D),
             "MEAN": lambda i, op, n: self.mean(op, n),
-            "ADD": lambda i, op, n: self.add(op, n),
+            "ADD": lambda i, op, n: self.binary(op, n, Add),
+            "MUL": lambda i, op, n: self.binary(op, n, Mul),
             "SOFTMAX": lambda i, op, n: self.softmax(op, n),
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),

@@ -18,6 +18,7 @@ from ..ops import (
     LeakyRelu,
     Logistic,
     Mean,
+    Mul,
     Pad,
     Relu,
     Reshape,
@@ -25,6 +26,12 @@ from ..ops import (
     logistic_params,
     softmax_params,
 )
+
+
+def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return tuple(shape)
 
 
 class OtherOps:
@@ -61,14 +68,42 @@ class OtherOps:
         else:
             raise UnsupportedLayer(name, "MEAN output shape", str(out_shape))
 
-    def add(self, op, name: str) -> None:
-        a, b = (self.input_name(i, name) for i in op.inputs[:2])
-        if self.tensors[a].shape != self.tensors[b].shape:
-            raise UnsupportedLayer(name, "ADD with broadcasting",
-                                   f"{self.tensors[a].shape} + {self.tensors[b].shape}")
-        q1, q2, out_q = self.tensors[a].quant, self.tensors[b].quant, self.act_quant(op.outputs[0], name)
-        self.emit(Add, name, [a, b], op.outputs[0], activation=self.activation(op.builtinOptions, name),
-                  **Add.requants_for(q1, q2, out_q))
+    def binary(self, op, name: str, cls) -> None:
+        """ADD / MUL: two activations, or an activation and a constant int8 tensor (either order: both ops are
+        symmetric in TFLM's arithmetic), broadcast as sepgen.ops._binary allows."""
+        inputs, constant = [], None
+        for index in (int(i) for i in op.inputs[:2]):
+            if index in self.names:
+                inputs.append(self.names[index])
+            elif constant is None and self.is_constant(index):
+                constant = index
+            else:
+                inputs.append(self.input_name(index, name))  # raises: read before it is computed
+        if not inputs:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} of two constants", "one operand must be computed")
+        quants = [self.tensors[t].quant for t in inputs]
+        fields = {}
+        if constant is not None:
+            if self.dtype(constant) != "INT8":
+                raise UnsupportedLayer(name, f"{self.dtype(constant)} constant operand", "an int8 tensor is needed")
+            q = self.act_quant(constant, name)
+            values = self.data(constant, np.int8)
+            values = values.reshape(_without_leading_ones(values.shape) or (1,))
+            fields = dict(constant=((values.astype(np.float64) - q.zero_point) * q.scale).astype(np.float32),
+                          qconstant=values.copy(), constant_scale=q.scale, constant_zero_point=q.zero_point)
+            quants.append(q)
+        out_q = self.act_quant(op.outputs[0], name)
+        shapes = [self.tensors[t].shape for t in inputs] + ([tuple(values.shape)] if constant is not None else [])
+        try:
+            expect = cls.infer_shape([self.tensors[t].shape for t in inputs], constant=fields.get("constant"))
+        except ValueError as exc:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} broadcasting", str(exc)) from None
+        if self.shape(op.outputs[0])[1:] != expect:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} output shape", f"{self.shape(op.outputs[0])[1:]} for "
+                                   f"operands {shapes}")
+        requants = (cls.requants_for(*quants, out_q) if cls is Add else {"requant": cls.requant_for(*quants, out_q)})
+        self.emit(cls, name, inputs, op.outputs[0], activation=self.activation(op.builtinOptions, name),
+                  **fields, **requants)
 
     def relu(self, op, name: str, activation: str) -> None:
         """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its

@@ -28,6 +28,10 @@ def _per_channel(values, channels: int) -> tuple[int, ...]:
 def _layer(graph: Graph, index: int, layer, memory) -> dict:
     if layer.op not in SUPPORTED:
         raise UserError(f"layer '{layer.name}': op '{layer.op}' has no MicroPython kernel")
+    if layer.op == "add" and (layer.constant is not None
+                              or any(graph.tensors[t].shape != tuple(layer.output_shape) for t in layer.inputs)):
+        raise UserError(f"layer '{layer.name}': op 'add' with a broadcast or constant operand has no MicroPython "
+                        "kernel")
     loc = lambda t: memory.locations[t]  # noqa: E731
     out_q = graph.tensors[layer.output].quant
     lo, hi = clamp_range(graph, layer) if hasattr(layer, "activation") else (-128, 127)
