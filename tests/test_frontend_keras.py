@@ -610,3 +610,20 @@ def test_hard_swish_activation_layer_and_fused_argument():
     assert [layer.name for layer in graph.layers] == ["conv", "conv/hard_swish", "fl", "fc", "hs"]
     x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32) * 3
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_squeeze_excite_multiply():
+    """MobileNetV3's squeeze-excite: GlobalAveragePooling2D(keepdims) -> 1x1 convs -> hard_swish / sigmoid ->
+    Multiply with the feature map (a per-channel broadcast), in either operand order."""
+    inp = keras.Input((6, 5, 4))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inp)
+    g = L.GlobalAveragePooling2D(keepdims=True, name="gap")(x)
+    g = L.Conv2D(2, 1, activation="relu", name="squeeze")(g)
+    g = L.Conv2D(4, 1, activation="sigmoid", name="excite")(g)
+    y = L.Multiply(name="se")([x, g])
+    y = L.Multiply(name="se2")([g, y])
+    model = randomize(keras.Model(inp, y, name="se"))
+    graph = load(model)
+    assert ops(graph)[-2:] == ["mul", "mul"] and graph.layers[-1].output_shape == (6, 5, 4)
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)

@@ -38,7 +38,7 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         "c1.kernel": _r(rng, 3, 3, 2, 4), "c1.bias": _r(rng, 4), **_bn(rng, "bn1", 4),
         "dw.kernel": _r(rng, 3, 3, 4, 2), "dw.bias": _r(rng, 8),
         "sep.dw": _r(rng, 3, 3, 8, 1), "sep.pw": _r(rng, 1, 1, 8, 8), "sep.bias": _r(rng, 8),
-        "d.kernel": _r(rng, 8, 5), "d.bias": _r(rng, 5), **_bn(rng, "bnd", 5),
+        "d.kernel": _r(rng, 8, 5), "d.bias": _r(rng, 5), **_bn(rng, "bnd", 5), "gate.c": _r(rng, 8),
     }
     layers = [
         {"name": "c1", "type": "conv2d", "kernel": "c1.kernel", "bias": "c1.bias", "padding": "same"},
@@ -55,6 +55,7 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "leaky", "type": "leaky_relu", "negative_slope": 0.2},
         {"name": "sig", "type": "sigmoid"},
         {"name": "hs", "type": "hard_swish"},
+        {"name": "gate", "type": "multiply", "constant": "gate.c"},
         {"name": "ap", "type": "avg_pool2d", "pool_size": [2, 2], "padding": "same"},
         {"name": "gap", "type": "global_avg_pool2d", "keepdims": True},
         {"name": "rs", "type": "reshape", "target_shape": [2, -1, 2]},
@@ -98,6 +99,7 @@ def test_round_trip_every_layer_type(tmp_path):
         ("leaky", "leaky_relu", (5, 6, 8)),
         ("sig", "logistic", (5, 6, 8)),
         ("hs", "hard_swish", (5, 6, 8)),
+        ("gate", "mul", (5, 6, 8)),
         ("ap", "avg_pool2d", (3, 3, 8)),
         ("gap", "mean", (8,)),
         ("gap/keepdims", "reshape", (1, 1, 8)),
@@ -114,7 +116,8 @@ def test_round_trip_every_layer_type(tmp_path):
     assert sdw.bias is None and spw.activation == "relu6" and spw.kernel_size == (1, 1)
     np.testing.assert_array_equal(spw.bias, arrays["sep.bias"])
     assert res.inputs == (dw.output, spw.output)
-    zp, mp, leaky, _, _, ap = g.layers[5:11]
+    zp, mp, leaky, _, _, gate, ap = g.layers[5:12]
+    np.testing.assert_array_equal(gate.constant, arrays["gate.c"])
     assert leaky.alpha == 0.2
     assert zp.paddings == ((1, 0), (0, 2), (0, 0))
     assert (mp.pool_size, mp.strides, mp.padding) == ((2, 2), (1, 1), "valid")

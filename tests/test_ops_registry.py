@@ -32,6 +32,8 @@ def every_op_graph() -> ir.Graph:
     d = b.depthwise_conv2d("dw", a, rand(rng, 3, 3, 4, 1), rand(rng, 4), padding="same")
     d = b.conv2d("pw", d, rand(rng, 1, 1, 4, 4), rand(rng, 4))
     y = b.add("add", [a, d])
+    y = b.multiply("se", [y, b.global_avg_pool2d("se_gap", y)])  # per-channel gate
+    y = b.add("bias", [y], constant=np.linspace(-1, 1, 4))
     y = b.pad("pad", y, ((1, 0), (0, 2)))
     y = b.max_pool2d("mp", y, 2, 1, "same")
     y = b.activation("mp_relu6", y, "relu6")  # after pooling: a Relu op of its own

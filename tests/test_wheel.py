@@ -25,6 +25,8 @@ a = b.conv2d("c", b.input, r(3, 3, 2, 4), r(4), 2, 1, "same", "relu")
 d = b.depthwise_conv2d("dw", a, r(3, 3, 4, 1), r(4), padding="same")
 d = b.conv2d("pw", d, r(1, 1, 4, 4), r(4))
 y = b.add("add", [a, d])
+y = b.multiply("se", [y, b.global_avg_pool2d("se_gap", y)])  # per-channel gate
+y = b.add("bias", [y], constant=np.linspace(-1, 1, 4))
 y = b.pad("pad", y, ((1, 0), (0, 2)))
 y = b.max_pool2d("mp", y, 2, 1, "same")
 y = b.activation("mp_relu6", y, "relu6")
