@@ -179,7 +179,8 @@ def test_elementwise_activations(zero_point_kind):
 
 @pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
 def test_squeeze_excite_and_constant_operands(zero_point_kind):
-    """Squeeze-excite (GAP -> 1x1 conv -> relu -> 1x1 conv -> sigmoid -> multiply with the feature map), a
+    """Squeeze-excite (GAP -> 1x1 conv -> relu -> 1x1 conv -> sigmoid or hard_sigmoid -> multiply with the feature
+    map, either operand order), a
     per-channel constant add, a scalar constant multiply with a fused ReLU, a trailing-shape (W, C) constant and a
     broadcast add of a vector: C == simulator."""
     rng = np.random.default_rng(12)
@@ -187,14 +188,16 @@ def test_squeeze_excite_and_constant_operands(zero_point_kind):
     def build(b, x):
         y = b.conv2d("c", x, rand(rng, 3, 3, 3, 6), rand(rng, 6), padding="same", activation="hard_swish")
         g = b.global_avg_pool2d("gap", y, keepdims=True)
-        g = b.conv2d("squeeze", g, rand(rng, 1, 1, 6, 2), rand(rng, 2), activation="relu")
-        g = b.conv2d("excite", g, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="sigmoid")
+        s = b.conv2d("squeeze", g, rand(rng, 1, 1, 6, 2), rand(rng, 2), activation="relu")
+        g = b.conv2d("excite", s, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="sigmoid")
         y = b.multiply("se", [y, g])
+        h = b.conv2d("excite_h", s, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="hard_sigmoid")
+        y = b.multiply("se_h", [h, y])
         y = b.add("bias", [y], constant=rand(rng, 6))
         y = b.multiply("scale", [y], "relu", constant=np.array([0.7], np.float32))
         y = b.multiply("wc", [y], constant=rand(rng, 6, 6))
         return b.add("vec", [b.global_avg_pool2d("gap2", y), y])
 
     graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
-    assert [layer.op for layer in graph.layers].count("mul") == 3
+    assert [layer.op for layer in graph.layers].count("mul") == 5
     assert_c_matches(graph, inputs)

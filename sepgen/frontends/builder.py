@@ -46,7 +46,8 @@ def _finite(name: str, what: str, value) -> np.ndarray:
 
 
 #: Activations that are ops of their own (TFLite has no fused form): after a conv/dense they follow it as a layer.
-SEPARATE_ACTIVATIONS = {"sigmoid": Logistic, "hard_swish": HardSwish}
+#: hard_sigmoid (Keras: relu6(x + 3) / 6) is two: an add of the constant 3 with ReLU6 fused, a multiply by 1/6.
+SEPARATE_ACTIVATIONS = {"sigmoid": Logistic, "hard_swish": HardSwish, "hard_sigmoid": None}
 
 
 class GraphBuilder:
@@ -118,7 +119,7 @@ class GraphBuilder:
             activation = "none"
         if activation not in ACTIVATIONS:
             raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6, sigmoid, "
-                                   "hard_swish" + (" (and softmax after Dense)" if activation == "softmax" else ""))
+                                   "hard_sigmoid, hard_swish" + (" (and softmax after Dense)" if activation == "softmax" else ""))
         return activation
 
     # ------------------------------------------------------------------- layers
@@ -265,6 +266,9 @@ class GraphBuilder:
         (TFLite RELU/RELU6: it requantizes to its own output quantization)."""
         if activation == "softmax":
             return self.softmax(name, x)
+        if activation == "hard_sigmoid":
+            y = self.add(f"{name}/plus3", [x], "relu6", constant=np.array([3.0], np.float32))
+            return self.multiply(name, [y], constant=np.array([1.0 / 6.0], np.float32))
         if activation in SEPARATE_ACTIVATIONS:
             return self.layer(SEPARATE_ACTIVATIONS[activation], name, [x])
         activation = self._check_activation(name, activation)

@@ -87,7 +87,7 @@ def _not_quantized(layer, name: str) -> None:
                                "give sepgen the float model; it quantizes itself")
 
 
-_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "hard_swish")
+_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "hard_swish", "hard_sigmoid")
 
 
 def _activation(fn, name: str) -> str:
@@ -96,8 +96,8 @@ def _activation(fn, name: str) -> str:
         if fn is keras.activations.get(candidate):
             return candidate
     label = getattr(fn, "__name__", type(fn).__name__)
-    raise UnsupportedLayer(name, f"activation '{label}'", "supported: linear, relu, relu6, sigmoid, hard_swish "
-                           "(hard_silu), softmax")
+    raise UnsupportedLayer(name, f"activation '{label}'", "supported: linear, relu, relu6, sigmoid, hard_sigmoid, "
+                           "hard_swish (hard_silu), softmax")
 
 
 def _bias(layer) -> np.ndarray | None:
@@ -275,7 +275,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
-    "mul": ("Multiply",),
+    "mul": ("Multiply", "Activation"),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

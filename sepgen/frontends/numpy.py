@@ -113,6 +113,11 @@ def _hard_swish(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.activation(s.name, xs[0], "hard_swish")
 
 
+@_handler("hard_sigmoid")
+def _hard_sigmoid(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.activation(s.name, xs[0], "hard_sigmoid")
+
+
 @_handler("max_pool2d", "pool_size", "strides", "padding")
 def _max_pool2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.max_pool2d(s.name, xs[0], s.ints("pool_size", 2), s.ints("strides", None),
@@ -196,7 +201,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
-    "hard_swish": ("hard_swish",), "mul": ("multiply",),
+    "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
