@@ -52,6 +52,29 @@ def _residual(keras):
     return keras.Model(inp, x)
 
 
+def _mobilenet_v3_small_shaped(keras):
+    """MobileNetV3-small's building blocks on 32x32x3: a stride-2 hard-swish stem, inverted-residual blocks with
+    squeeze-excite (global pooling -> 1x1 ReLU -> 1x1 hard_sigmoid -> Multiply) and hard-swish, a residual Add."""
+    L = keras.layers
+
+    def se(x, channels, squeeze):
+        g = L.GlobalAveragePooling2D(keepdims=True)(x)
+        g = L.Conv2D(squeeze, 1, activation="relu")(g)
+        return L.Multiply()([x, L.Conv2D(channels, 1, activation="hard_sigmoid")(g)])
+
+    inp = keras.Input((32, 32, 3), batch_size=1)
+    x = L.Activation("hard_swish")(L.BatchNormalization()(L.Conv2D(8, 3, strides=2, padding="same")(inp)))
+    y = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    y = L.Conv2D(8, 1)(se(y, 8, 4))
+    z = L.Conv2D(24, 1, activation="hard_swish")(y)
+    z = L.DepthwiseConv2D(5, padding="same", activation="hard_swish")(z)
+    z = L.Conv2D(8, 1)(se(z, 24, 8))
+    x = L.Add()([y, z])
+    x = L.Conv2D(32, 1, activation="hard_swish")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Dense(10, activation="softmax")(L.Dense(16, activation="hard_swish")(x)))
+
+
 def _models(keras):
     """name -> (model factory, input shape, representative data kind, converter options)."""
     L = keras.layers
@@ -100,6 +123,7 @@ def _models(keras):
             keras.Input((9, 11, 3)), L.DepthwiseConv2D(3, dilation_rate=2, padding="same"),
             L.Conv2D(4, 2, dilation_rate=(2, 3), activation="relu")]), (9, 11, 3), "normal", {}),
         "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
+        "mobilenet_v3_small_shaped": (lambda: _mobilenet_v3_small_shaped(keras), (32, 32, 3), "normal", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
 
@@ -228,6 +252,16 @@ def test_dilated_lowering_is_one_layer(tflite_model, name, expect):
     inputs = _inputs(graph, data)
     _matches_tflite_reference(graph, path, inputs)
     assert_c_matches(graph, inputs)
+
+
+def test_mobilenet_v3_small_shaped_matches_tflm_and_c(tflite_model):
+    """Hard swish, squeeze-excite's broadcast MUL and the converter's lowering of hard_sigmoid, a residual ADD: 0 LSB
+    against TFLM on every tensor, C == simulator."""
+    graph = _check(tflite_model, "mobilenet_v3_small_shaped")
+    names = [layer.op for layer in graph.layers]
+    # the converter folds hard_sigmoid's + 3 into the conv's bias, fuses the ReLU6 and multiplies by a constant 1/6
+    assert names.count("hard_swish") == 5 and names.count("mul") == 4, names
+    assert sum(layer.op == "mul" and layer.constant is not None for layer in graph.layers) == 2
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
