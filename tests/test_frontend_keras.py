@@ -628,3 +628,16 @@ def test_squeeze_excite_multiply():
     assert ops(graph)[-4:] == ["conv2d", "add", "mul", "mul"] and graph.layers[-1].output_shape == (6, 5, 4)
     x = np.random.default_rng(0).normal(size=(3, 6, 5, 4)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_concatenate_along_channels_and_width():
+    inp = keras.Input((6, 5, 3))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(2, 1, name="b")(inp)
+    x = L.Concatenate(name="cat")([a, b, inp])
+    y = L.Concatenate(axis=-2, name="cat_w")([x, L.MaxPooling2D(2, 1, "same", name="mp")(x)])
+    model = randomize(keras.Model(inp, y, name="cat"))
+    graph = load(model)
+    assert graph.layer("cat").output_shape == (6, 5, 9) and graph.layer("cat_w").output_shape == (6, 10, 9)
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)

@@ -201,3 +201,22 @@ def test_squeeze_excite_and_constant_operands(zero_point_kind):
     graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
     assert [layer.op for layer in graph.layers].count("mul") == 5
     assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
+def test_concatenation(zero_point_kind):
+    """Concatenation along channels (inputs with other quantizations rescaled, a max-pooled one copied), along
+    width and height, and of three inputs: C == simulator."""
+    rng = np.random.default_rng(13)
+
+    def build(b, x):
+        y = b.conv2d("c", x, rand(rng, 3, 3, 3, 4), rand(rng, 4), padding="same")
+        same = b.concatenate("same_quant", [y, b.max_pool2d("mp", y, 3, 1, "same")])
+        ch = b.concatenate("channels", [same, b.leaky_relu("leaky", same, 0.3), b.conv2d("pw", same, rand(rng, 1, 1, 8, 2))])
+        w = b.concatenate("width", [ch, b.activation("hs", ch, "hard_swish")], axis=1)
+        return b.concatenate("height", [w, b.max_pool2d("mp2", w, 2, 1, "same")], axis=-3)
+
+    graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
+    cat = graph.layer("same_quant")
+    assert (cat.multipliers == 0).all() and graph.layer("height").output_shape == (10, 12, 18)
+    assert_c_matches(graph, inputs)

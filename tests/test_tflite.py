@@ -75,6 +75,18 @@ def _mobilenet_v3_small_shaped(keras):
     return keras.Model(inp, L.Dense(10, activation="softmax")(L.Dense(16, activation="hard_swish")(x)))
 
 
+def _concat_skips(keras):
+    """Skip connections joined by Concatenate along channels and along width (what U-Net-like nets do at one
+    resolution), then a pointwise conv."""
+    L = keras.layers
+    inp = keras.Input((8, 6, 3), batch_size=1)
+    skip = L.Conv2D(6, 3, padding="same", activation="relu")(inp)
+    branch = L.Conv2D(4, 1, activation="relu6")(L.DepthwiseConv2D(3, padding="same")(skip))
+    x = L.Concatenate()([skip, branch, L.MaxPooling2D(3, 1, "same")(skip)])
+    x = L.Concatenate(axis=2)([x, L.Conv2D(16, 1)(x)])
+    return keras.Model(inp, L.Conv2D(4, 1)(x))
+
+
 def _models(keras):
     """name -> (model factory, input shape, representative data kind, converter options)."""
     L = keras.layers
@@ -124,6 +136,7 @@ def _models(keras):
             L.Conv2D(4, 2, dilation_rate=(2, 3), activation="relu")]), (9, 11, 3), "normal", {}),
         "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
         "mobilenet_v3_small_shaped": (lambda: _mobilenet_v3_small_shaped(keras), (32, 32, 3), "normal", {}),
+        "concat_skips": (lambda: _concat_skips(keras), (8, 6, 3), "normal", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
 
@@ -262,6 +275,12 @@ def test_mobilenet_v3_small_shaped_matches_tflm_and_c(tflite_model):
     # the converter folds hard_sigmoid's + 3 into the conv's bias, fuses the ReLU6 and multiplies by a constant 1/6
     assert names.count("hard_swish") == 5 and names.count("mul") == 4, names
     assert sum(layer.op == "mul" and layer.constant is not None for layer in graph.layers) == 2
+
+
+def test_concatenate_skips_match_tflm_and_c(tflite_model):
+    graph = _check(tflite_model, "concat_skips")
+    cats = [layer for layer in graph.layers if layer.op == "concatenation"]
+    assert [c.positive_axis for c in cats] == [2, 1] and graph.layers[-1].output_shape == (8, 12, 4)
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
@@ -576,3 +595,56 @@ def test_squeeze_excite_mul_and_constant_add_match_tflm_and_c(tmp_path, case):
     inputs = _every_int8_value(graph, (4, 3, 5))
     assert compare_with_tflm(graph, path, inputs) is None
     assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("axis", [3, -1, 1, 2, -3])
+def test_concatenation_matches_tflm_and_c(tmp_path, axis):
+    """CONCATENATION of three computed tensors sharing the output's quantization (as the converter writes it),
+    along channels, rows or columns (axes counting the batch, also negative): 0 LSB against TFLM, C ==
+    simulator; inputs quantized unlike the output are refused (TFLM would copy their bytes unchanged)."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    s, fm, q = _schema(), FlatModel(), (0.05, -7)
+    x = fm.activation("x", (4, 3, 2), *q)
+    parts = [x]
+    for k, op in enumerate(("RELU", "MAX_POOL_2D")):
+        t = fm.activation(f"p{k}", (4, 3, 2), *q)
+        if op == "MAX_POOL_2D":
+            fm.operator(op, [x], [t], "Pool2DOptions", s.Pool2DOptionsT(padding=s.Padding.SAME, strideW=1, strideH=1,
+                                                                        filterWidth=2, filterHeight=2))
+        else:
+            fm.operator(op, [x], [t])
+        parts.append(t)
+    shape = [4, 3, 2]
+    shape[axis % 4 - 1] *= 3
+    y = fm.activation("y", tuple(shape), *q)
+    fm.operator("CONCATENATION", parts, [y], "ConcatenationOptions", s.ConcatenationOptionsT(axis=axis))
+    path = tmp_path / "cat.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers][-1] == "concatenation"
+    inputs = _every_int8_value(graph, (4, 3, 2))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+def test_concatenation_of_differently_quantized_inputs_is_refused(tmp_path):
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+
+    s, fm = _schema(), FlatModel()
+    x = fm.activation("x", (4, 3, 2), 0.05, -7)
+    r = fm.activation("r", (4, 3, 2), 0.02, -128)
+    fm.operator("RELU", [x], [r])
+    y = fm.activation("y", (4, 3, 4), 0.05, -7)
+    fm.operator("CONCATENATION", [x, r], [y], "ConcatenationOptions", s.ConcatenationOptionsT(axis=3))
+    path = tmp_path / "cat.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    with pytest.raises(UnsupportedLayer, match="CONCATENATION of inputs quantized unlike its output"):
+        load(path)

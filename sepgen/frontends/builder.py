@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Mean, Mul, Pad, Relu, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Mean, Mul, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -239,6 +239,11 @@ class GraphBuilder:
         if operands != 2:
             raise UnsupportedLayer(name, kind, f"{operands} operands; exactly 2 are supported")
         return self.layer(cls, name, inputs, activation=self._check_activation(name, activation), constant=constant)
+
+    def concatenate(self, name: str, inputs: list[str], axis: int = -1) -> str:
+        """Inputs joined along ``axis`` of the batch-less shape (Keras axes count the batch: pass axis - 1 for a
+        non-negative Keras axis)."""
+        return self.layer(Concatenation, name, inputs, axis=int(axis))
 
     def softmax(self, name: str, x: str, beta: float = 1.0) -> str:
         if len(self.shape(x, name)) != 1:

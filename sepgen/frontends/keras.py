@@ -239,6 +239,14 @@ def _add(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.add(name, xs)
 
 
+@_handler("Concatenate")
+def _concatenate(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    axis = int(layer.axis)
+    if axis == 0:
+        raise UnsupportedLayer(name, "Concatenate(axis=0)", "joining along the batch axis")
+    return t.b.concatenate(name, xs, axis - 1 if axis > 0 else axis)
+
+
 @_handler("Multiply")
 def _multiply(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.multiply(name, xs)
@@ -275,7 +283,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
-    "mul": ("Multiply", "Activation"),
+    "mul": ("Multiply", "Activation"), "concatenation": ("Concatenate",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -353,7 +361,7 @@ class _Translator:
                                        f"called on {len(xs)} tensors")
             return self.model(op, xs, name + "/")
         kind = _check_operation(op, name)
-        if kind not in ("Add", "Multiply") and len(xs) != 1:
+        if kind not in ("Add", "Multiply", "Concatenate") and len(xs) != 1:
             raise UnsupportedLayer(name, kind, f"called on {len(xs)} tensors")
         try:
             return [_HANDLERS[kind](self, op, self._unique(name), xs)]

@@ -178,6 +178,14 @@ def _multiply(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.multiply(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
 
 
+@_handler("concatenate", "axis")
+def _concatenate(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    axis = s.entry.get("axis", -1)
+    if not _is_int(axis):
+        raise s.error(f"'axis' must be an integer, got {axis!r}")
+    return b.concatenate(s.name, xs, axis)
+
+
 @_handler("softmax")
 def _softmax(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.softmax(s.name, xs[0])
@@ -201,7 +209,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
-    "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"),
+    "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -279,11 +287,11 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
             raise ModelFileError(f"{source}: layer '{lname}': unknown key '{extra[0]}' for type '{kind}' "
                                  f"(allowed: {', '.join(sorted(allowed))})")
         refs = entry.get("inputs")
-        binary = kind in ("add", "multiply")
+        binary = kind in ("add", "multiply", "concatenate")
         if refs is None:
             if binary and "constant" not in entry:
-                raise ModelFileError(f"{source}: layer '{lname}': {kind} needs 'inputs': the names of 2 layers "
-                                     "(or 'constant')")
+                raise ModelFileError(f"{source}: layer '{lname}': {kind} needs 'inputs': the names of its input "
+                                     "layers" + (" (or 'constant')" if kind != "concatenate" else ""))
             xs = [previous]
         else:
             if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or not refs:

@@ -50,7 +50,8 @@ from .tflite_ops import OtherOps
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH", "MUL"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH", "MUL",
+                         "CONCATENATION"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -64,6 +65,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
     "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
     "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
+    "concatenation": ("CONCATENATION",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -288,6 +290,7 @@ class _Reader(OtherOps, TfliteTensors):
             "MEAN": lambda i, op, n: self.mean(op, n),
             "ADD": lambda i, op, n: self.binary(op, n, Add),
             "MUL": lambda i, op, n: self.binary(op, n, Mul),
+            "CONCATENATION": lambda i, op, n: self.concatenation(op, n),
             "SOFTMAX": lambda i, op, n: self.softmax(op, n),
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),

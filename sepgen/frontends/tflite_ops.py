@@ -14,6 +14,7 @@ from ..ir import UnsupportedLayer
 from ..quantize import hard_swish_params
 from ..ops import (
     Add,
+    Concatenation,
     HardSwish,
     LeakyRelu,
     Logistic,
@@ -104,6 +105,30 @@ class OtherOps:
         requants = (cls.requants_for(*quants, out_q) if cls is Add else {"requant": cls.requant_for(*quants, out_q)})
         self.emit(cls, name, inputs, op.outputs[0], activation=self.activation(op.builtinOptions, name),
                   **fields, **requants)
+
+    def concatenation(self, op, name: str) -> None:
+        """CONCATENATION: TFLM's int8 kernel copies bytes, so every input must have the output's quantization (as
+        the converter writes it); the axis counts the batch in the file."""
+        inputs = [self.input_name(i, name) for i in op.inputs]
+        out_q = self.act_quant(op.outputs[0], name)
+        if any(self.tensors[t].quant != out_q for t in inputs):
+            raise UnsupportedLayer(name, "CONCATENATION of inputs quantized unlike its output", "TFLite Micro copies "
+                                   "the bytes unchanged; the inputs must share the output's scale and zero point")
+        if self.activation(op.builtinOptions, name) != "none":
+            raise UnsupportedLayer(name, "CONCATENATION with a fused activation", "TFLite Micro refuses it")
+        axis = int(op.builtinOptions.axis) if op.builtinOptions is not None else 0
+        rank = len(self.shape(op.outputs[0]))
+        if axis % rank == 0:
+            raise UnsupportedLayer(name, "CONCATENATION along the batch axis", "batch 1 only")
+        axis = axis % rank - 1  # the batch-less axis
+        try:
+            expect = Concatenation.infer_shape([self.tensors[t].shape for t in inputs], axis=axis)
+        except ValueError as exc:
+            raise UnsupportedLayer(name, "CONCATENATION", str(exc)) from None
+        if self.shape(op.outputs[0])[1:] != expect:
+            raise UnsupportedLayer(name, "CONCATENATION output shape", f"{self.shape(op.outputs[0])[1:]}")
+        self.emit(Concatenation, name, inputs, op.outputs[0], axis=axis,
+                  **Concatenation.rescales_for([self.tensors[t].quant for t in inputs], out_q))
 
     def relu(self, op, name: str, activation: str) -> None:
         """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its

@@ -6,6 +6,7 @@ plus its template ``templates/layers/<op>.c.j2``.
 """
 
 from .add import Add
+from .concatenation import Concatenation
 from .conv2d import Conv2D
 from .depthwise_conv2d import DepthwiseConv2D
 from .fully_connected import FullyConnected
@@ -24,8 +25,8 @@ from ._common import SpatialLayer, WeightedLayer
 #: The ops shipped with sepgen (the registry test checks each against every frontend and backend).
 BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
                "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic",
-               "hard_swish", "mul")
+               "hard_swish", "mul", "concatenation")
 
-__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Conv2D", "DepthwiseConv2D", "FullyConnected", "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Mean", "Mul",
+__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected", "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Mean", "Mul",
            "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "logistic_params", "softmax_params"]
