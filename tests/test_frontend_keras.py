@@ -641,3 +641,28 @@ def test_concatenate_along_channels_and_width():
     assert graph.layer("cat").output_shape == (6, 5, 9) and graph.layer("cat_w").output_shape == (6, 10, 9)
     x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_one_d_layers_are_rows_of_a_2d_map():
+    """Conv1D, SeparableConv1D, DepthwiseConv1D (stride, dilation), 1-D pooling/padding and a 2-D Reshape: a
+    sequence (T, C) is read as (1, T, C), each layer as its 2-D counterpart with a (1, k) window."""
+    model = randomize(keras.Sequential([
+        keras.Input((40, 3)), L.Conv1D(8, 5, strides=2, activation="relu", name="c1"),
+        L.SeparableConv1D(12, 3, padding="same", depth_multiplier=2, activation="relu", name="sep"),
+        L.MaxPooling1D(2, name="mp"), L.ZeroPadding1D((1, 2), name="zp"),
+        L.DepthwiseConv1D(3, dilation_rate=2, name="dw"), L.AveragePooling1D(2, 1, "same", name="ap"),
+        L.Reshape((-1, 6), name="rs"), L.Conv1D(4, 1, name="pw"), L.GlobalAveragePooling1D(name="gap"),
+        L.Dense(3, activation="softmax", name="fc")], name="har"))
+    graph = load(model)
+    assert graph.tensors[graph.input].shape == (1, 40, 3)
+    assert graph.layer("c1").kernel_size == (1, 5) and graph.layer("c1").strides == (1, 2)
+    assert graph.layer("dw").dilation == (1, 2) and graph.layer("sep/depthwise").output_shape == (1, 18, 16)
+    assert graph.layer("rs").output_shape == (1, 16, 6)
+    x = np.random.default_rng(0).normal(size=(3, 40, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x[:, None]), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_causal_conv1d_is_refused():
+    model = keras.Sequential([keras.Input((10, 2)), L.Conv1D(3, 3, padding="causal", name="causal")])
+    with pytest.raises(UnsupportedLayer, match="layer 'causal': unsupported Conv1D\\(padding='causal'\\)"):
+        load(model)

@@ -87,6 +87,18 @@ def _concat_skips(keras):
     return keras.Model(inp, L.Conv2D(4, 1)(x))
 
 
+def _har_1d(keras):
+    """A 1-D separable human-activity classifier on 128x3 accelerometer windows (Conv1D, SeparableConv1D,
+    DepthwiseConv1D with dilation, 1-D pooling, GlobalAveragePooling1D)."""
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((128, 3), batch_size=1), L.Conv1D(16, 5, strides=2, padding="same", activation="relu"),
+        L.SeparableConv1D(32, 5, padding="same", activation="relu"), L.MaxPooling1D(2),
+        L.DepthwiseConv1D(3, dilation_rate=2, padding="same", activation="relu6"), L.Conv1D(32, 1, activation="relu"),
+        L.SeparableConv1D(48, 3, strides=2, activation="relu"), L.AveragePooling1D(2),
+        L.GlobalAveragePooling1D(), L.Dense(6, activation="softmax")])
+
+
 def _models(keras):
     """name -> (model factory, input shape, representative data kind, converter options)."""
     L = keras.layers
@@ -137,6 +149,7 @@ def _models(keras):
         "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
         "mobilenet_v3_small_shaped": (lambda: _mobilenet_v3_small_shaped(keras), (32, 32, 3), "normal", {}),
         "concat_skips": (lambda: _concat_skips(keras), (8, 6, 3), "normal", {}),
+        "har_1d": (lambda: _har_1d(keras), (128, 3), "normal", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
 
@@ -188,7 +201,8 @@ def _inputs(graph, data: np.ndarray, count: int = 24) -> np.ndarray:
     from sepgen.verification import random_inputs
 
     return np.concatenate([random_inputs(graph, count - 8, seed=1),
-                           quantize_tensor(data[:8], graph.tensors[graph.input].quant)])
+                           quantize_tensor(data[:8].reshape((8,) + graph.tensors[graph.input].shape),
+                                           graph.tensors[graph.input].quant)])
 
 
 def _check(tflite_model, name: str, c_check: bool = True, sanitize: bool = True):
@@ -281,6 +295,15 @@ def test_concatenate_skips_match_tflm_and_c(tflite_model):
     graph = _check(tflite_model, "concat_skips")
     cats = [layer for layer in graph.layers if layer.op == "concatenation"]
     assert [c.positive_axis for c in cats] == [2, 1] and graph.layers[-1].output_shape == (8, 12, 4)
+
+
+def test_har_1d_separable_matches_tflm_and_c(tflite_model):
+    """Conv1D / SeparableConv1D / DepthwiseConv1D as the converter writes them (EXPAND_DIMS -> conv -> SQUEEZE, or
+    RESHAPE): read as height-1 2-D layers, 0 LSB against TFLM on every tensor, C == simulator."""
+    graph = _check(tflite_model, "har_1d")
+    assert graph.tensors[graph.input].shape == (1, 128, 3)
+    spatial = [layer for layer in graph.layers if layer.op in ("conv2d", "depthwise_conv2d")]
+    assert len(spatial) == 7 and all(layer.kernel_size[0] == 1 for layer in spatial)
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
@@ -648,3 +671,36 @@ def test_concatenation_of_differently_quantized_inputs_is_refused(tmp_path):
     path.write_bytes(fm.finish([x], [y]))
     with pytest.raises(UnsupportedLayer, match="CONCATENATION of inputs quantized unlike its output"):
         load(path)
+
+
+def test_expand_dims_and_squeeze_are_reshapes(tmp_path):
+    """A sequence (1, T, C) -> EXPAND_DIMS -> (1, 1, T, C) -> DEPTHWISE_CONV_2D -> SQUEEZE -> (1, T', C) -> MEAN over
+    time, as the converter writes Conv1D: the reshapes cost nothing, 0 LSB against TFLM, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    s, fm, rng = _schema(), FlatModel(), np.random.default_rng(5)
+    x = fm.activation("x", (9, 4), 0.05, -3)
+    e = fm.activation("e", (1, 9, 4), 0.05, -3)
+    fm.operator("EXPAND_DIMS", [x, fm.constant("axis", np.array([1], np.int32))], [e])
+    w = fm.constant("w", rng.integers(-127, 128, (1, 1, 3, 4)).astype(np.int8), [0.01] * 4, dim=3)
+    b = fm.constant("b", rng.integers(-500, 500, 4).astype(np.int32), [0.0005] * 4)
+    d = fm.activation("d", (1, 7, 4), 0.04, 5)
+    fm.operator("DEPTHWISE_CONV_2D", [e, w, b], [d], "DepthwiseConv2DOptions", s.DepthwiseConv2DOptionsT(
+        padding=s.Padding.VALID, strideW=1, strideH=1, depthMultiplier=1, dilationWFactor=1, dilationHFactor=1))
+    q = fm.activation("q", (7, 4), 0.04, 5)
+    fm.operator("SQUEEZE", [d], [q], "SqueezeOptions", s.SqueezeOptionsT(squeezeDims=[1]))
+    y = fm.activation("y", (4,), 0.03, -1)
+    fm.operator("MEAN", [q, fm.constant("axes", np.array([1], np.int32))], [y], "ReducerOptions",
+                s.ReducerOptionsT(keepDims=False))
+    path = tmp_path / "squeeze.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["reshape", "depthwise_conv2d", "reshape", "mean"]
+    assert graph.tensors[graph.input].shape == (1, 9, 4)
+    inputs = _every_int8_value(graph, (1, 9, 4))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)

@@ -51,7 +51,8 @@ from .tflite_ops import OtherOps
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
                          "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH", "MUL",
-                         "CONCATENATION"})
+                         "CONCATENATION",
+                         "EXPAND_DIMS", "SQUEEZE"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -63,7 +64,7 @@ SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the mode
 EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
-    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
+    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
     "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
     "concatenation": ("CONCATENATION",),
 }
@@ -90,7 +91,8 @@ class _Reader(OtherOps, TfliteTensors):
         if len(shape) < 2 or shape[0] != 1:
             raise UnsupportedLayer(layer, f"tensor shape {shape}", "batch 1 and (N, features) or (N, H, W, C)")
         name = unique_name(re.sub(r"\W", "_", self.tname(index).split(";")[0]) or f"t{index}", self.tensors)
-        self.tensors[name] = TensorSpec(name, shape[1:], self.act_quant(index, layer), source_index=int(index))
+        self.tensors[name] = TensorSpec(name, self.sepgen_shape(index), self.act_quant(index, layer),
+                                        source_index=int(index))
         self.names[index] = name
         return name
 
@@ -206,8 +208,8 @@ class _Reader(OtherOps, TfliteTensors):
         kh, kw = kernel.shape[:2]
         expect = (conv_output_size(in_h, kh, strides[0], dilation[0], padding)[0],
                   conv_output_size(in_w, kw, strides[1], dilation[1], padding)[0], cout)
-        if self.shape(out_index)[1:] != expect:
-            raise UnsupportedLayer(name, "output shape", f"{self.shape(out_index)[1:]}, expected {expect}")
+        if self.sepgen_shape(out_index) != expect:
+            raise UnsupportedLayer(name, "output shape", f"{self.sepgen_shape(out_index)}, expected {expect}")
         self.emit(cls, name, [x], out_index, strides=strides, dilation=dilation, padding=padding, **fields)
 
     def dilated(self, op_index, group, name) -> None:
@@ -293,6 +295,8 @@ class _Reader(OtherOps, TfliteTensors):
             "CONCATENATION": lambda i, op, n: self.concatenation(op, n),
             "SOFTMAX": lambda i, op, n: self.softmax(op, n),
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
+            "EXPAND_DIMS": lambda i, op, n: self.reshape(op, n, "EXPAND_DIMS"),
+            "SQUEEZE": lambda i, op, n: self.reshape(op, n, "SQUEEZE"),
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),
             "PADV2": lambda i, op, n: self.pad(op, n, "PADV2"),
             "RELU": lambda i, op, n: self.relu(op, n, "relu"),

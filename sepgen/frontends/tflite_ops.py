@@ -55,12 +55,14 @@ class OtherOps:
     def mean(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)
         c = self.need_hwc(x, name)[2]
-        axes = sorted({int(a) % 4 for a in self.data(op.inputs[1], np.int32).reshape(-1)})
-        if axes != [1, 2]:
-            raise UnsupportedLayer(name, f"MEAN over axes {axes}", "only over height and width (axes 1, 2)")
+        rank = len(self.shape(op.inputs[0]))
+        axes = sorted({int(a) % rank for a in self.data(op.inputs[1], np.int32).reshape(-1)})
+        if axes != ([1, 2] if rank == 4 else [1]):
+            raise UnsupportedLayer(name, f"MEAN over axes {axes}", "only over height and width (axes 1, 2), or "
+                                   "over time (axis 1 of a sequence)")
         in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
         requant = Mean.requant_for(in_q, out_q)
-        out_shape = self.shape(op.outputs[0])[1:]
+        out_shape = self.sepgen_shape(op.outputs[0])
         if out_shape == (c,):
             self.emit(Mean, name, [x], op.outputs[0], requant=requant)
         elif out_shape == (1, 1, c):  # keep_dims: MEAN to (C,), then a free reshape to the file's tensor
@@ -99,8 +101,8 @@ class OtherOps:
             expect = cls.infer_shape([self.tensors[t].shape for t in inputs], constant=fields.get("constant"))
         except ValueError as exc:
             raise UnsupportedLayer(name, f"{cls.op.upper()} broadcasting", str(exc)) from None
-        if self.shape(op.outputs[0])[1:] != expect:
-            raise UnsupportedLayer(name, f"{cls.op.upper()} output shape", f"{self.shape(op.outputs[0])[1:]} for "
+        if self.sepgen_shape(op.outputs[0]) != expect:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} output shape", f"{self.sepgen_shape(op.outputs[0])} for "
                                    f"operands {shapes}")
         requants = (cls.requants_for(*quants, out_q) if cls is Add else {"requant": cls.requant_for(*quants, out_q)})
         self.emit(cls, name, inputs, op.outputs[0], activation=self.activation(op.builtinOptions, name),
@@ -120,13 +122,13 @@ class OtherOps:
         rank = len(self.shape(op.outputs[0]))
         if axis % rank == 0:
             raise UnsupportedLayer(name, "CONCATENATION along the batch axis", "batch 1 only")
-        axis = axis % rank - 1  # the batch-less axis
+        axis = axis % rank - 1 + (1 if rank == 3 else 0)  # the batch-less axis; (1, T, C) is read as (1, 1, T, C)
         try:
             expect = Concatenation.infer_shape([self.tensors[t].shape for t in inputs], axis=axis)
         except ValueError as exc:
             raise UnsupportedLayer(name, "CONCATENATION", str(exc)) from None
-        if self.shape(op.outputs[0])[1:] != expect:
-            raise UnsupportedLayer(name, "CONCATENATION output shape", f"{self.shape(op.outputs[0])[1:]}")
+        if self.sepgen_shape(op.outputs[0]) != expect:
+            raise UnsupportedLayer(name, "CONCATENATION output shape", f"{self.sepgen_shape(op.outputs[0])}")
         self.emit(Concatenation, name, inputs, op.outputs[0], axis=axis,
                   **Concatenation.rescales_for([self.tensors[t].quant for t in inputs], out_q))
 
@@ -173,12 +175,13 @@ class OtherOps:
         self.emit(Softmax, name, [x], op.outputs[0], beta=beta, input_multiplier=m, input_left_shift=shift,
                   diff_min=diff_min)
 
-    def reshape(self, op, name: str) -> None:
+    def reshape(self, op, name: str, op_name: str = "RESHAPE") -> None:
+        """RESHAPE, EXPAND_DIMS, SQUEEZE: the same bytes under another shape (no code)."""
         x = self.input_name(op.inputs[0], name)
-        self.same_quant(x, op.outputs[0], name, "RESHAPE")
-        out_shape = self.shape(op.outputs[0])[1:]
+        self.same_quant(x, op.outputs[0], name, op_name)
+        out_shape = self.sepgen_shape(op.outputs[0])
         if len(out_shape) not in (1, 3) or int(np.prod(out_shape)) != self.tensors[x].size:
-            raise UnsupportedLayer(name, "RESHAPE", f"{self.tensors[x].shape} -> {out_shape}")
+            raise UnsupportedLayer(name, op_name, f"{self.tensors[x].shape} -> {out_shape}")
         self.emit(Reshape, name, [x], op.outputs[0])
 
     def pad(self, op, name: str, op_name: str) -> None:
