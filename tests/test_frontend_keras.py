@@ -229,7 +229,7 @@ class _MyConv(L.Conv2D):
 UNSUPPORTED = {
     "Conv2DTranspose": (lambda: _seq(L.Conv2DTranspose(4, 3, name="up")), "up", "Conv2DTranspose"),
     "LSTM": (lambda: _seq(L.LSTM(4, name="lstm"), shape=(5, 3)), "lstm", "LSTM"),
-    "Conv1D": (lambda: _seq(L.Conv1D(4, 3, name="c1d"), shape=(8, 3)), "c1d", "Conv1D"),
+    "Conv1D causal": (lambda: _seq(L.Conv1D(4, 3, padding="causal", name="c1d"), shape=(8, 3)), "c1d", "Conv1D"),
     "UpSampling2D": (lambda: _seq(L.UpSampling2D(name="up")), "up", "UpSampling2D"),
     "GlobalMaxPooling2D": (lambda: _seq(L.GlobalMaxPooling2D(name="gmp")), "gmp", "GlobalMaxPooling2D"),
     "Lambda": (lambda: _seq(L.Conv2D(4, 1), L.Lambda(lambda t: t * 2, name="lam")), "lam", "Lambda"),
@@ -666,3 +666,15 @@ def test_causal_conv1d_is_refused():
     model = keras.Sequential([keras.Input((10, 2)), L.Conv1D(3, 3, padding="causal", name="causal")])
     with pytest.raises(UnsupportedLayer, match="layer 'causal': unsupported Conv1D\\(padding='causal'\\)"):
         load(model)
+
+
+def test_maximum_minimum_layers():
+    inp = keras.Input((6, 5, 3))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(4, 1, name="b")(inp)
+    y = L.Minimum(name="lo")([L.Maximum(name="hi")([a, b]), L.GlobalAveragePooling2D(keepdims=True, name="g")(a)])
+    model = randomize(keras.Model(inp, y, name="mm"))
+    graph = load(model)
+    assert ops(graph).count("maximum") == ops(graph).count("minimum") == 1
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)

@@ -58,6 +58,8 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "gate", "type": "multiply", "constant": "gate.c"},
         {"name": "hsig", "type": "hard_sigmoid"},
         {"name": "cat", "type": "concatenate", "inputs": ["hsig", "gate"], "axis": 0},
+        {"name": "lo", "type": "maximum", "constant": "gate.c"},
+        {"name": "hi", "type": "minimum", "inputs": ["lo", "cat"]},
         {"name": "ap", "type": "avg_pool2d", "pool_size": [2, 2], "padding": "same"},
         {"name": "gap", "type": "global_avg_pool2d", "keepdims": True},
         {"name": "rs", "type": "reshape", "target_shape": [2, -1, 2]},
@@ -105,6 +107,8 @@ def test_round_trip_every_layer_type(tmp_path):
         ("hsig/plus3", "add", (5, 6, 8)),
         ("hsig", "mul", (5, 6, 8)),
         ("cat", "concatenation", (10, 6, 8)),
+        ("lo", "maximum", (10, 6, 8)),
+        ("hi", "minimum", (10, 6, 8)),
         ("ap", "avg_pool2d", (5, 3, 8)),
         ("gap", "mean", (8,)),
         ("gap/keepdims", "reshape", (1, 1, 8)),
@@ -121,7 +125,7 @@ def test_round_trip_every_layer_type(tmp_path):
     assert sdw.bias is None and spw.activation == "relu6" and spw.kernel_size == (1, 1)
     np.testing.assert_array_equal(spw.bias, arrays["sep.bias"])
     assert res.inputs == (dw.output, spw.output)
-    zp, mp, leaky, _, _, gate, _, _, _, ap = g.layers[5:15]
+    zp, mp, leaky, _, _, gate, _, _, _, _, _, ap = g.layers[5:17]
     np.testing.assert_array_equal(gate.constant, arrays["gate.c"])
     assert leaky.alpha == 0.2
     assert zp.paddings == ((1, 0), (0, 2), (0, 0))

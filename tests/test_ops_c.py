@@ -220,3 +220,21 @@ def test_concatenation(zero_point_kind):
     cat = graph.layer("same_quant")
     assert (cat.multipliers == 0).all() and graph.layer("height").output_shape == (10, 12, 18)
     assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
+def test_maximum_minimum(zero_point_kind):
+    """Maximum/minimum of tensors with other quantizations (rescaled), of one quantization (compared raw), with a
+    per-channel constant and with a broadcast vector: C == simulator."""
+    rng = np.random.default_rng(14)
+
+    def build(b, x):
+        y = b.conv2d("c", x, rand(rng, 3, 3, 3, 4), rand(rng, 4), padding="same")
+        y = b.maximum("max", [y, b.leaky_relu("leaky", y, 0.2)])
+        y = b.minimum("same_quant", [y, b.max_pool2d("mp", y, 2, 1, "same")])
+        y = b.minimum("clip", [y], constant=rand(rng, 4))
+        return b.maximum("floor", [y, b.global_avg_pool2d("gap", y)])
+
+    graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
+    assert int(graph.layer("same_quant").input1_requant.multiplier[0]) == 0
+    assert_c_matches(graph, inputs)

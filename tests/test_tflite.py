@@ -704,3 +704,44 @@ def test_expand_dims_and_squeeze_are_reshapes(tmp_path):
     inputs = _every_int8_value(graph, (1, 9, 4))
     assert compare_with_tflm(graph, path, inputs) is None
     assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("op", ["MAXIMUM", "MINIMUM"])
+def test_maximum_minimum_match_tflm_and_c(tmp_path, op):
+    """MAXIMUM / MINIMUM of two activations, of a broadcast per-channel vector and of an int8 constant (first
+    operand), all in the output's quantization: 0 LSB against TFLM, C == simulator; operands quantized otherwise
+    are refused (TFLM compares raw values)."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+    from sepgen.tflm import compare_with_tflm
+
+    s, q, rng = _schema(), (0.04, 3), np.random.default_rng(9)
+    for relu_quant in (q, (0.02, -128)):
+        fm = FlatModel()
+        x = fm.activation("x", (4, 3, 5), *q)
+        r = fm.activation("r", (4, 3, 5), *relu_quant)
+        fm.operator("RELU", [x], [r])
+        a = fm.activation("a", (4, 3, 5), *q)
+        fm.operator(op, [x, r], [a])
+        m = fm.activation("m", (1, 1, 5), *q)
+        fm.operator("MEAN", [a, fm.constant("axes", np.array([1, 2], np.int32))], [m], "ReducerOptions",
+                    s.ReducerOptionsT(keepDims=True))
+        b = fm.activation("b", (4, 3, 5), *q)
+        fm.operator(op, [m, a], [b])
+        k = fm.constant("k", rng.integers(-128, 128, 5).astype(np.int8), [q[0]], zero_points=[q[1]])
+        y = fm.activation("y", (4, 3, 5), *q)
+        fm.operator(op, [k, b], [y])
+        path = tmp_path / f"{op}.tflite"
+        path.write_bytes(fm.finish([x], [y]))
+        if relu_quant != q:
+            with pytest.raises(UnsupportedLayer, match=f"{op} of operands quantized unlike its output"):
+                load(path)
+            continue
+        graph = load(path)
+        assert [layer.op for layer in graph.layers].count(op.lower()) == 3
+        inputs = _every_int8_value(graph, (4, 3, 5))
+        assert compare_with_tflm(graph, path, inputs) is None
+        assert_c_matches(graph, inputs)

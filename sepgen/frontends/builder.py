@@ -16,7 +16,7 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Mean, Mul, Pad, Relu, Reshape, Softmax
+from ..ops import Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, Softmax
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -231,6 +231,14 @@ class GraphBuilder:
     def multiply(self, name: str, inputs: list[str], activation: str | None = None, constant=None) -> str:
         """Elementwise product (Keras Multiply, squeeze-excite's channel gate), broadcast like :meth:`add`."""
         return self._binary(Mul, "Multiply", name, inputs, activation, constant)
+
+    def maximum(self, name: str, inputs: list[str], constant=None) -> str:
+        """Elementwise maximum (Keras Maximum), operands as for :meth:`add`."""
+        return self._binary(Maximum, "Maximum", name, inputs, None, constant)
+
+    def minimum(self, name: str, inputs: list[str], constant=None) -> str:
+        """Elementwise minimum (Keras Minimum), operands as for :meth:`add`."""
+        return self._binary(Minimum, "Minimum", name, inputs, None, constant)
 
     def _binary(self, cls, kind: str, name: str, inputs: list[str], activation, constant) -> str:
         if constant is not None:

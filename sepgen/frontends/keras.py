@@ -252,6 +252,11 @@ def _multiply(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.multiply(name, xs)
 
 
+@_handler("Maximum", "Minimum")
+def _min_max(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    return (t.b.maximum if type(layer).__name__ == "Maximum" else t.b.minimum)(name, xs)
+
+
 # ===================================================================== graph walk
 def _node_of(tensor):
     """The functional-graph node that produced a symbolic Keras tensor."""
@@ -285,6 +290,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D", "ZeroPadding1D"), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
     "mul": ("Multiply", "Activation"), "concatenation": ("Concatenate",),
+    "maximum": ("Maximum",), "minimum": ("Minimum",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -362,7 +368,7 @@ class _Translator:
                                        f"called on {len(xs)} tensors")
             return self.model(op, xs, name + "/")
         kind = _check_operation(op, name)
-        if kind not in ("Add", "Multiply", "Concatenate") and len(xs) != 1:
+        if kind not in ("Add", "Multiply", "Concatenate", "Maximum", "Minimum") and len(xs) != 1:
             raise UnsupportedLayer(name, kind, f"called on {len(xs)} tensors")
         try:
             return [_HANDLERS[kind](self, op, self._unique(name), xs)]

@@ -178,6 +178,16 @@ def _multiply(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.multiply(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
 
 
+@_handler("maximum", "constant")
+def _maximum(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.maximum(s.name, xs, s.array("constant", False))
+
+
+@_handler("minimum", "constant")
+def _minimum(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.minimum(s.name, xs, s.array("constant", False))
+
+
 @_handler("concatenate", "axis")
 def _concatenate(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     axis = s.entry.get("axis", -1)
@@ -210,6 +220,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
     "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),
+    "maximum": ("maximum",), "minimum": ("minimum",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -287,7 +298,7 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
             raise ModelFileError(f"{source}: layer '{lname}': unknown key '{extra[0]}' for type '{kind}' "
                                  f"(allowed: {', '.join(sorted(allowed))})")
         refs = entry.get("inputs")
-        binary = kind in ("add", "multiply", "concatenate")
+        binary = kind in ("add", "multiply", "maximum", "minimum", "concatenate")
         if refs is None:
             if binary and "constant" not in entry:
                 raise ModelFileError(f"{source}: layer '{lname}': {kind} needs 'inputs': the names of its input "

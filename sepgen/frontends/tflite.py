@@ -42,7 +42,7 @@ from ..ir import (
     conv_output_size,
     unique_name,
 )
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Mul, Reshape
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Maximum, MaxPool2D, Minimum, Mul, Reshape
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
 from .tflite_file import TfliteTensors, parse_model, tflm_can_run  # noqa: F401  (tflm_can_run: used by the CLI)
@@ -52,7 +52,7 @@ from .tflite_ops import OtherOps
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
                          "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH", "MUL",
                          "CONCATENATION",
-                         "EXPAND_DIMS", "SQUEEZE"})
+                         "EXPAND_DIMS", "SQUEEZE", "MAXIMUM", "MINIMUM"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -66,7 +66,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
     "softmax": ("SOFTMAX",), "reshape": ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
     "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
-    "concatenation": ("CONCATENATION",),
+    "concatenation": ("CONCATENATION",), "maximum": ("MAXIMUM",), "minimum": ("MINIMUM",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -293,6 +293,8 @@ class _Reader(OtherOps, TfliteTensors):
             "ADD": lambda i, op, n: self.binary(op, n, Add),
             "MUL": lambda i, op, n: self.binary(op, n, Mul),
             "CONCATENATION": lambda i, op, n: self.concatenation(op, n),
+            "MAXIMUM": lambda i, op, n: self.binary(op, n, Maximum),
+            "MINIMUM": lambda i, op, n: self.binary(op, n, Minimum),
             "SOFTMAX": lambda i, op, n: self.softmax(op, n),
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
             "EXPAND_DIMS": lambda i, op, n: self.reshape(op, n, "EXPAND_DIMS"),

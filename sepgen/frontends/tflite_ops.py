@@ -72,7 +72,7 @@ class OtherOps:
             raise UnsupportedLayer(name, "MEAN output shape", str(out_shape))
 
     def binary(self, op, name: str, cls) -> None:
-        """ADD / MUL: two activations, or an activation and a constant int8 tensor (either order: both ops are
+        """ADD / MUL / MAXIMUM / MINIMUM: two activations, or an activation and a constant int8 tensor (either order: both ops are
         symmetric in TFLM's arithmetic), broadcast as sepgen.ops._binary allows."""
         inputs, constant = [], None
         for index in (int(i) for i in op.inputs[:2]):
@@ -104,9 +104,12 @@ class OtherOps:
         if self.sepgen_shape(op.outputs[0]) != expect:
             raise UnsupportedLayer(name, f"{cls.op.upper()} output shape", f"{self.sepgen_shape(op.outputs[0])} for "
                                    f"operands {shapes}")
-        requants = (cls.requants_for(*quants, out_q) if cls is Add else {"requant": cls.requant_for(*quants, out_q)})
-        self.emit(cls, name, inputs, op.outputs[0], activation=self.activation(op.builtinOptions, name),
-                  **fields, **requants)
+        if cls.op in ("maximum", "minimum") and any(q != out_q for q in quants):
+            raise UnsupportedLayer(name, f"{cls.op.upper()} of operands quantized unlike its output", "TFLite Micro "
+                                   "compares the raw int8 values; they must share the output's scale and zero point")
+        requants = {"requant": cls.requant_for(*quants, out_q)} if cls.op == "mul" else cls.requants_for(*quants, out_q)
+        activation = self.activation(op.builtinOptions, name) if cls.op in ("add", "mul") else "none"
+        self.emit(cls, name, inputs, op.outputs[0], activation=activation, **fields, **requants)
 
     def concatenation(self, op, name: str) -> None:
         """CONCATENATION: TFLM's int8 kernel copies bytes, so every input must have the output's quantization (as

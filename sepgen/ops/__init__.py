@@ -14,6 +14,7 @@ from .hard_swish import HardSwish
 from .leaky_relu import LeakyRelu
 from .logistic import Logistic, logistic_params
 from .mean import Mean
+from .min_max import Maximum, Minimum
 from .mul import Mul
 from .pad import Pad
 from .pool import AvgPool2D, MaxPool2D, PoolLayer
@@ -25,8 +26,8 @@ from ._common import SpatialLayer, WeightedLayer
 #: The ops shipped with sepgen (the registry test checks each against every frontend and backend).
 BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
                "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic",
-               "hard_swish", "mul", "concatenation")
+               "hard_swish", "mul", "concatenation", "maximum", "minimum")
 
-__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected", "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Mean", "Mul",
+__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected", "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul",
            "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "logistic_params", "softmax_params"]
