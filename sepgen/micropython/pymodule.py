@@ -19,6 +19,8 @@ from ..plan import plan
 
 SUPPORTED = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
              "softmax", "pad")
+#: What the kernels of SUPPORTED ops do not cover (refused by name at generation; shown in the README's op table).
+LIMITS = {"add": "two inputs of one shape"}
 
 
 def _per_channel(values, channels: int) -> tuple[int, ...]:
@@ -31,7 +33,7 @@ def _layer(graph: Graph, index: int, layer, memory) -> dict:
     if layer.op == "add" and (layer.constant is not None
                               or any(graph.tensors[t].shape != tuple(layer.output_shape) for t in layer.inputs)):
         raise UserError(f"layer '{layer.name}': op 'add' with a broadcast or constant operand has no MicroPython "
-                        "kernel")
+                        f"kernel (only {LIMITS['add']})")
     loc = lambda t: memory.locations[t]  # noqa: E731
     out_q = graph.tensors[layer.output].quant
     lo, hi = clamp_range(graph, layer) if hasattr(layer, "activation") else (-128, 127)
