@@ -70,6 +70,43 @@ def _separable_conv2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
                               s.string("padding", "valid"), s.string("activation", "linear"))
 
 
+# 1-D layers (a sequence (T, C) is the row (1, T, C)): Keras 1-D kernel layouts, int strides/dilation/pool sizes.
+def _row(s: _LayerSpec, key: str, default):
+    value = s.ints(key, default)
+    if value is not None and not _is_int(value):
+        raise s.error(f"'{key}' of a 1-D layer must be one positive integer, got {list(value)!r}")
+    return None if value is None else (1, value)
+
+
+@_handler("conv1d", "kernel", "bias", *_SPATIAL)
+def _conv1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.conv2d(s.name, xs[0], s.array("kernel")[None], s.array("bias", False), _row(s, "strides", 1),
+                    _row(s, "dilation", 1), s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("depthwise_conv1d", "kernel", "bias", *_SPATIAL)
+def _depthwise_conv1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.depthwise_conv2d(s.name, xs[0], s.array("kernel")[None], s.array("bias", False), _row(s, "strides", 1),
+                              _row(s, "dilation", 1), s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("separable_conv1d", "depthwise_kernel", "pointwise_kernel", "bias", *_SPATIAL)
+def _separable_conv1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.separable_conv2d(s.name, xs[0], s.array("depthwise_kernel")[None], s.array("pointwise_kernel")[None],
+                              s.array("bias", False), _row(s, "strides", 1), _row(s, "dilation", 1),
+                              s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("max_pool1d", "pool_size", "strides", "padding")
+def _max_pool1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.max_pool2d(s.name, xs[0], _row(s, "pool_size", 2), _row(s, "strides", None), s.string("padding", "valid"))
+
+
+@_handler("avg_pool1d", "pool_size", "strides", "padding")
+def _avg_pool1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.avg_pool2d(s.name, xs[0], _row(s, "pool_size", 2), _row(s, "strides", None), s.string("padding", "valid"))
+
+
 @_handler("dense", "kernel", "bias", "activation")
 def _dense(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     kernel = s.array("kernel")
@@ -215,8 +252,9 @@ SPEC_TYPES: tuple[str, ...] = tuple(sorted(_HANDLERS))
 #: sepgen op -> the spec layer types that produce it (checked against the handlers by the registry test).
 #: Every op in sepgen.ops.BUILTIN_OPS is here or in NOT_EXPRESSIBLE.
 EXPRESSES: dict[str, tuple[str, ...]] = {
-    "conv2d": ("conv2d", "separable_conv2d"), "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d"),
-    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
+    "conv2d": ("conv2d", "separable_conv2d", "conv1d", "separable_conv1d"),
+    "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d", "depthwise_conv1d", "separable_conv1d"),
+    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d", "max_pool1d"), "avg_pool2d": ("avg_pool2d", "avg_pool1d"),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
     "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),
@@ -268,10 +306,12 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
         raise ModelFileError(f"{source}: spec 'version' is {version!r}; this sepgen reads version {VERSION}")
     name = _check_name(source, spec.get("name", default_name), "'name'")
     shape = spec.get("input_shape")
-    if (not isinstance(shape, list) or len(shape) not in (1, 3)
+    if (not isinstance(shape, list) or len(shape) not in (1, 2, 3)
             or not all(_is_int(d) and d >= 1 for d in shape)):
-        raise ModelFileError(f"{source}: 'input_shape' must be [H, W, C] (or [N] for a vector) of positive "
-                             f"integers, batch excluded; got {shape!r}")
+        raise ModelFileError(f"{source}: 'input_shape' must be [H, W, C] (or [T, C] for a sequence, [N] for a "
+                             f"vector) of positive integers, batch excluded; got {shape!r}")
+    if len(shape) == 2:
+        shape = [1] + shape  # a sequence is one row
     layers = spec.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ModelFileError(f"{source}: 'layers' must be a non-empty list of layer objects")
