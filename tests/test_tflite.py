@@ -99,6 +99,27 @@ def _har_1d(keras):
         L.GlobalAveragePooling1D(), L.Dense(6, activation="softmax")])
 
 
+def _mobilenet_v2_035_96(keras):
+    """keras.applications' MobileNetV2, alpha 0.35, 96x96 (inverted residuals, ReLU6, ADD), random weights."""
+    return keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+
+
+def _resnet8(keras):
+    """MLPerf Tiny's ResNet-8 for CIFAR-10: three residual stacks (16, 32, 64 filters; a 1x1 strided shortcut),
+    ADD + ReLU, average pooling, Dense softmax."""
+    L = keras.layers
+    inp = keras.Input((32, 32, 3), batch_size=1)
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(inp)))
+    for filters, stride in ((16, 1), (32, 2), (64, 2)):
+        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(filters, 3, stride, padding="same")(x)))
+        y = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same")(y))
+        if stride > 1:
+            x = L.Conv2D(filters, 1, stride)(x)
+        x = L.ReLU()(L.Add()([x, y]))
+    x = L.Flatten()(L.AveragePooling2D(8)(x))
+    return keras.Model(inp, L.Dense(10, activation="softmax")(x))
+
+
 def _models(keras):
     """name -> (model factory, input shape, representative data kind, converter options)."""
     L = keras.layers
@@ -150,6 +171,8 @@ def _models(keras):
         "mobilenet_v3_small_shaped": (lambda: _mobilenet_v3_small_shaped(keras), (32, 32, 3), "normal", {}),
         "concat_skips": (lambda: _concat_skips(keras), (8, 6, 3), "normal", {}),
         "har_1d": (lambda: _har_1d(keras), (128, 3), "normal", {}),
+        "mobilenet_v2_035_96": (lambda: _mobilenet_v2_035_96(keras), (96, 96, 3), "normal", {}),
+        "resnet8": (lambda: _resnet8(keras), (32, 32, 3), "normal", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
 
@@ -304,6 +327,19 @@ def test_har_1d_separable_matches_tflm_and_c(tflite_model):
     assert graph.tensors[graph.input].shape == (1, 128, 3)
     spatial = [layer for layer in graph.layers if layer.op in ("conv2d", "depthwise_conv2d")]
     assert len(spatial) == 7 and all(layer.kernel_size[0] == 1 for layer in spatial)
+
+
+def test_mobilenet_v2_035_96_matches_tflm_and_c(tflite_model):
+    """keras.applications.MobileNetV2(alpha=0.35) at 96x96 through the converter: 0 LSB against TFLM on every
+    tensor, C == simulator (no sanitizer build: the model is large)."""
+    graph = _check(tflite_model, "mobilenet_v2_035_96", sanitize=False)
+    names = [layer.op for layer in graph.layers]
+    assert names.count("add") == 10 and names.count("depthwise_conv2d") == 17, names
+
+
+def test_resnet8_matches_tflm_and_c(tflite_model):
+    graph = _check(tflite_model, "resnet8")
+    assert [layer.op for layer in graph.layers].count("add") == 3
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
