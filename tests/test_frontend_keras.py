@@ -678,3 +678,16 @@ def test_maximum_minimum_layers():
     assert ops(graph).count("maximum") == ops(graph).count("minimum") == 1
     x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("scale,offset,expect", [(1 / 255, 0.0, ["mul"]), (1 / 127.5, -1.0, ["mul", "add"]),
+                                                 ([0.5, 2.0, 1.0], [0.1, 0.0, -0.2], ["mul", "add"]),
+                                                 (1.0, 3.0, ["add"])])
+def test_rescaling_is_a_constant_multiply_and_add(scale, offset, expect):
+    """Rescaling (e.g. images 0..255 -> [-1, 1] as the first layer): TFLite's MUL/ADD of constants."""
+    model = randomize(keras.Sequential([keras.Input((6, 5, 3)), L.Rescaling(scale, offset, name="rs"),
+                                        L.Conv2D(4, 3, name="conv")], name="rescale"))
+    graph = load(model)
+    assert ops(graph) == expect + ["conv2d"]
+    x = np.random.default_rng(0).uniform(0, 255, size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL * 100)

@@ -173,6 +173,9 @@ def _models(keras):
         "har_1d": (lambda: _har_1d(keras), (128, 3), "normal", {}),
         "mobilenet_v2_035_96": (lambda: _mobilenet_v2_035_96(keras), (96, 96, 3), "normal", {}),
         "resnet8": (lambda: _resnet8(keras), (32, 32, 3), "normal", {}),
+        "rescaling_input": (lambda: _seq(keras, (8, 8, 3), L.Rescaling([1 / 127.5, 1 / 64, 1 / 100], -1.0),
+                                         L.Conv2D(4, 3, activation="relu"), L.GlobalAveragePooling2D()),
+                            (8, 8, 3), "wide", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
 
@@ -340,6 +343,13 @@ def test_mobilenet_v2_035_96_matches_tflm_and_c(tflite_model):
 def test_resnet8_matches_tflm_and_c(tflite_model):
     graph = _check(tflite_model, "resnet8")
     assert [layer.op for layer in graph.layers].count("add") == 3
+
+
+def test_rescaling_input_matches_tflm_and_c(tflite_model):
+    """Keras Rescaling (per-channel scale, an offset) as the first layer, as the converter writes it (a MUL by a
+    per-channel constant; the offset folded into the conv's bias)."""
+    graph = _check(tflite_model, "rescaling_input")
+    assert graph.layers[0].op == "mul" and graph.layers[0].qconstant.shape == (3,)
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):

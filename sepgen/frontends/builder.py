@@ -232,6 +232,18 @@ class GraphBuilder:
         """Elementwise product (Keras Multiply, squeeze-excite's channel gate), broadcast like :meth:`add`."""
         return self._binary(Mul, "Multiply", name, inputs, activation, constant)
 
+    def rescaling(self, name: str, x: str, scale, offset) -> str:
+        """Keras Rescaling, x * scale + offset (scalars or per-channel vectors): a multiply by the constant scale
+        (left out when 1) then an add of the constant offset (``<name>/offset``, left out when 0), TFLite's
+        MUL and ADD arithmetic."""
+        scale, offset = np.atleast_1d(_finite(name, "scale", scale)), np.atleast_1d(_finite(name, "offset", offset))
+        y = x
+        if np.any(scale != 1):
+            y = self.multiply(name if np.all(offset == 0) else f"{name}/scale", [y], constant=scale)
+        if np.any(offset != 0):
+            y = self.add(name if y != x else f"{name}/offset", [y], constant=offset)
+        return y
+
     def maximum(self, name: str, inputs: list[str], constant=None) -> str:
         """Elementwise maximum (Keras Maximum), operands as for :meth:`add`."""
         return self._binary(Maximum, "Maximum", name, inputs, None, constant)

@@ -252,6 +252,11 @@ def _multiply(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.multiply(name, xs)
 
 
+@_handler("Rescaling")
+def _rescaling(t: "_Translator", layer, name: str, xs: list[str]) -> str:
+    return t.b.rescaling(name, xs[0], layer.scale, layer.offset)
+
+
 @_handler("Maximum", "Minimum")
 def _min_max(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return (t.b.maximum if type(layer).__name__ == "Maximum" else t.b.minimum)(name, xs)
@@ -286,10 +291,10 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("Conv2D", "SeparableConv2D", "Conv1D", "SeparableConv1D"),
     "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D", "DepthwiseConv1D", "SeparableConv1D"),
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D", "MaxPooling1D"),
-    "avg_pool2d": ("AveragePooling2D", "AveragePooling1D"), "mean": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
+    "avg_pool2d": ("AveragePooling2D", "AveragePooling1D"), "mean": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"), "add": ("Add", "Rescaling"), "softmax": ("Softmax", "Activation", "Dense"),
     "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D", "ZeroPadding1D"), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
-    "mul": ("Multiply", "Activation"), "concatenation": ("Concatenate",),
+    "mul": ("Multiply", "Activation", "Rescaling"), "concatenation": ("Concatenate",),
     "maximum": ("Maximum",), "minimum": ("Minimum",),
 }
 #: sepgen op -> why Keras models cannot produce it.
