@@ -691,3 +691,15 @@ def test_rescaling_is_a_constant_multiply_and_add(scale, offset, expect):
     assert ops(graph) == expect + ["conv2d"]
     x = np.random.default_rng(0).uniform(0, 255, size=(3, 6, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL * 100)
+
+
+def test_concatenate_of_sequences_along_time():
+    inp = keras.Input((12, 3))
+    a = L.Conv1D(3, 3, padding="same", name="a")(inp)
+    y = L.Concatenate(axis=1, name="time")([inp, a])
+    y = L.Concatenate(axis=2, name="chan")([y, y])
+    model = randomize(keras.Model(inp, y, name="seq_cat"))
+    graph = load(model)
+    assert graph.layer("time").output_shape == (1, 24, 3) and graph.layer("chan").output_shape == (1, 24, 6)
+    x = np.random.default_rng(0).normal(size=(3, 12, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x[:, None])[:, 0], model(x).numpy(), rtol=RTOL, atol=ATOL)

@@ -16,7 +16,8 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu, Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, Softmax
+from ..ops import (Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu,
+                   Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, Softmax)
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -118,8 +119,9 @@ class GraphBuilder:
         if activation == "linear":
             activation = "none"
         if activation not in ACTIVATIONS:
+            after_dense = " (and softmax after Dense)" if activation == "softmax" else ""
             raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6, sigmoid, "
-                                   "hard_sigmoid, hard_swish" + (" (and softmax after Dense)" if activation == "softmax" else ""))
+                                   "hard_sigmoid, hard_swish" + after_dense)
         return activation
 
     # ------------------------------------------------------------------- layers

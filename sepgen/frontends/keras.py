@@ -239,29 +239,6 @@ def _add(t: "_Translator", layer, name: str, xs: list[str]) -> str:
     return t.b.add(name, xs)
 
 
-@_handler("Concatenate")
-def _concatenate(t: "_Translator", layer, name: str, xs: list[str]) -> str:
-    axis = int(layer.axis)
-    if axis == 0:
-        raise UnsupportedLayer(name, "Concatenate(axis=0)", "joining along the batch axis")
-    return t.b.concatenate(name, xs, axis - 1 if axis > 0 else axis)
-
-
-@_handler("Multiply")
-def _multiply(t: "_Translator", layer, name: str, xs: list[str]) -> str:
-    return t.b.multiply(name, xs)
-
-
-@_handler("Rescaling")
-def _rescaling(t: "_Translator", layer, name: str, xs: list[str]) -> str:
-    return t.b.rescaling(name, xs[0], layer.scale, layer.offset)
-
-
-@_handler("Maximum", "Minimum")
-def _min_max(t: "_Translator", layer, name: str, xs: list[str]) -> str:
-    return (t.b.maximum if type(layer).__name__ == "Maximum" else t.b.minimum)(name, xs)
-
-
 # ===================================================================== graph walk
 def _node_of(tensor):
     """The functional-graph node that produced a symbolic Keras tensor."""
@@ -291,8 +268,9 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("Conv2D", "SeparableConv2D", "Conv1D", "SeparableConv1D"),
     "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D", "DepthwiseConv1D", "SeparableConv1D"),
     "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D", "MaxPooling1D"),
-    "avg_pool2d": ("AveragePooling2D", "AveragePooling1D"), "mean": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"), "add": ("Add", "Rescaling"), "softmax": ("Softmax", "Activation", "Dense"),
-    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D", "ZeroPadding1D"), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
+    "avg_pool2d": ("AveragePooling2D", "AveragePooling1D"), "mean": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"),
+    "add": ("Add", "Rescaling"), "softmax": ("Softmax", "Activation", "Dense"), "reshape": ("Flatten", "Reshape"),
+    "pad": ("ZeroPadding2D", "ZeroPadding1D"), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
     "mul": ("Multiply", "Activation", "Rescaling"), "concatenation": ("Concatenate",),
     "maximum": ("Maximum",), "minimum": ("Minimum",),
@@ -425,4 +403,4 @@ def from_keras_model(model, name: str | None = None) -> Graph:
     return _translate(model, name, f"<keras model {model.name}>", None)
 
 
-from . import keras_1d  # noqa: E402,F401  (registers the 1-D layers' handlers; it uses the helpers above)
+from . import keras_1d, keras_merge  # noqa: E402,F401  (register more handlers; they use the helpers above)

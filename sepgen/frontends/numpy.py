@@ -254,7 +254,8 @@ SPEC_TYPES: tuple[str, ...] = tuple(sorted(_HANDLERS))
 EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("conv2d", "separable_conv2d", "conv1d", "separable_conv1d"),
     "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d", "depthwise_conv1d", "separable_conv1d"),
-    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d", "max_pool1d"), "avg_pool2d": ("avg_pool2d", "avg_pool1d"),
+    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d", "max_pool1d"),
+    "avg_pool2d": ("avg_pool2d", "avg_pool1d"),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
     "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),

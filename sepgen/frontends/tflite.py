@@ -50,9 +50,8 @@ from .tflite_ops import OtherOps
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC", "HARD_SWISH", "MUL",
-                         "CONCATENATION",
-                         "EXPAND_DIMS", "SQUEEZE", "MAXIMUM", "MINIMUM"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC",
+                         "HARD_SWISH", "MUL", "CONCATENATION", "EXPAND_DIMS", "SQUEEZE", "MAXIMUM", "MINIMUM"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -64,7 +63,8 @@ SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the mode
 EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
-    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
+    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "pad": ("PAD", "PADV2"),
+    "relu": ("RELU", "RELU6"),
     "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
     "concatenation": ("CONCATENATION",), "maximum": ("MAXIMUM",), "minimum": ("MINIMUM",),
 }

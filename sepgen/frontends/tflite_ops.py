@@ -72,8 +72,8 @@ class OtherOps:
             raise UnsupportedLayer(name, "MEAN output shape", str(out_shape))
 
     def binary(self, op, name: str, cls) -> None:
-        """ADD / MUL / MAXIMUM / MINIMUM: two activations, or an activation and a constant int8 tensor (either order: both ops are
-        symmetric in TFLM's arithmetic), broadcast as sepgen.ops._binary allows."""
+        """ADD / MUL / MAXIMUM / MINIMUM: two activations, or an activation and a constant int8 tensor (either order:
+        these ops are symmetric in TFLM's arithmetic), broadcast as sepgen.ops._binary allows."""
         inputs, constant = [], None
         for index in (int(i) for i in op.inputs[:2]):
             if index in self.names:

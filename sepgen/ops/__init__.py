@@ -28,6 +28,6 @@ BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "a
                "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic",
                "hard_swish", "mul", "concatenation", "maximum", "minimum")
 
-__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected", "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul",
-           "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
+__all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected",
+           "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul", "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "logistic_params", "softmax_params"]

@@ -97,7 +97,8 @@ class BinaryLayer(Layer):
         if self.constant is None:
             return {}
         q = choose_quant_params(float(np.min(self.constant)), float(np.max(self.constant)))
-        return dict(qconstant=quantize_tensor(self.constant, q), constant_scale=q.scale, constant_zero_point=q.zero_point)
+        return dict(qconstant=quantize_tensor(self.constant, q), constant_scale=q.scale,
+                    constant_zero_point=q.zero_point)
 
     def input_quants_with_constant(self, input_quants: list[QuantParams], constant: dict) -> list[QuantParams]:
         if self.constant is None:

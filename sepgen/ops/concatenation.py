@@ -50,7 +50,8 @@ class Concatenation(Layer):
     def rescales_for(input_quants: list[QuantParams], output_quant: QuantParams) -> dict[str, np.ndarray]:
         """Per input: (0, 0) if its quantization is the output's (a copy), else QuantizeMultiplier of
         double(input_scale) / double(output_scale)."""
-        pairs = [(0, 0) if q == output_quant else quantize_multiplier(np.float64(q.scale) / np.float64(output_quant.scale))
+        out_scale = np.float64(output_quant.scale)
+        pairs = [(0, 0) if q == output_quant else quantize_multiplier(np.float64(q.scale) / out_scale)
                  for q in input_quants]
         return {"multipliers": np.array([m for m, _ in pairs], np.int32),
                 "shifts": np.array([s for _, s in pairs], np.int32)}
