@@ -238,3 +238,22 @@ def hard_swish_params(input_scale: float, output_scale: float) -> dict[str, int]
     rel_m, rel_e = quantize_multiplier(float(reluish_real))
     return {"output_multiplier": down_scale_int32_to_int16_multiplier(out_m), "output_exponent": out_e,
             "reluish_multiplier": down_scale_int32_to_int16_multiplier(rel_m), "reluish_exponent": rel_e}
+
+
+def resize_nearest_indices(input_size: int, output_size: int, align_corners: bool = False,
+                           half_pixel_centers: bool = False) -> tuple[int, ...]:
+    """TFLite's GetNearestNeighbor for every output index of one axis: the input index it copies, computed in
+    float32 as TFLM does (scale = in / out, or (in - 1) / (out - 1) with align_corners; + 0.5 with half-pixel
+    centers; floor, or round with align_corners; clamped to the input)."""
+    if align_corners and output_size > 1:
+        scale = np.float32(input_size - 1) / np.float32(output_size - 1)
+    else:
+        scale = np.float32(input_size) / np.float32(output_size)
+    offset = np.float32(0.5 if half_pixel_centers else 0.0)
+    indices = []
+    for out in range(output_size):
+        value = (np.float32(out) + offset) * scale
+        index = int(round_half_away(np.asarray(value))) if align_corners else int(np.floor(value))
+        index = min(index, input_size - 1)
+        indices.append(max(index, 0) if half_pixel_centers else index)
+    return tuple(indices)

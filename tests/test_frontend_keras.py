@@ -230,7 +230,7 @@ UNSUPPORTED = {
     "Conv2DTranspose": (lambda: _seq(L.Conv2DTranspose(4, 3, name="up")), "up", "Conv2DTranspose"),
     "LSTM": (lambda: _seq(L.LSTM(4, name="lstm"), shape=(5, 3)), "lstm", "LSTM"),
     "Conv1D causal": (lambda: _seq(L.Conv1D(4, 3, padding="causal", name="c1d"), shape=(8, 3)), "c1d", "Conv1D"),
-    "UpSampling2D": (lambda: _seq(L.UpSampling2D(name="up")), "up", "UpSampling2D"),
+    "UpSampling1D": (lambda: _seq(L.UpSampling1D(name="up"), shape=(8, 3)), "up", "UpSampling1D"),
     "GlobalMaxPooling2D": (lambda: _seq(L.GlobalMaxPooling2D(name="gmp")), "gmp", "GlobalMaxPooling2D"),
     "Lambda": (lambda: _seq(L.Conv2D(4, 1), L.Lambda(lambda t: t * 2, name="lam")), "lam", "Lambda"),
     "subclass": (lambda: _seq(_MyConv(4, 1, name="mine")), "mine", "_MyConv"),
@@ -703,3 +703,15 @@ def test_concatenate_of_sequences_along_time():
     assert graph.layer("time").output_shape == (1, 24, 3) and graph.layer("chan").output_shape == (1, 24, 6)
     x = np.random.default_rng(0).normal(size=(3, 12, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x[:, None])[:, 0], model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_upsampling2d_nearest():
+    model = randomize(keras.Sequential([keras.Input((4, 3, 2)), L.Conv2D(3, 1, name="c"),
+                                        L.UpSampling2D((2, 3), name="up")], name="up"))
+    graph = load(model)
+    assert graph.layer("up").output_shape == (8, 9, 3)
+    x = np.random.default_rng(0).normal(size=(2, 4, 3, 2)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+    bilinear = keras.Sequential([keras.Input((4, 3, 2)), L.UpSampling2D(2, interpolation="bilinear", name="bl")])
+    with pytest.raises(UnsupportedLayer, match="layer 'bl': unsupported UpSampling2D\\(interpolation='bilinear'\\)"):
+        load(bilinear)

@@ -86,6 +86,8 @@ def one_d_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "s", "type": "separable_conv1d", "depthwise_kernel": "s.dw", "pointwise_kernel": "s.pw",
          "bias": "s.bias", "padding": "same"},
         {"name": "mp", "type": "max_pool1d", "pool_size": 2},
+        {"name": "up", "type": "upsampling2d", "size": [1, 2]},
+        {"name": "mp2", "type": "max_pool1d", "pool_size": 2},
         {"name": "d", "type": "depthwise_conv1d", "kernel": "d.kernel", "bias": "d.bias", "dilation": 2},
         {"name": "ap", "type": "avg_pool1d", "pool_size": 2, "strides": 1, "padding": "same"},
     ]
@@ -102,10 +104,11 @@ def test_one_d_layers_match_keras(tmp_path):
     assert g.tensors[g.input].shape == (1, 24, 3) and g.layer("d").dilation == (1, 2)
     model = keras.Sequential([keras.Input((24, 3)), L.Conv1D(4, 5, 2, "same", activation="relu"),
                               L.SeparableConv1D(6, 3, padding="same", depth_multiplier=2), L.MaxPooling1D(2),
+                              L.UpSampling1D(2), L.MaxPooling1D(2),
                               L.DepthwiseConv1D(3, dilation_rate=2), L.AveragePooling1D(2, 1, "same")])
     model.layers[0].set_weights([arrays["c.kernel"], arrays["c.bias"]])
     model.layers[1].set_weights([arrays["s.dw"], arrays["s.pw"], arrays["s.bias"]])
-    model.layers[3].set_weights([arrays["d.kernel"], arrays["d.bias"]])
+    model.layers[5].set_weights([arrays["d.kernel"], arrays["d.bias"]])
     x = np.random.default_rng(1).normal(size=(3, 24, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(g, x[:, None])[:, 0], np.asarray(model(x)), rtol=1e-4, atol=1e-5)
 

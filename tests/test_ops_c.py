@@ -238,3 +238,19 @@ def test_maximum_minimum(zero_point_kind):
     graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
     assert int(graph.layer("same_quant").input1_requant.multiplier[0]) == 0
     assert_c_matches(graph, inputs)
+
+
+def test_upsample_nearest_then_concatenate():
+    """A U-Net-like step: a strided conv, UpSampling2D (nearest) back to the skip's size, concatenation with the
+    skip: C == simulator."""
+    rng = np.random.default_rng(15)
+
+    def build(b, x):
+        skip = b.conv2d("c", x, rand(rng, 3, 3, 3, 4), rand(rng, 4), padding="same", activation="relu")
+        down = b.conv2d("down", skip, rand(rng, 3, 3, 4, 6), rand(rng, 6), 2, padding="same", activation="relu")
+        up = b.upsample_nearest("up", down, (2, 3))
+        return b.concatenate("cat", [skip, b.conv2d("crop", up, rand(rng, 1, 3, 6, 4), rand(rng, 4))])
+
+    graph, inputs = quantized(single_layer((6, 4, 3), build), rng)
+    assert graph.layer("up").output_shape == (6, 6, 6)
+    assert_c_matches(graph, inputs)

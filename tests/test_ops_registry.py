@@ -37,6 +37,7 @@ def every_op_graph() -> ir.Graph:
     y = b.concatenate("cat", [y, b.leaky_relu("cat_leaky", y, 0.5)])  # inputs rescaled
     y = b.conv2d("cat_pw", y, rand(rng, 1, 1, 8, 4))
     y = b.minimum("min", [b.maximum("max", [y, b.leaky_relu("max_leaky", y, 0.1)]), y])
+    y = b.upsample_nearest("up", y, (1, 2))
     y = b.pad("pad", y, ((1, 0), (0, 2)))
     y = b.max_pool2d("mp", y, 2, 1, "same")
     y = b.activation("mp_relu6", y, "relu6")  # after pooling: a Relu op of its own

@@ -791,3 +791,31 @@ def test_maximum_minimum_match_tflm_and_c(tmp_path, op):
         inputs = _every_int8_value(graph, (4, 3, 5))
         assert compare_with_tflm(graph, path, inputs) is None
         assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("align_corners,half_pixel_centers", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("out_hw", [(8, 6), (7, 10), (2, 3)])
+def test_resize_nearest_neighbor_matches_tflm_and_c(tmp_path, align_corners, half_pixel_centers, out_hw):
+    """RESIZE_NEAREST_NEIGHBOR of a 4x3 map to integer, fractional and smaller sizes, with TFLite's
+    align_corners / half_pixel_centers rules: 0 LSB against TFLM, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    s, fm, q = _schema(), FlatModel(), (0.05, -7)
+    x = fm.activation("x", (4, 3, 2), *q)
+    r = fm.activation("r", (4, 3, 2), *q)
+    fm.operator("RELU", [x], [r])
+    y = fm.activation("y", out_hw + (2,), *q)
+    fm.operator("RESIZE_NEAREST_NEIGHBOR", [r, fm.constant("size", np.array(out_hw, np.int32))], [y],
+                "ResizeNearestNeighborOptions", s.ResizeNearestNeighborOptionsT(
+                    alignCorners=align_corners, halfPixelCenters=half_pixel_centers))
+    path = tmp_path / "resize.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["relu", "resize_nearest"]
+    inputs = _every_int8_value(graph, (4, 3, 2))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)

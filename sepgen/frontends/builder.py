@@ -17,7 +17,7 @@ from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
 from ..ops import (Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu,
-                   Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, Softmax)
+                   Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, ResizeNearest, Softmax)
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -261,6 +261,16 @@ class GraphBuilder:
         if operands != 2:
             raise UnsupportedLayer(name, kind, f"{operands} operands; exactly 2 are supported")
         return self.layer(cls, name, inputs, activation=self._check_activation(name, activation), constant=constant)
+
+    def upsample_nearest(self, name: str, x: str, size) -> str:
+        """Keras UpSampling2D(size, interpolation="nearest"): each pixel repeated size[0] x size[1] times (TFLite's
+        RESIZE_NEAREST_NEIGHBOR index rule, without half-pixel centers)."""
+        from ..quantize import resize_nearest_indices
+
+        h, w, _ = self._need_hwc(x, name, "UpSampling2D")
+        fh, fw = _pair(size, name, "size")
+        return self.layer(ResizeNearest, name, [x], rows=resize_nearest_indices(h, h * fh),
+                          cols=resize_nearest_indices(w, w * fw))
 
     def concatenate(self, name: str, inputs: list[str], axis: int = -1) -> str:
         """Inputs joined along ``axis`` of the batch-less shape (Keras axes count the batch: pass axis - 1 for a

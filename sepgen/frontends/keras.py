@@ -273,7 +273,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "pad": ("ZeroPadding2D", "ZeroPadding1D"), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
     "mul": ("Multiply", "Activation", "Rescaling"), "concatenation": ("Concatenate",),
-    "maximum": ("Maximum",), "minimum": ("Minimum",),
+    "maximum": ("Maximum",), "minimum": ("Minimum",), "resize_nearest": ("UpSampling2D",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -1,4 +1,5 @@
-"""Keras frontend, merge and elementwise-constant layers: Concatenate, Multiply, Maximum, Minimum, Rescaling.
+"""Keras frontend, merge, elementwise-constant and resize layers: Concatenate, Multiply, Maximum, Minimum,
+Rescaling, UpSampling2D.
 
 Registered into :mod:`sepgen.frontends.keras`'s table (which lets these take several inputs).
 """
@@ -32,3 +33,11 @@ def _rescaling(t: _Translator, layer, name: str, xs: list[str]) -> str:
 @_handler("Maximum", "Minimum")
 def _min_max(t: _Translator, layer, name: str, xs: list[str]) -> str:
     return (t.b.maximum if type(layer).__name__ == "Maximum" else t.b.minimum)(name, xs)
+
+
+@_handler("UpSampling2D")
+def _upsampling2d(t: _Translator, layer, name: str, xs: list[str]) -> str:
+    if layer.interpolation != "nearest" or getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UnsupportedLayer(name, f"UpSampling2D(interpolation='{layer.interpolation}')",
+                               "only nearest, channels_last")
+    return t.b.upsample_nearest(name, xs[0], tuple(int(v) for v in layer.size))

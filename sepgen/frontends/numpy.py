@@ -225,6 +225,11 @@ def _minimum(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.minimum(s.name, xs, s.array("constant", False))
 
 
+@_handler("upsampling2d", "size")
+def _upsampling2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.upsample_nearest(s.name, xs[0], s.ints("size", 2))
+
+
 @_handler("concatenate", "axis")
 def _concatenate(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     axis = s.entry.get("axis", -1)
@@ -259,7 +264,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
     "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),
-    "maximum": ("maximum",), "minimum": ("minimum",),
+    "maximum": ("maximum",), "minimum": ("minimum",), "resize_nearest": ("upsampling2d",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

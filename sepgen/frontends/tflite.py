@@ -51,7 +51,8 @@ from .tflite_ops import OtherOps
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
                          "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC",
-                         "HARD_SWISH", "MUL", "CONCATENATION", "EXPAND_DIMS", "SQUEEZE", "MAXIMUM", "MINIMUM"})
+                         "HARD_SWISH", "MUL", "CONCATENATION", "EXPAND_DIMS", "SQUEEZE", "MAXIMUM", "MINIMUM",
+                         "RESIZE_NEAREST_NEIGHBOR"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -67,6 +68,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "relu": ("RELU", "RELU6"),
     "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
     "concatenation": ("CONCATENATION",), "maximum": ("MAXIMUM",), "minimum": ("MINIMUM",),
+    "resize_nearest": ("RESIZE_NEAREST_NEIGHBOR",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -295,6 +297,7 @@ class _Reader(OtherOps, TfliteTensors):
             "CONCATENATION": lambda i, op, n: self.concatenation(op, n),
             "MAXIMUM": lambda i, op, n: self.binary(op, n, Maximum),
             "MINIMUM": lambda i, op, n: self.binary(op, n, Minimum),
+            "RESIZE_NEAREST_NEIGHBOR": lambda i, op, n: self.resize_nearest(op, n),
             "SOFTMAX": lambda i, op, n: self.softmax(op, n),
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
             "EXPAND_DIMS": lambda i, op, n: self.reshape(op, n, "EXPAND_DIMS"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import UnsupportedLayer
-from ..quantize import hard_swish_params
+from ..quantize import hard_swish_params, resize_nearest_indices
 from ..ops import (
     Add,
     Concatenation,
@@ -23,6 +23,7 @@ from ..ops import (
     Pad,
     Relu,
     Reshape,
+    ResizeNearest,
     Softmax,
     logistic_params,
     softmax_params,
@@ -134,6 +135,17 @@ class OtherOps:
             raise UnsupportedLayer(name, "CONCATENATION output shape", f"{self.sepgen_shape(op.outputs[0])}")
         self.emit(Concatenation, name, inputs, op.outputs[0], axis=axis,
                   **Concatenation.rescales_for([self.tensors[t].quant for t in inputs], out_q))
+
+    def resize_nearest(self, op, name: str) -> None:
+        """RESIZE_NEAREST_NEIGHBOR (TFLM copies bytes: the output must keep the input's quantization)."""
+        x = self.input_name(op.inputs[0], name)
+        h, w, _ = self.need_hwc(x, name)
+        self.same_quant(x, op.outputs[0], name, "RESIZE_NEAREST_NEIGHBOR")
+        out_h, out_w = (int(v) for v in self.data(op.inputs[1], np.int32).reshape(-1))
+        opts = op.builtinOptions
+        align, half = (bool(opts.alignCorners), bool(opts.halfPixelCenters)) if opts is not None else (False, False)
+        self.emit(ResizeNearest, name, [x], op.outputs[0], rows=resize_nearest_indices(h, out_h, align, half),
+                  cols=resize_nearest_indices(w, out_w, align, half))
 
     def relu(self, op, name: str, activation: str) -> None:
         """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its

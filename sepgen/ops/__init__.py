@@ -20,14 +20,16 @@ from .pad import Pad
 from .pool import AvgPool2D, MaxPool2D, PoolLayer
 from .relu import Relu
 from .reshape import Reshape
+from .resize_nearest import ResizeNearest
 from .softmax import OUTPUT_QUANT as SOFTMAX_OUTPUT, Softmax, softmax_params
 from ._common import SpatialLayer, WeightedLayer
 
 #: The ops shipped with sepgen (the registry test checks each against every frontend and backend).
 BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
                "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic",
-               "hard_swish", "mul", "concatenation", "maximum", "minimum")
+               "hard_swish", "mul", "concatenation", "maximum", "minimum",
+               "resize_nearest")
 
 __all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected",
-           "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul", "Pad", "PoolLayer", "Relu", "Reshape", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
+           "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul", "Pad", "PoolLayer", "Relu", "Reshape", "ResizeNearest", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "logistic_params", "softmax_params"]
