@@ -45,8 +45,11 @@ def _expected(graph: Graph) -> str:
 
 
 def batched(graph: Graph, x: np.ndarray, source: str, what: str) -> np.ndarray:
-    """``x`` with shape (N,) + the model's input shape, N >= 1; a single unbatched sample gets N = 1."""
+    """``x`` with shape (N,) + the model's input shape, N >= 1; a single unbatched sample gets N = 1.  A 1-D
+    model's input (1, T, C) (a sequence read as one row) also takes sequences (N, T, C) or one (T, C)."""
     shape = tuple(graph.tensors[graph.input].shape)
+    if len(shape) == 3 and shape[0] == 1 and x.shape[-2:] == shape[1:] and x.ndim in (2, 3):
+        x = x.reshape((-1,) + shape)
     if x.shape == shape:
         x = x[None]
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:

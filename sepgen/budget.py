@@ -89,7 +89,7 @@ class Block(_Savings):
     """A separable block (two layers) next to the one standard Conv2D it replaces.
 
     ``kind`` is :data:`DEPTHWISE_SEPARABLE` or :data:`SPATIALLY_SEPARABLE`; ``standard`` describes
-    the equivalent convolution, e.g. ``"conv2d 3x3, 3 -> 10 channels"``.
+    the equivalent convolution, e.g. ``"conv2d 3x3, 3 -> 10 channels"`` (``"conv1d 5, ..."`` over a sequence).
     """
 
     label: str
@@ -102,11 +102,13 @@ class Block(_Savings):
     macs: int  # per inference, both layers
     standard_params: int
     standard_macs: int  # per inference
+    one_d: bool = False  # over a sequence (a height-1 map and a 1 x k kernel): the standard is a Conv1D
 
     @property
     def standard(self) -> str:
         kh, kw = self.kernel_size
-        return f"conv2d {kh}x{kw}, {self.in_channels} -> {self.out_channels} channels"
+        window = f"conv1d {kw}" if self.one_d else f"conv2d {kh}x{kw}"
+        return f"{window}, {self.in_channels} -> {self.out_channels} channels"
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,8 @@ def budget(graph: Graph, arena_bytes: int | None = None, prefix: str = "model") 
                                 in_channels=cin, out_channels=cout,
                                 params=rows[layer.name].params + rows[second.name].params,
                                 macs=rows[layer.name].macs + rows[second.name].macs,
-                                standard_params=std_params, standard_macs=std_macs))
+                                standard_params=std_params, standard_macs=std_macs,
+                                one_d=kh == 1 and len(layer.input_shape) == 3 and layer.input_shape[0] == 1))
         elif isinstance(layer, DepthwiseConv2D):
             kh, kw = layer.kernel_size
             cin = int(layer.input_shape[-1])

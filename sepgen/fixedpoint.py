@@ -149,6 +149,73 @@ def wrap_int32(x) -> np.ndarray:
     return ((_i64(x) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
+# ---------------------------------------------------------------- int16 (hard swish)
+INT16_MIN = -(1 << 15)
+INT16_MAX = (1 << 15) - 1
+
+
+def _truncating_div_pot(x, exponent: int) -> np.ndarray:
+    """x / 2^exponent truncated toward zero (C's integer division)."""
+    x = _i64(x)
+    return np.where(x >= 0, x >> exponent, -((-x) >> exponent))
+
+
+def srdhm_int16(a, b) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16: round(a*b / 2^15) half away from zero (C truncating
+    division after a nudge of 2^14), INT16_MIN * INT16_MIN saturating to INT16_MAX."""
+    a, b = _i64(a), _i64(b)
+    ab = a * b
+    high = _truncating_div_pot(ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14)), 15)
+    return np.where((a == b) & (a == INT16_MIN), INT16_MAX, high)
+
+
+def doubling_high_mul_int16(a, b) -> np.ndarray:
+    """TFLite's SaturatingDoublingHighMul on int16 (SQDMULH): a*b / 2^15 truncated toward zero,
+    INT16_MIN * INT16_MIN saturating to INT16_MAX."""
+    a, b = _i64(a), _i64(b)
+    high = _truncating_div_pot(a * b, 15)
+    return np.where((a == b) & (a == INT16_MIN), INT16_MAX, high)
+
+
+def saturating_left_shift_int16(x, amount: int) -> np.ndarray:
+    """TFLite's SaturatingLeftShift (hard_swish.h): x * 2^amount saturated to int16 (0 <= amount <= 30)."""
+    return np.clip(_i64(x) << amount, INT16_MIN, INT16_MAX)
+
+
+def wrap_int16(x) -> np.ndarray:
+    """Two's-complement wrap to int16 (the store of an int sum into an int16_t)."""
+    return ((_i64(x) + (1 << 15)) & 0xFFFF) - (1 << 15)
+
+
+#: HARD_SWISH: the input (x - zero_point, within +-255) is first moved to a 7-bit finer scale.
+HARD_SWISH_HIRES_SHIFT = 7
+
+
+def hard_swish(v, output_multiplier: int, output_exponent: int, reluish_multiplier: int, reluish_exponent: int,
+               output_zero_point: int) -> np.ndarray:
+    """TFLite reference_ops::HardSwish for int8 on v = x - input_zero_point, in its int16 fixed point; returns the
+    int8 output (output_zero_point added with int16 wrap-around, then clamped to int8).
+
+    x on the hi-res scale (v * 2^7) is rescaled twice: to the output scale before its right shift
+    (``output_multiplier`` Q15, ``output_exponent`` <= 0) and to the "relu-ish" scale where 3.0 is 2^15
+    (``reluish_multiplier`` Q15, ``reluish_exponent``, left shifts saturating, the last bit applied after the
+    multiply); the relu-ish value mapped to [0, 1] multiplies the first with a truncating doubling high multiply.
+    Exponents: -15 <= output_exponent <= 0, -15 <= reluish_exponent <= 31 (sepgen refuses others)."""
+    hires = _i64(v) * (1 << HARD_SWISH_HIRES_SHIFT)
+    preshift_output = srdhm_int16(hires, output_multiplier)
+    reluish = hires
+    if reluish_exponent > 0:
+        reluish = saturating_left_shift_int16(reluish, reluish_exponent - 1)
+    reluish = srdhm_int16(reluish, reluish_multiplier)
+    if reluish_exponent > 0:
+        reluish = saturating_left_shift_int16(reluish, 1)
+    if reluish_exponent < 0:
+        reluish = rounding_divide_by_pot(reluish, -reluish_exponent)
+    reluish = (reluish + (1 << 15)) >> 1
+    out = rounding_divide_by_pot(doubling_high_mul_int16(reluish, preshift_output), -output_exponent)
+    return clamp(wrap_int16(out + output_zero_point), -128, 127)
+
+
 # ---------------------------------------------------------------- exp / 1/(1+x)
 # gemmlowp fixedpoint.h: FixedPoint<int32, I> multiplication is SRDHM of the raw
 # values (integer bits add up); Rescale<J> from I bits is a shift by I - J.

@@ -215,3 +215,45 @@ def logistic_params(input_scale: float) -> tuple[int, int, int]:
     multiplier = int(math.floor(q * (1 << 31) + 0.5))  # TfLiteRound (q > 0)
     radius = math.floor(((1 << bits) - 1) * float(1 << (31 - bits)) / float(2.0 ** left_shift))
     return multiplier, left_shift, radius
+
+
+def down_scale_int32_to_int16_multiplier(multiplier: int) -> int:
+    """TFLite DownScaleInt32ToInt16Multiplier: a Q31 multiplier (>= 0) rounded to Q15, saturating at 2^15 - 1."""
+    if multiplier >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (int(multiplier) + (1 << 15)) >> 16
+
+
+def hard_swish_params(input_scale: float, output_scale: float) -> dict[str, int]:
+    """TFLM HardSwishPrepare: the hi-res input scale input_scale / 2^7, then in float32 its ratios to the output
+    scale and to the relu-ish scale 3 / 2^15, each through QuantizeMultiplier and down to a Q15 multiplier.
+    Returns {output_multiplier, output_exponent, reluish_multiplier, reluish_exponent} (exponents: + = left)."""
+    from . import fixedpoint as fp
+
+    hires = np.float32(1.0 / (1 << fp.HARD_SWISH_HIRES_SHIFT)) * np.float32(input_scale)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        output_real = np.float64(hires / np.float32(output_scale))
+        reluish_real = np.float64(hires / np.float32(3.0 / 32768.0))
+    out_m, out_e = quantize_multiplier(float(output_real))
+    rel_m, rel_e = quantize_multiplier(float(reluish_real))
+    return {"output_multiplier": down_scale_int32_to_int16_multiplier(out_m), "output_exponent": out_e,
+            "reluish_multiplier": down_scale_int32_to_int16_multiplier(rel_m), "reluish_exponent": rel_e}
+
+
+def resize_nearest_indices(input_size: int, output_size: int, align_corners: bool = False,
+                           half_pixel_centers: bool = False) -> tuple[int, ...]:
+    """TFLite's GetNearestNeighbor for every output index of one axis: the input index it copies, computed in
+    float32 as TFLM does (scale = in / out, or (in - 1) / (out - 1) with align_corners; + 0.5 with half-pixel
+    centers; floor, or round with align_corners; clamped to the input)."""
+    if align_corners and output_size > 1:
+        scale = np.float32(input_size - 1) / np.float32(output_size - 1)
+    else:
+        scale = np.float32(input_size) / np.float32(output_size)
+    offset = np.float32(0.5 if half_pixel_centers else 0.0)
+    indices = []
+    for out in range(output_size):
+        value = (np.float32(out) + offset) * scale
+        index = int(round_half_away(np.asarray(value))) if align_corners else int(np.floor(value))
+        index = min(index, input_size - 1)
+        indices.append(max(index, 0) if half_pixel_centers else index)
+    return tuple(indices)

@@ -89,7 +89,8 @@ def run_tflm(tflite, inputs: np.ndarray, tensors: list[int] | None = None,
             sample = dequantize_tensor(x, input_quant).astype(np.float32)[None]
         else:
             sample = np.ascontiguousarray(x, dtype=np.int8)[None]
-        interpreter.set_input(sample, 0)
+        shape = tuple(int(d) for d in interpreter.get_input_details(0)["shape"])
+        interpreter.set_input(sample.reshape(shape), 0)  # a sequence (1, T, C) is (1, 1, T, C) in sepgen
         interpreter.invoke()
         values = {}
         for t in wanted:

@@ -217,6 +217,58 @@ static inline int32_t sepgen_one_over_one_plus_x_for_x_in_0_1(int32_t a)
     return sepgen_saturating_left_shift(x, 1);
 }
 
+/* TFLite's int8 HARD_SWISH (reference_ops::HardSwish) in its int16 fixed point (Python twins:
+ * sepgen.fixedpoint.srdhm_int16, doubling_high_mul_int16, saturating_left_shift_int16, hard_swish). */
+#define SEPGEN_HARD_SWISH_HIRES_SHIFT 7
+
+/* round(a * b / 2^15) half away from zero; INT16_MIN * INT16_MIN saturates to INT16_MAX. */
+static inline int32_t sepgen_srdhm_int16(int32_t a, int32_t b)
+{
+    const int32_t ab = a * b;
+    const int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+    return (a == b && a == -32768) ? 32767 : (ab + nudge) / (1 << 15);
+}
+
+/* a * b / 2^15 truncated toward zero (SQDMULH); INT16_MIN * INT16_MIN saturates to INT16_MAX. */
+static inline int32_t sepgen_doubling_high_mul_int16(int32_t a, int32_t b)
+{
+    return (a == b && a == -32768) ? 32767 : (a * b) / (1 << 15);
+}
+
+/* x * 2^amount saturated to int16 (0 <= amount <= 30). */
+static inline int32_t sepgen_saturating_left_shift_int16(int32_t x, int amount)
+{
+    const int64_t shifted = (int64_t)x * ((int64_t)1 << amount);
+    return shifted > 32767 ? 32767 : (shifted < -32768 ? -32768 : (int32_t)shifted);
+}
+
+/* v = x - input_zero_point (|v| <= 255) -> the int8 output: v on the hi-res scale (v * 2^7) rescaled to the
+ * pre-shift output scale and to the relu-ish scale (3.0 = 2^15), the relu-ish value mapped to [0, 1] times the
+ * first, the output exponent's rounding right shift, + output_zero_point stored into int16 (wrapping), clamped.
+ * -15 <= output_exponent <= 0 and -15 <= reluish_exponent <= 31 (checked at generation time). */
+static inline int32_t sepgen_hard_swish(int32_t v, int32_t output_multiplier, int output_exponent,
+                                        int32_t reluish_multiplier, int reluish_exponent, int32_t output_zero_point)
+{
+    const int32_t hires = v * (1 << SEPGEN_HARD_SWISH_HIRES_SHIFT);
+    const int32_t preshift_output = sepgen_srdhm_int16(hires, output_multiplier);
+    int32_t reluish = hires;
+    int32_t out;
+    if (reluish_exponent > 0) {
+        reluish = sepgen_saturating_left_shift_int16(reluish, reluish_exponent - 1);
+    }
+    reluish = sepgen_srdhm_int16(reluish, reluish_multiplier);
+    if (reluish_exponent > 0) {
+        reluish = sepgen_saturating_left_shift_int16(reluish, 1);
+    }
+    if (reluish_exponent < 0) {
+        reluish = sepgen_rounding_divide_by_pot(reluish, -reluish_exponent);
+    }
+    reluish = (reluish + (1 << 15)) >> 1;
+    out = sepgen_rounding_divide_by_pot(sepgen_doubling_high_mul_int16(reluish, preshift_output), -output_exponent);
+    out = (int32_t)((uint32_t)(out + output_zero_point + 32768) & 0xFFFFu) - 32768; /* the int16_t store */
+    return sepgen_clamp(out, -128, 127);
+}
+
 static inline int sepgen_count_leading_zeros(uint32_t x)
 {
     int n = 0;

@@ -348,3 +348,22 @@ def test_reports_on_vgg_render():
     assert "174,821" in text and "1,186,378" in text
     assert text.count("\nsep") == 6 and text.count("\n  sep") == 6  # block rows, block lines
     assert '<table id="layers">' in report.to_html(r) and '<svg id="mac-chart"' in report.to_html(r)
+
+
+def test_one_d_separable_pair_against_conv1d():
+    """A SeparableConv1D over 128 steps x 3 channels -> 32 channels, kernel 5, 'valid' (124 outputs): depthwise
+    124*5*3 = 1,860 and pointwise 124*3*32 = 11,904 MACs against a Conv1D's 124*5*3*32 = 59,520; params 15 + 128
+    against 5*3*32 + 32 = 512.  The block line names a conv1d."""
+    keras = require_module("keras")
+    L = keras.layers
+    model = keras.Sequential([keras.Input((128, 3)), L.SeparableConv1D(32, 5, name="sep")])
+    standard = keras.Sequential([keras.Input((128, 3)), L.Conv1D(32, 5, name="conv")])
+    from sepgen.frontends import load
+
+    b = budget(load(model))
+    (blk,) = b.blocks
+    assert (blk.macs, blk.standard_macs) == (1_860 + 11_904, 59_520)
+    assert (blk.params, blk.standard_params) == (model.count_params(), standard.count_params()) == (143, 512)
+    assert blk.one_d and blk.kernel_size == (1, 5)
+    assert "standard: conv1d 5, 3 -> 32 channels" in report.to_text(b)
+    assert budget(load(standard)).totals.macs == 59_520

@@ -148,8 +148,35 @@ def _mean_keepdims(rng):
     return single_layer((9, 3, 6), build)
 
 
+def _mobilenet_v3_ops(rng):
+    """Hard swish, squeeze-excite (sigmoid and hard_sigmoid gates multiplied with the map), a constant add,
+    concatenation with rescaled inputs, maximum/minimum, leaky ReLU."""
+    def build(b, x):
+        y = b.conv2d("c", x, rand(rng, 3, 3, 3, 6), rand(rng, 6), padding="same", activation="hard_swish")
+        g = b.conv2d("squeeze", b.global_avg_pool2d("gap", y, keepdims=True), rand(rng, 1, 1, 6, 2), rand(rng, 2),
+                     activation="relu")
+        y = b.multiply("se", [y, b.conv2d("excite", g, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="sigmoid")])
+        y = b.multiply("se_h", [b.conv2d("excite_h", g, rand(rng, 1, 1, 2, 6), rand(rng, 6),
+                                         activation="hard_sigmoid"), y])
+        y = b.add("bias", [y], constant=rand(rng, 6))
+        y = b.concatenate("cat", [y, b.leaky_relu("leaky", y, 0.2)])
+        y = b.minimum("lo", [b.maximum("hi", [y, b.max_pool2d("mp", y, 2, 1, "same")])], constant=rand(rng, 12))
+        return b.dense("fc", b.global_avg_pool2d("gap2", y), rand(rng, 12, 4), rand(rng, 4), "softmax")
+    return single_layer((5, 7, 3), build)
+
+
+def _one_d_ops(rng):
+    """A 1-D separable pair over a sequence (a height-1 map), strided and dilated, then pooling over time."""
+    def build(b, x):
+        y = b.separable_conv2d("sep", x, rand(rng, 1, 5, 3, 2), rand(rng, 1, 1, 6, 8), rand(rng, 8), (1, 2),
+                               activation="relu")
+        y = b.depthwise_conv2d("dw", y, rand(rng, 1, 3, 8, 1), rand(rng, 8), dilation=(1, 2), padding="same")
+        return b.global_avg_pool2d("gap", b.max_pool2d("mp", y, (1, 2)))
+    return single_layer((1, 40, 3), build)
+
+
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("model", [_mixed_ops, _mean_keepdims])
+@pytest.mark.parametrize("model", [_mixed_ops, _mean_keepdims, _mobilenet_v3_ops, _one_d_ops])
 def test_other_ops(target, model):
     rng = np.random.default_rng(zlib.crc32(model.__name__.encode()))
     assert_target_matches(*quantized(model(rng), rng, kind="wide"), target)

@@ -90,3 +90,19 @@ def test_board_docs_name_every_preset_and_field():
     fields = set(r) | {k for part in ("flash", "ram", "latency") for k in r[part]}
     for field in fields:
         assert f"`{field}`" in json_text, field
+
+
+def test_readme_supported_ops_table_is_generated_from_the_registry():
+    """The README's op table is exactly what the op registry and the frontends' tables say (regenerate with
+    `python -m sepgen.optable README.md`), and it has a row per built-in op."""
+    from conftest import require_module
+
+    require_module("keras")
+    from sepgen import ops, optable
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    table = optable.markdown_table()
+    assert optable.replace_table(text, table) == text, "README op table is stale: python -m sepgen.optable README.md"
+    assert [line.split("|")[1].strip(" `") for line in table.splitlines()[2:]] == list(ops.BUILTIN_OPS)
+    assert optable.main([str(readme), "--check"]) == 0

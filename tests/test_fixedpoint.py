@@ -28,8 +28,8 @@ def driver() -> Path:
     return toolchain.compile_executable(sources, toolchain.SANITIZE_FLAGS)
 
 
-def run_c(driver: Path, op: str, rows: list[tuple[int, int, int]]) -> list[list[int]]:
-    text = "".join(f"{op} {a} {b} {c}\n" for a, b, c in rows)
+def run_c(driver: Path, op: str, rows: list[tuple[int, ...]]) -> list[list[int]]:
+    text = "".join(f"{op} {' '.join(str(v) for v in row)}\n" for row in rows)
     proc = subprocess.run([str(driver)], input=text, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return [[int(v) for v in line.split()] for line in proc.stdout.splitlines()]
@@ -122,6 +122,36 @@ def test_clamp(driver, rows):
     assert [r[0] for r in run_c(driver, "clamp", rows)] == want.tolist()
 
 
+INT16 = st.integers(-(1 << 15), (1 << 15) - 1)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(INT16, INT16), min_size=1, max_size=200))
+def test_int16_high_multiplies(driver, pairs):
+    rows = [(a, b, 0) for a, b in pairs] + [(-(1 << 15), -(1 << 15), 0), (-(1 << 15), 1 << 14, 0), (3, -5, 0)]
+    a, b = [r[0] for r in rows], [r[1] for r in rows]
+    assert [r[0] for r in run_c(driver, "srdhm16", rows)] == fp.srdhm_int16(a, b).tolist()
+    assert [r[0] for r in run_c(driver, "dhm16", rows)] == fp.doubling_high_mul_int16(a, b).tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, (1 << 15) - 1), st.integers(-15, 0), st.integers(0, (1 << 15) - 1), st.integers(-15, 31),
+       st.integers(-128, 127))
+def test_hard_swish(driver, out_m, out_e, rel_m, rel_e, out_zp):
+    """Every input value v = x - zero point in [-255, 255] for one parameter set."""
+    rows = [(v, out_m, out_e, rel_m, rel_e, out_zp) for v in range(-255, 256)]
+    want = [int(fp.hard_swish(v, out_m, out_e, rel_m, rel_e, out_zp)) for v in range(-255, 256)]
+    assert [r[0] for r in run_c(driver, "hswish", rows)] == want
+    assert fp.hard_swish(np.arange(-255, 256), out_m, out_e, rel_m, rel_e, out_zp).tolist() == want
+
+
+def test_int16_primitives_known_values():
+    assert fp.srdhm_int16([1 << 14, -3, 3], [1 << 14, 1 << 14, 1 << 14]).tolist() == [1 << 13, -1, 2]  # gemmlowp: a negative tie rounds toward 0
+    assert fp.doubling_high_mul_int16([-3, 3], [1 << 14, 1 << 14]).tolist() == [-1, 1]
+    assert fp.saturating_left_shift_int16([100, -100, 300], 7).tolist() == [12800, -12800, 32767]
+    assert fp.wrap_int16([32768, -32769]).tolist() == [-32768, 32767]
+
+
 def test_exp_matches_real_exp():
     """Sanity of the definition itself: exp in Q0.31 within 1e-6 of the real function."""
     a = np.linspace(-16, 0, 4001)
@@ -151,7 +181,7 @@ def test_softmax_constants_have_one_definition_and_its_c_twin():
 
     header = (templates_dir() / "sepgen_fixedpoint.h").read_text()
     for name in ("SOFTMAX_DIFF_INTEGER_BITS", "SOFTMAX_SUM_INTEGER_BITS", "SOFTMAX_OUTPUT_BITS",
-                 "LOGISTIC_INPUT_INTEGER_BITS", "LOGISTIC_OUTPUT_BITS"):
+                 "LOGISTIC_INPUT_INTEGER_BITS", "LOGISTIC_OUTPUT_BITS", "HARD_SWISH_HIRES_SHIFT"):
         match = re.search(rf"#define SEPGEN_{name} (\d+)", header)
         assert match and int(match.group(1)) == getattr(fp, name), name
     template = (templates_dir() / "layers" / "softmax.c.j2").read_text()

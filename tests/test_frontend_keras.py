@@ -229,8 +229,8 @@ class _MyConv(L.Conv2D):
 UNSUPPORTED = {
     "Conv2DTranspose": (lambda: _seq(L.Conv2DTranspose(4, 3, name="up")), "up", "Conv2DTranspose"),
     "LSTM": (lambda: _seq(L.LSTM(4, name="lstm"), shape=(5, 3)), "lstm", "LSTM"),
-    "Conv1D": (lambda: _seq(L.Conv1D(4, 3, name="c1d"), shape=(8, 3)), "c1d", "Conv1D"),
-    "UpSampling2D": (lambda: _seq(L.UpSampling2D(name="up")), "up", "UpSampling2D"),
+    "Conv1D causal": (lambda: _seq(L.Conv1D(4, 3, padding="causal", name="c1d"), shape=(8, 3)), "c1d", "Conv1D"),
+    "UpSampling1D": (lambda: _seq(L.UpSampling1D(name="up"), shape=(8, 3)), "up", "UpSampling1D"),
     "GlobalMaxPooling2D": (lambda: _seq(L.GlobalMaxPooling2D(name="gmp")), "gmp", "GlobalMaxPooling2D"),
     "Lambda": (lambda: _seq(L.Conv2D(4, 1), L.Lambda(lambda t: t * 2, name="lam")), "lam", "Lambda"),
     "subclass": (lambda: _seq(_MyConv(4, 1, name="mine")), "mine", "_MyConv"),
@@ -238,8 +238,8 @@ UNSUPPORTED = {
                          "ReLU(max_value=None, negative_slope=0.1"),
     "ReLU max 4": (lambda: _seq(L.Conv2D(4, 1), L.ReLU(4.0, name="r4")), "r4", "ReLU(max_value=4.0"),
     "ReLU threshold": (lambda: _seq(L.Conv2D(4, 1), L.ReLU(threshold=0.5, name="rt")), "rt", "threshold=0.5"),
-    "sigmoid activation": (lambda: _seq(L.Conv2D(4, 1, activation="sigmoid", name="c")), "c",
-                           "activation 'sigmoid'"),
+    "tanh activation": (lambda: _seq(L.Conv2D(4, 1, activation="tanh", name="c")), "c",
+                        "activation 'tanh'"),
     "softmax after conv": (lambda: _seq(L.Conv2D(4, 1, activation="softmax", name="c")), "c",
                            "activation 'softmax'"),
     "Activation gelu": (lambda: _seq(L.Conv2D(4, 1), L.Activation("gelu", name="a")), "a", "activation 'gelu'"),
@@ -599,3 +599,119 @@ def test_leaky_relu_is_an_op_of_its_own():
     assert ops(graph) == ["conv2d", "leaky_relu"] and graph.layers[1].alpha == pytest.approx(0.15)
     x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_hard_swish_activation_layer_and_fused_argument():
+    """Activation("hard_swish") and Conv2D(activation="hard_silu"): a hard_swish op of its own after the conv."""
+    model = randomize(keras.Sequential([keras.Input((6, 5, 3)), L.Conv2D(4, 3, activation="hard_silu", name="conv"),
+                                        L.Flatten(name="fl"), L.Dense(5, name="fc"), L.Activation("hard_swish", name="hs")], name="hs"))
+    graph = load(model)
+    assert ops(graph) == ["conv2d", "hard_swish", "reshape", "fully_connected", "hard_swish"]
+    assert [layer.name for layer in graph.layers] == ["conv", "conv/hard_swish", "fl", "fc", "hs"]
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32) * 3
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_squeeze_excite_multiply():
+    """MobileNetV3's squeeze-excite: GlobalAveragePooling2D(keepdims) -> 1x1 convs -> hard_swish / sigmoid ->
+    Multiply with the feature map (a per-channel broadcast), in either operand order."""
+    inp = keras.Input((6, 5, 4))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inp)
+    g = L.GlobalAveragePooling2D(keepdims=True, name="gap")(x)
+    g = L.Conv2D(2, 1, activation="relu", name="squeeze")(g)
+    g = L.Conv2D(4, 1, activation="sigmoid", name="excite")(g)
+    y = L.Multiply(name="se")([x, g])
+    h = L.Conv2D(4, 1, activation="hard_sigmoid", name="excite2")(L.GlobalAveragePooling2D(keepdims=True, name="gap2")(y))
+    y = L.Multiply(name="se2")([h, y])
+    model = randomize(keras.Model(inp, y, name="se"))
+    graph = load(model)
+    assert ops(graph)[-4:] == ["conv2d", "add", "mul", "mul"] and graph.layers[-1].output_shape == (6, 5, 4)
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_concatenate_along_channels_and_width():
+    inp = keras.Input((6, 5, 3))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(2, 1, name="b")(inp)
+    x = L.Concatenate(name="cat")([a, b, inp])
+    y = L.Concatenate(axis=-2, name="cat_w")([x, L.MaxPooling2D(2, 1, "same", name="mp")(x)])
+    model = randomize(keras.Model(inp, y, name="cat"))
+    graph = load(model)
+    assert graph.layer("cat").output_shape == (6, 5, 9) and graph.layer("cat_w").output_shape == (6, 10, 9)
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_one_d_layers_are_rows_of_a_2d_map():
+    """Conv1D, SeparableConv1D, DepthwiseConv1D (stride, dilation), 1-D pooling/padding and a 2-D Reshape: a
+    sequence (T, C) is read as (1, T, C), each layer as its 2-D counterpart with a (1, k) window."""
+    model = randomize(keras.Sequential([
+        keras.Input((40, 3)), L.Conv1D(8, 5, strides=2, activation="relu", name="c1"),
+        L.SeparableConv1D(12, 3, padding="same", depth_multiplier=2, activation="relu", name="sep"),
+        L.MaxPooling1D(2, name="mp"), L.ZeroPadding1D((1, 2), name="zp"),
+        L.DepthwiseConv1D(3, dilation_rate=2, name="dw"), L.AveragePooling1D(2, 1, "same", name="ap"),
+        L.Reshape((-1, 6), name="rs"), L.Conv1D(4, 1, name="pw"), L.GlobalAveragePooling1D(name="gap"),
+        L.Dense(3, activation="softmax", name="fc")], name="har"))
+    graph = load(model)
+    assert graph.tensors[graph.input].shape == (1, 40, 3)
+    assert graph.layer("c1").kernel_size == (1, 5) and graph.layer("c1").strides == (1, 2)
+    assert graph.layer("dw").dilation == (1, 2) and graph.layer("sep/depthwise").output_shape == (1, 18, 16)
+    assert graph.layer("rs").output_shape == (1, 16, 6)
+    x = np.random.default_rng(0).normal(size=(3, 40, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x[:, None]), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_causal_conv1d_is_refused():
+    model = keras.Sequential([keras.Input((10, 2)), L.Conv1D(3, 3, padding="causal", name="causal")])
+    with pytest.raises(UnsupportedLayer, match="layer 'causal': unsupported Conv1D\\(padding='causal'\\)"):
+        load(model)
+
+
+def test_maximum_minimum_layers():
+    inp = keras.Input((6, 5, 3))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(4, 1, name="b")(inp)
+    y = L.Minimum(name="lo")([L.Maximum(name="hi")([a, b]), L.GlobalAveragePooling2D(keepdims=True, name="g")(a)])
+    model = randomize(keras.Model(inp, y, name="mm"))
+    graph = load(model)
+    assert ops(graph).count("maximum") == ops(graph).count("minimum") == 1
+    x = np.random.default_rng(0).normal(size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("scale,offset,expect", [(1 / 255, 0.0, ["mul"]), (1 / 127.5, -1.0, ["mul", "add"]),
+                                                 ([0.5, 2.0, 1.0], [0.1, 0.0, -0.2], ["mul", "add"]),
+                                                 (1.0, 3.0, ["add"])])
+def test_rescaling_is_a_constant_multiply_and_add(scale, offset, expect):
+    """Rescaling (e.g. images 0..255 -> [-1, 1] as the first layer): TFLite's MUL/ADD of constants."""
+    model = randomize(keras.Sequential([keras.Input((6, 5, 3)), L.Rescaling(scale, offset, name="rs"),
+                                        L.Conv2D(4, 3, name="conv")], name="rescale"))
+    graph = load(model)
+    assert ops(graph) == expect + ["conv2d"]
+    x = np.random.default_rng(0).uniform(0, 255, size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL * 100)
+
+
+def test_concatenate_of_sequences_along_time():
+    inp = keras.Input((12, 3))
+    a = L.Conv1D(3, 3, padding="same", name="a")(inp)
+    y = L.Concatenate(axis=1, name="time")([inp, a])
+    y = L.Concatenate(axis=2, name="chan")([y, y])
+    model = randomize(keras.Model(inp, y, name="seq_cat"))
+    graph = load(model)
+    assert graph.layer("time").output_shape == (1, 24, 3) and graph.layer("chan").output_shape == (1, 24, 6)
+    x = np.random.default_rng(0).normal(size=(3, 12, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x[:, None])[:, 0], model(x).numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_upsampling2d_nearest():
+    model = randomize(keras.Sequential([keras.Input((4, 3, 2)), L.Conv2D(3, 1, name="c"),
+                                        L.UpSampling2D((2, 3), name="up")], name="up"))
+    graph = load(model)
+    assert graph.layer("up").output_shape == (8, 9, 3)
+    x = np.random.default_rng(0).normal(size=(2, 4, 3, 2)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
+    bilinear = keras.Sequential([keras.Input((4, 3, 2)), L.UpSampling2D(2, interpolation="bilinear", name="bl")])
+    with pytest.raises(UnsupportedLayer, match="layer 'bl': unsupported UpSampling2D\\(interpolation='bilinear'\\)"):
+        load(bilinear)

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
+from conftest import require_module
 from sepgen.frontends import ModelFileError, load
 from sepgen.frontends.numpy import SPEC_TYPES, SPEC_KEY, save_npz_model
 from sepgen.ir import UnsupportedLayer
@@ -38,7 +39,7 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         "c1.kernel": _r(rng, 3, 3, 2, 4), "c1.bias": _r(rng, 4), **_bn(rng, "bn1", 4),
         "dw.kernel": _r(rng, 3, 3, 4, 2), "dw.bias": _r(rng, 8),
         "sep.dw": _r(rng, 3, 3, 8, 1), "sep.pw": _r(rng, 1, 1, 8, 8), "sep.bias": _r(rng, 8),
-        "d.kernel": _r(rng, 8, 5), "d.bias": _r(rng, 5), **_bn(rng, "bnd", 5),
+        "d.kernel": _r(rng, 8, 5), "d.bias": _r(rng, 5), **_bn(rng, "bnd", 5), "gate.c": _r(rng, 8),
     }
     layers = [
         {"name": "c1", "type": "conv2d", "kernel": "c1.kernel", "bias": "c1.bias", "padding": "same"},
@@ -54,6 +55,12 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "mp", "type": "max_pool2d", "pool_size": 2, "strides": 1},
         {"name": "leaky", "type": "leaky_relu", "negative_slope": 0.2},
         {"name": "sig", "type": "sigmoid"},
+        {"name": "hs", "type": "hard_swish"},
+        {"name": "gate", "type": "multiply", "constant": "gate.c"},
+        {"name": "hsig", "type": "hard_sigmoid"},
+        {"name": "cat", "type": "concatenate", "inputs": ["hsig", "gate"], "axis": 0},
+        {"name": "lo", "type": "maximum", "constant": "gate.c"},
+        {"name": "hi", "type": "minimum", "inputs": ["lo", "cat"]},
         {"name": "ap", "type": "avg_pool2d", "pool_size": [2, 2], "padding": "same"},
         {"name": "gap", "type": "global_avg_pool2d", "keepdims": True},
         {"name": "rs", "type": "reshape", "target_shape": [2, -1, 2]},
@@ -68,6 +75,44 @@ def full_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
     return spec, arrays
 
 
+def one_d_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
+    """A spec using every 1-D layer type (input a 24-step sequence of 3 channels)."""
+    rng = np.random.default_rng(seed)
+    arrays = {"c.kernel": _r(rng, 5, 3, 4), "c.bias": _r(rng, 4), "s.dw": _r(rng, 3, 4, 2), "s.pw": _r(rng, 1, 8, 6),
+              "s.bias": _r(rng, 6), "d.kernel": _r(rng, 3, 6, 1), "d.bias": _r(rng, 6)}
+    layers = [
+        {"name": "c", "type": "conv1d", "kernel": "c.kernel", "bias": "c.bias", "strides": 2, "padding": "same",
+         "activation": "relu"},
+        {"name": "s", "type": "separable_conv1d", "depthwise_kernel": "s.dw", "pointwise_kernel": "s.pw",
+         "bias": "s.bias", "padding": "same"},
+        {"name": "mp", "type": "max_pool1d", "pool_size": 2},
+        {"name": "up", "type": "upsampling2d", "size": [1, 2]},
+        {"name": "mp2", "type": "max_pool1d", "pool_size": 2},
+        {"name": "d", "type": "depthwise_conv1d", "kernel": "d.kernel", "bias": "d.bias", "dilation": 2},
+        {"name": "ap", "type": "avg_pool1d", "pool_size": 2, "strides": 1, "padding": "same"},
+    ]
+    return {"format": "sepgen-npz", "version": 1, "name": "one_d", "input_shape": [24, 3], "layers": layers,
+            "output": "ap"}, arrays
+
+
+def test_one_d_layers_match_keras(tmp_path):
+    """The 1-D types are Keras' 1-D layers (kernels in their layouts) over a sequence read as one row."""
+    keras = require_module("keras")
+    L = keras.layers
+    spec, arrays = one_d_model()
+    g = load(_save(tmp_path, spec, arrays))
+    assert g.tensors[g.input].shape == (1, 24, 3) and g.layer("d").dilation == (1, 2)
+    model = keras.Sequential([keras.Input((24, 3)), L.Conv1D(4, 5, 2, "same", activation="relu"),
+                              L.SeparableConv1D(6, 3, padding="same", depth_multiplier=2), L.MaxPooling1D(2),
+                              L.UpSampling1D(2), L.MaxPooling1D(2),
+                              L.DepthwiseConv1D(3, dilation_rate=2), L.AveragePooling1D(2, 1, "same")])
+    model.layers[0].set_weights([arrays["c.kernel"], arrays["c.bias"]])
+    model.layers[1].set_weights([arrays["s.dw"], arrays["s.pw"], arrays["s.bias"]])
+    model.layers[5].set_weights([arrays["d.kernel"], arrays["d.bias"]])
+    x = np.random.default_rng(1).normal(size=(3, 24, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(g, x[:, None])[:, 0], np.asarray(model(x)), rtol=1e-4, atol=1e-5)
+
+
 def _save(tmp_path, spec: dict, arrays: dict, name: str = "m.npz"):
     return save_npz_model(tmp_path / name, spec, arrays)
 
@@ -75,7 +120,8 @@ def _save(tmp_path, spec: dict, arrays: dict, name: str = "m.npz"):
 # --------------------------------------------------------------- round trip
 def test_every_layer_type_is_covered():
     spec, _ = full_model()
-    assert sorted({layer["type"] for layer in spec["layers"]}) == list(SPEC_TYPES)
+    types = {layer["type"] for layer in spec["layers"] + one_d_model()[0]["layers"]}
+    assert sorted(types) == list(SPEC_TYPES)
 
 
 def test_round_trip_every_layer_type(tmp_path):
@@ -96,7 +142,14 @@ def test_round_trip_every_layer_type(tmp_path):
         ("mp", "max_pool2d", (5, 6, 8)),
         ("leaky", "leaky_relu", (5, 6, 8)),
         ("sig", "logistic", (5, 6, 8)),
-        ("ap", "avg_pool2d", (3, 3, 8)),
+        ("hs", "hard_swish", (5, 6, 8)),
+        ("gate", "mul", (5, 6, 8)),
+        ("hsig/plus3", "add", (5, 6, 8)),
+        ("hsig", "mul", (5, 6, 8)),
+        ("cat", "concatenation", (10, 6, 8)),
+        ("lo", "maximum", (10, 6, 8)),
+        ("hi", "minimum", (10, 6, 8)),
+        ("ap", "avg_pool2d", (5, 3, 8)),
         ("gap", "mean", (8,)),
         ("gap/keepdims", "reshape", (1, 1, 8)),
         ("rs", "reshape", (2, 2, 2)),
@@ -112,7 +165,8 @@ def test_round_trip_every_layer_type(tmp_path):
     assert sdw.bias is None and spw.activation == "relu6" and spw.kernel_size == (1, 1)
     np.testing.assert_array_equal(spw.bias, arrays["sep.bias"])
     assert res.inputs == (dw.output, spw.output)
-    zp, mp, leaky, _, ap = g.layers[5:10]
+    zp, mp, leaky, _, _, gate, _, _, _, _, _, ap = g.layers[5:17]
+    np.testing.assert_array_equal(gate.constant, arrays["gate.c"])
     assert leaky.alpha == 0.2
     assert zp.paddings == ((1, 0), (0, 2), (0, 0))
     assert (mp.pool_size, mp.strides, mp.padding) == ((2, 2), (1, 1), "valid")
@@ -240,7 +294,7 @@ FILE_ERRORS = {
     "version true": (lambda s, a: s.update(version=True), None, "version 1"),
     "missing format": (lambda s, a: s.pop("format"), None, "'format'"),
     "unknown top-level key": (lambda s, a: s.update(outputs="sm"), None, "top-level key 'outputs'"),
-    "bad input shape": (lambda s, a: s.update(input_shape=[9, 9]), None, "'input_shape'"),
+    "bad input shape": (lambda s, a: s.update(input_shape=[9, 9, 2, 1]), None, "'input_shape'"),
     "no layers": (lambda s, a: s.update(layers=[]), None, "'layers'"),
     "unknown output": (lambda s, a: s.update(output="nope"), None, "'output'"),
 }
@@ -259,7 +313,7 @@ def test_model_file_errors(tmp_path, case):
 
 
 UNSUPPORTED = {
-    "unknown type": (lambda s, a: _layer(s, "fl").update(type="lstm"), "fl", "supported: add, avg_pool2d"),
+    "unknown type": (lambda s, a: _layer(s, "fl").update(type="lstm"), "fl", "supported: add, avg_pool1d, avg_pool2d"),
     "unknown padding": (lambda s, a: _layer(s, "c1").update(padding="causal"), "c1", "padding 'causal'"),
     "unknown activation": (lambda s, a: _layer(s, "dw").update(activation="tanh"), "dw", "'tanh'"),
     "bad kernel rank": (lambda s, a: a.update({"c1.kernel": np.ones((3, 3, 2), np.float32)}), "c1",

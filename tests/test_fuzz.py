@@ -19,7 +19,7 @@ test asserts that at least 80 % of its cases were compared in full, so it cannot
 Single layers (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, pools, MEAN, ADD, SOFTMAX, PAD,
 RESHAPE), chains of 2-4 ops and separable blocks (depthwise -> pointwise -> pool/mean -> dense ->
 softmax) run in several test functions so that ``pytest -n 2`` spreads
-them: 540 cases in the default run, derandomized (the same cases on every run, reproducible).
+them: 600 cases in the default run, derandomized (the same cases on every run, reproducible).
 
 More cases: ``SEPGEN_FUZZ_EXAMPLES=N`` runs about N cases in total with a random seed
 (Hypothesis prints the seed and its database replays failures), e.g.
@@ -58,9 +58,9 @@ from hypothesis.extra import numpy as hnp
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REGRESSIONS = Path(__file__).parent / "fuzz_regressions"
-#: Cases per test function in the default (CI) run; they sum to 540.
+#: Cases per test function in the default (CI) run; they sum to 600.
 CI_EXAMPLES = {"conv2d": 100, "depthwise_conv2d": 100, "fully_connected": 60, "pool_mean": 60,
-               "add_softmax_pad_reshape": 60, "chains": 100, "separable_blocks": 60}
+               "add_softmax_pad_reshape": 60, "mul_activations": 60, "chains": 100, "separable_blocks": 60}
 MIN_COMPARED = 0.80  # share of cases that must be compared in full (not refused)
 SANITIZE_EVERY = 4  # one case in 4 also runs the ASan+UBSan build
 INT32_LIMIT = 1 << 31
@@ -147,7 +147,8 @@ class Chain:
 
     def push(self, layer: dict[str, Any]) -> None:
         self.shapes.append(tb.out_shape(layer, self.shape))
-        self.quants.append(tb.SOFTMAX_QUANT if layer["op"] == "SOFTMAX" else layer.get("output", self.quant))
+        self.quants.append(tb.SOFTMAX_QUANT if layer["op"] in ("SOFTMAX", "LOGISTIC")
+                           else layer.get("output", self.quant))
         self.layers.append(layer)
 
     def spec(self) -> dict[str, Any]:
@@ -333,6 +334,34 @@ def add(draw, chain: Chain) -> dict[str, Any]:
     return {"op": "ADD", "other": other, "activation": activation(draw), "output": out}
 
 
+def mul(draw, chain: Chain) -> dict[str, Any]:
+    """MUL of the current tensor and an earlier one of the same shape or a trailing part of it (a per-channel
+    vector broadcast, as squeeze-excite); output scale s1 * s2 * 2^-8..2^8 (a left shift, or the accumulator
+    bound, can make some legitimately unrepresentable)."""
+    shape = chain.shape
+    fits = [i for i, s in enumerate(chain.shapes) if len(s) <= len(shape) and shape[len(shape) - len(s):] == s]
+    other = draw(st.sampled_from(fits[::-1]))
+    product = chain.quant["scale"] * chain.quants[other]["scale"]
+    out = {"scale": clamp_act_scale(draw(mantissa()) * 2.0**draw(st.integers(-8, 8)) * product),
+           "zero_point": zero_point(draw)}
+    return {"op": "MUL", "other": other, "activation": activation(draw), "output": out}
+
+
+def elementwise(draw, chain: Chain, op: str | None = None) -> dict[str, Any]:
+    """HARD_SWISH / LEAKY_RELU (alpha 0..2) with an output scale input * 2^-6..2^6 (HARD_SWISH: TFLM's Prepare
+    needs the output scale above input / 128), or LOGISTIC (fixed output quantization)."""
+    op = op or draw(st.sampled_from(["HARD_SWISH", "LEAKY_RELU", "LOGISTIC"]))
+    if op == "LOGISTIC":
+        return {"op": op}
+    out = {"scale": clamp_act_scale(draw(mantissa()) * 2.0**draw(st.integers(-6, 6)) * chain.quant["scale"]),
+           "zero_point": zero_point(draw)}
+    if op == "HARD_SWISH":
+        out["scale"] = max(out["scale"], f32(chain.quant["scale"] / 64))
+        return {"op": op, "output": out}
+    alpha = draw(st.one_of(st.sampled_from([0.0, 0.01, 0.1, 0.2, 0.3, 1.0]), st.floats(0.0, 2.0, width=32)))
+    return {"op": op, "alpha": f32(alpha), "output": out}
+
+
 def softmax(draw, chain: Chain) -> dict[str, Any]:
     """SOFTMAX over a vector, beta in [1/2, 16]."""
     # TFLM aborts unless beta * input_scale * 2^26 > 1; activation scales are >= 2^-24, so beta >= 1/2.
@@ -358,9 +387,13 @@ def reshape(draw, chain: Chain) -> dict[str, Any]:
 LAYERS_3D: dict[str, Callable] = {"CONV_2D": conv2d, "DEPTHWISE_CONV_2D": depthwise_conv2d,
                                   "AVERAGE_POOL_2D": lambda d, c: pool(d, c, "AVERAGE_POOL_2D"),
                                   "MAX_POOL_2D": lambda d, c: pool(d, c, "MAX_POOL_2D"), "MEAN": mean,
-                                  "FULLY_CONNECTED": fully_connected, "ADD": add, "PAD": pad, "RESHAPE": reshape}
+                                  "FULLY_CONNECTED": fully_connected, "ADD": add, "PAD": pad, "RESHAPE": reshape,
+                                  "MUL": mul, "HARD_SWISH": lambda d, c: elementwise(d, c, "HARD_SWISH"),
+                                  "LEAKY_RELU": lambda d, c: elementwise(d, c, "LEAKY_RELU"),
+                                  "LOGISTIC": lambda d, c: elementwise(d, c, "LOGISTIC")}
 LAYERS_1D: dict[str, Callable] = {"FULLY_CONNECTED": fully_connected, "SOFTMAX": softmax, "ADD": add,
-                                  "RESHAPE": reshape}
+                                  "RESHAPE": reshape, "MUL": mul,
+                                  "HARD_SWISH": lambda d, c: elementwise(d, c, "HARD_SWISH")}
 
 
 # ------------------------------------------------------------------ specs
@@ -369,11 +402,11 @@ def single_layer(draw, ops: tuple[str, ...]) -> dict[str, Any]:
     """One layer of one of ``ops`` (ADD: sometimes after a shape-keeping layer, so input scales differ)."""
     op = draw(st.sampled_from(ops))
     rank = 1 if op == "SOFTMAX" else draw(st.sampled_from([3, 1])) if op in ("FULLY_CONNECTED", "ADD",
-                                                                            "RESHAPE") else 3
+                                                                            "RESHAPE", "MUL") else 3
     chain = new_chain(draw, rank)
     if op == "RESHAPE":  # a model of one RESHAPE computes nothing: give it a computed input
         chain.push(pad(draw, chain) if rank == 3 else fully_connected(draw, chain))
-    if op == "ADD" and draw(st.booleans()):
+    if op in ("ADD", "MUL") and draw(st.booleans()):
         if rank == 3:
             chain.push(pointwise(draw, chain, "SAME", cout=chain.shape[2]))
         else:
@@ -454,6 +487,26 @@ def legitimate_refusals(spec: dict[str, Any]) -> list[str]:
             s1, s2 = (float(np.float32(quants[j]["scale"])) for j in (i, layer["other"]))
             for s in (s1, s2):
                 reasons += _rescale_reasons(name, [s / (2 * max(s1, s2))], [0])
+        elif layer["op"] == "MUL":
+            s1, s2, so = (np.float64(np.float32(q["scale"])) for q in (quants[i], quants[layer["other"]],
+                                                                      quants[i + 1]))
+            bound = max_input_magnitude(zp) * max_input_magnitude(quants[layer["other"]]["zero_point"])
+            reasons += _rescale_reasons(name, [s1 * s2 / so], [bound])
+        elif layer["op"] == "LEAKY_RELU":
+            s_in, s_out, a = (np.float32(v) for v in (quants[i]["scale"], quants[i + 1]["scale"], layer["alpha"]))
+            reasons += _rescale_reasons(name, [np.float64(s_in / s_out)], [max_input_magnitude(zp)])
+            if a > 0:
+                reasons += _rescale_reasons(name, [np.float64(s_in * a / s_out)], [max_input_magnitude(zp)])
+        elif layer["op"] == "LOGISTIC":
+            shift = math.frexp(float(np.float32(quants[i]["scale"])) * 2.0**27)[1]
+            if not 0 <= shift <= 30:
+                reasons.append(f"{name}: input scale needs a left shift of {shift}")
+        elif layer["op"] == "HARD_SWISH":
+            hires = np.float32(1 / 128) * np.float32(quants[i]["scale"])
+            out_e = tb.frexp_shift(float(hires / np.float32(quants[i + 1]["scale"])))
+            relu_e = tb.frexp_shift(float(hires / np.float32(3 / 32768)))
+            if not (-15 <= out_e <= 0 and -15 <= relu_e <= 31):
+                reasons.append(f"{name}: hard swish exponents {out_e}, {relu_e}")
     return reasons
 
 
@@ -622,6 +675,12 @@ def test_fuzz_pool_mean(tmp_path):
 def test_fuzz_add_softmax_pad_reshape(tmp_path):
     """ADD, SOFTMAX, PAD and RESHAPE: simulator == TFLM, C == simulator."""
     fuzz("add_softmax_pad_reshape", single_layer(("ADD", "SOFTMAX", "PAD", "RESHAPE")), tmp_path)
+
+
+def test_fuzz_mul_and_activations(tmp_path):
+    """MUL (also a broadcast per-channel vector), HARD_SWISH, LEAKY_RELU, LOGISTIC: simulator == TFLM, C ==
+    simulator."""
+    fuzz("mul_activations", single_layer(("MUL", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC")), tmp_path)
 
 
 def test_fuzz_chains(tmp_path):

@@ -78,3 +78,34 @@ def test_keras_float_vs_int8_simulator(build, seed, max_lsb, mean_lsb):
     agreement = sepgen.agreement(graph, q, x)  # the figure `generate` prints is the same measurement
     assert abs(agreement.max_lsb - err.max()) < 1e-3
     assert_c_matches(q, np.concatenate([random_inputs(q, 16), quantize_tensor(x[:16], q.tensors[q.input].quant)]))
+
+
+@pytest.mark.parametrize("name", ["_mobilenet_v2_035_96", "_resnet8", "_mobilenet_v3_small_shaped", "_har_1d",
+                                  "_concat_skips"])
+def test_issue_model_zoo_with_sepgens_quantizer(name):
+    """The coverage models (also checked against TFLM through the converter in tests/test_tflite.py) from Keras
+    through sepgen's own quantizer: generated C == simulator on the host, and on Cortex-M4 under QEMU for the
+    MobileNetV3-shaped and the 1-D ones."""
+    import test_tflite
+
+    from sepgen import zoo
+    from sepgen.frontends import load
+    from sepgen.quantize import quantize
+
+    model = getattr(test_tflite, name)(keras)
+    zoo.randomize_keras_weights(model, 3)
+    graph = load(model)
+    shape = graph.tensors[graph.input].shape
+    calibration = np.random.default_rng(0).normal(size=(16,) + shape).astype(np.float32)
+    q = quantize(graph, calibration, progress=False)
+    inputs = random_inputs(q, 6)
+    assert_c_matches(q, inputs, sanitize=name != "_mobilenet_v2_035_96")
+    if name in ("_mobilenet_v3_small_shaped", "_har_1d"):
+        from conftest import require_tool
+
+        from sepgen import firmware
+
+        require_tool(firmware.CROSS_COMPILER)
+        require_tool(firmware.QEMU)
+        result = firmware.verify_target(q, inputs[:3], "cortex-m4")
+        assert result.ok, result.mismatch

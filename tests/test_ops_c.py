@@ -164,8 +164,8 @@ def test_pad_then_valid_depthwise(paddings):
 
 @pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
 def test_elementwise_activations(zero_point_kind):
-    """Standalone elementwise activations (leaky ReLU with slopes below and above 1) at ordinary and extreme
-    zero points."""
+    """Standalone elementwise activations (leaky ReLU with slopes below and above 1, hard swish after a conv and
+    alone) at ordinary and extreme zero points."""
     rng = np.random.default_rng(11)
 
     def build(b, x):
@@ -175,3 +175,82 @@ def test_elementwise_activations(zero_point_kind):
         return b.activation("sigmoid", y, "sigmoid")
 
     assert_c_matches(*quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind))
+
+
+@pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
+def test_squeeze_excite_and_constant_operands(zero_point_kind):
+    """Squeeze-excite (GAP -> 1x1 conv -> relu -> 1x1 conv -> sigmoid or hard_sigmoid -> multiply with the feature
+    map, either operand order), a
+    per-channel constant add, a scalar constant multiply with a fused ReLU, a trailing-shape (W, C) constant and a
+    broadcast add of a vector: C == simulator."""
+    rng = np.random.default_rng(12)
+
+    def build(b, x):
+        y = b.conv2d("c", x, rand(rng, 3, 3, 3, 6), rand(rng, 6), padding="same", activation="hard_swish")
+        g = b.global_avg_pool2d("gap", y, keepdims=True)
+        s = b.conv2d("squeeze", g, rand(rng, 1, 1, 6, 2), rand(rng, 2), activation="relu")
+        g = b.conv2d("excite", s, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="sigmoid")
+        y = b.multiply("se", [y, g])
+        h = b.conv2d("excite_h", s, rand(rng, 1, 1, 2, 6), rand(rng, 6), activation="hard_sigmoid")
+        y = b.multiply("se_h", [h, y])
+        y = b.add("bias", [y], constant=rand(rng, 6))
+        y = b.multiply("scale", [y], "relu", constant=np.array([0.7], np.float32))
+        y = b.multiply("wc", [y], constant=rand(rng, 6, 6))
+        return b.add("vec", [b.global_avg_pool2d("gap2", y), y])
+
+    graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
+    assert [layer.op for layer in graph.layers].count("mul") == 5
+    assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
+def test_concatenation(zero_point_kind):
+    """Concatenation along channels (inputs with other quantizations rescaled, a max-pooled one copied), along
+    width and height, and of three inputs: C == simulator."""
+    rng = np.random.default_rng(13)
+
+    def build(b, x):
+        y = b.conv2d("c", x, rand(rng, 3, 3, 3, 4), rand(rng, 4), padding="same")
+        same = b.concatenate("same_quant", [y, b.max_pool2d("mp", y, 3, 1, "same")])
+        ch = b.concatenate("channels", [same, b.leaky_relu("leaky", same, 0.3), b.conv2d("pw", same, rand(rng, 1, 1, 8, 2))])
+        w = b.concatenate("width", [ch, b.activation("hs", ch, "hard_swish")], axis=1)
+        return b.concatenate("height", [w, b.max_pool2d("mp2", w, 2, 1, "same")], axis=-3)
+
+    graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
+    cat = graph.layer("same_quant")
+    assert (cat.multipliers == 0).all() and graph.layer("height").output_shape == (10, 12, 18)
+    assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("zero_point_kind", ["normal", "positive", "negative", "wide"])
+def test_maximum_minimum(zero_point_kind):
+    """Maximum/minimum of tensors with other quantizations (rescaled), of one quantization (compared raw), with a
+    per-channel constant and with a broadcast vector: C == simulator."""
+    rng = np.random.default_rng(14)
+
+    def build(b, x):
+        y = b.conv2d("c", x, rand(rng, 3, 3, 3, 4), rand(rng, 4), padding="same")
+        y = b.maximum("max", [y, b.leaky_relu("leaky", y, 0.2)])
+        y = b.minimum("same_quant", [y, b.max_pool2d("mp", y, 2, 1, "same")])
+        y = b.minimum("clip", [y], constant=rand(rng, 4))
+        return b.maximum("floor", [y, b.global_avg_pool2d("gap", y)])
+
+    graph, inputs = quantized(single_layer((5, 6, 3), build), rng, kind=zero_point_kind)
+    assert int(graph.layer("same_quant").input1_requant.multiplier[0]) == 0
+    assert_c_matches(graph, inputs)
+
+
+def test_upsample_nearest_then_concatenate():
+    """A U-Net-like step: a strided conv, UpSampling2D (nearest) back to the skip's size, concatenation with the
+    skip: C == simulator."""
+    rng = np.random.default_rng(15)
+
+    def build(b, x):
+        skip = b.conv2d("c", x, rand(rng, 3, 3, 3, 4), rand(rng, 4), padding="same", activation="relu")
+        down = b.conv2d("down", skip, rand(rng, 3, 3, 4, 6), rand(rng, 6), 2, padding="same", activation="relu")
+        up = b.upsample_nearest("up", down, (2, 3))
+        return b.concatenate("cat", [skip, b.conv2d("crop", up, rand(rng, 1, 3, 6, 4), rand(rng, 4))])
+
+    graph, inputs = quantized(single_layer((6, 4, 3), build), rng)
+    assert graph.layer("up").output_shape == (6, 6, 6)
+    assert_c_matches(graph, inputs)

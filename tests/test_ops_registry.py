@@ -32,10 +32,17 @@ def every_op_graph() -> ir.Graph:
     d = b.depthwise_conv2d("dw", a, rand(rng, 3, 3, 4, 1), rand(rng, 4), padding="same")
     d = b.conv2d("pw", d, rand(rng, 1, 1, 4, 4), rand(rng, 4))
     y = b.add("add", [a, d])
+    y = b.multiply("se", [y, b.global_avg_pool2d("se_gap", y)])  # per-channel gate
+    y = b.add("bias", [y], constant=np.linspace(-1, 1, 4))
+    y = b.concatenate("cat", [y, b.leaky_relu("cat_leaky", y, 0.5)])  # inputs rescaled
+    y = b.conv2d("cat_pw", y, rand(rng, 1, 1, 8, 4))
+    y = b.minimum("min", [b.maximum("max", [y, b.leaky_relu("max_leaky", y, 0.1)]), y])
+    y = b.upsample_nearest("up", y, (1, 2))
     y = b.pad("pad", y, ((1, 0), (0, 2)))
     y = b.max_pool2d("mp", y, 2, 1, "same")
     y = b.activation("mp_relu6", y, "relu6")  # after pooling: a Relu op of its own
     y = b.leaky_relu("leaky", y, 0.2)
+    y = b.activation("hswish", y, "hard_swish")
     y = b.activation("sig", y, "sigmoid")
     y = b.avg_pool2d("ap", y, 2)
     y = b.global_avg_pool2d("gap", y)

@@ -52,6 +52,74 @@ def _residual(keras):
     return keras.Model(inp, x)
 
 
+def _mobilenet_v3_small_shaped(keras):
+    """MobileNetV3-small's building blocks on 32x32x3: a stride-2 hard-swish stem, inverted-residual blocks with
+    squeeze-excite (global pooling -> 1x1 ReLU -> 1x1 hard_sigmoid -> Multiply) and hard-swish, a residual Add."""
+    L = keras.layers
+
+    def se(x, channels, squeeze):
+        g = L.GlobalAveragePooling2D(keepdims=True)(x)
+        g = L.Conv2D(squeeze, 1, activation="relu")(g)
+        return L.Multiply()([x, L.Conv2D(channels, 1, activation="hard_sigmoid")(g)])
+
+    inp = keras.Input((32, 32, 3), batch_size=1)
+    x = L.Activation("hard_swish")(L.BatchNormalization()(L.Conv2D(8, 3, strides=2, padding="same")(inp)))
+    y = L.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    y = L.Conv2D(8, 1)(se(y, 8, 4))
+    z = L.Conv2D(24, 1, activation="hard_swish")(y)
+    z = L.DepthwiseConv2D(5, padding="same", activation="hard_swish")(z)
+    z = L.Conv2D(8, 1)(se(z, 24, 8))
+    x = L.Add()([y, z])
+    x = L.Conv2D(32, 1, activation="hard_swish")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Dense(10, activation="softmax")(L.Dense(16, activation="hard_swish")(x)))
+
+
+def _concat_skips(keras):
+    """Skip connections joined by Concatenate along channels and along width (what U-Net-like nets do at one
+    resolution), then a pointwise conv."""
+    L = keras.layers
+    inp = keras.Input((8, 6, 3), batch_size=1)
+    skip = L.Conv2D(6, 3, padding="same", activation="relu")(inp)
+    branch = L.Conv2D(4, 1, activation="relu6")(L.DepthwiseConv2D(3, padding="same")(skip))
+    x = L.Concatenate()([skip, branch, L.MaxPooling2D(3, 1, "same")(skip)])
+    x = L.Concatenate(axis=2)([x, L.Conv2D(16, 1)(x)])
+    return keras.Model(inp, L.Conv2D(4, 1)(x))
+
+
+def _har_1d(keras):
+    """A 1-D separable human-activity classifier on 128x3 accelerometer windows (Conv1D, SeparableConv1D,
+    DepthwiseConv1D with dilation, 1-D pooling, GlobalAveragePooling1D)."""
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((128, 3), batch_size=1), L.Conv1D(16, 5, strides=2, padding="same", activation="relu"),
+        L.SeparableConv1D(32, 5, padding="same", activation="relu"), L.MaxPooling1D(2),
+        L.DepthwiseConv1D(3, dilation_rate=2, padding="same", activation="relu6"), L.Conv1D(32, 1, activation="relu"),
+        L.SeparableConv1D(48, 3, strides=2, activation="relu"), L.AveragePooling1D(2),
+        L.GlobalAveragePooling1D(), L.Dense(6, activation="softmax")])
+
+
+def _mobilenet_v2_035_96(keras):
+    """keras.applications' MobileNetV2, alpha 0.35, 96x96 (inverted residuals, ReLU6, ADD), random weights."""
+    return keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+
+
+def _resnet8(keras):
+    """MLPerf Tiny's ResNet-8 for CIFAR-10: three residual stacks (16, 32, 64 filters; a 1x1 strided shortcut),
+    ADD + ReLU, average pooling, Dense softmax."""
+    L = keras.layers
+    inp = keras.Input((32, 32, 3), batch_size=1)
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(inp)))
+    for filters, stride in ((16, 1), (32, 2), (64, 2)):
+        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(filters, 3, stride, padding="same")(x)))
+        y = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same")(y))
+        if stride > 1:
+            x = L.Conv2D(filters, 1, stride)(x)
+        x = L.ReLU()(L.Add()([x, y]))
+    x = L.Flatten()(L.AveragePooling2D(8)(x))
+    return keras.Model(inp, L.Dense(10, activation="softmax")(x))
+
+
 def _models(keras):
     """name -> (model factory, input shape, representative data kind, converter options)."""
     L = keras.layers
@@ -89,14 +157,25 @@ def _models(keras):
                        (6, 6, 1), "wide", {}),
         # A dynamic batch makes the converter lower dilated convolutions to SPACE_TO_BATCH_ND -> conv ->
         # BATCH_TO_SPACE_ND, which sepgen reads back as one dilated layer.  (With a bias the converter adds
-        # it after BATCH_TO_SPACE_ND as an ADD of a constant, which sepgen does not read yet.)
+        # it after BATCH_TO_SPACE_ND as an ADD of a constant: an add layer of its own.)
         "dilated_lowered_valid": (lambda: keras.Sequential([
             keras.Input((9, 11, 3)), L.DepthwiseConv2D(3, dilation_rate=(2, 3), depth_multiplier=2, use_bias=False),
             L.Conv2D(3, 2, dilation_rate=2, use_bias=False)]), (9, 11, 3), "normal", {}),
         "dilated_lowered_same": (lambda: keras.Sequential([
             keras.Input((9, 11, 3)), L.DepthwiseConv2D(3, dilation_rate=2, padding="same", use_bias=False),
             L.Conv2D(4, (3, 2), dilation_rate=2, padding="same", use_bias=False)]), (9, 11, 3), "normal", {}),
+        "dilated_lowered_biased": (lambda: keras.Sequential([
+            keras.Input((9, 11, 3)), L.DepthwiseConv2D(3, dilation_rate=2, padding="same"),
+            L.Conv2D(4, 2, dilation_rate=(2, 3), activation="relu")]), (9, 11, 3), "normal", {}),
         "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
+        "mobilenet_v3_small_shaped": (lambda: _mobilenet_v3_small_shaped(keras), (32, 32, 3), "normal", {}),
+        "concat_skips": (lambda: _concat_skips(keras), (8, 6, 3), "normal", {}),
+        "har_1d": (lambda: _har_1d(keras), (128, 3), "normal", {}),
+        "mobilenet_v2_035_96": (lambda: _mobilenet_v2_035_96(keras), (96, 96, 3), "normal", {}),
+        "resnet8": (lambda: _resnet8(keras), (32, 32, 3), "normal", {}),
+        "rescaling_input": (lambda: _seq(keras, (8, 8, 3), L.Rescaling([1 / 127.5, 1 / 64, 1 / 100], -1.0),
+                                         L.Conv2D(4, 3, activation="relu"), L.GlobalAveragePooling2D()),
+                            (8, 8, 3), "wide", {}),
         "mobilenet_v1_025_96": (lambda: _mobilenet_v1_025(keras), (96, 96, 3), "normal", {}),
     }
 
@@ -148,7 +227,8 @@ def _inputs(graph, data: np.ndarray, count: int = 24) -> np.ndarray:
     from sepgen.verification import random_inputs
 
     return np.concatenate([random_inputs(graph, count - 8, seed=1),
-                           quantize_tensor(data[:8], graph.tensors[graph.input].quant)])
+                           quantize_tensor(data[:8].reshape((8,) + graph.tensors[graph.input].shape),
+                                           graph.tensors[graph.input].quant)])
 
 
 def _check(tflite_model, name: str, c_check: bool = True, sanitize: bool = True):
@@ -207,6 +287,8 @@ def _matches_tflite_reference(graph, path, inputs) -> None:
 @pytest.mark.parametrize("name,expect", [
     ("dilated_lowered_valid", [("depthwise_conv2d", (2, 3), "valid"), ("conv2d", (2, 2), "valid")]),
     ("dilated_lowered_same", [("depthwise_conv2d", (2, 2), "same"), ("conv2d", (2, 2), "same")]),
+    ("dilated_lowered_biased", [("depthwise_conv2d", (2, 2), "same"), ("add", None, None),
+                                ("conv2d", (2, 3), "valid"), ("add", None, None)]),
 ])
 def test_dilated_lowering_is_one_layer(tflite_model, name, expect):
     """SPACE_TO_BATCH_ND -> (DEPTHWISE_)CONV_2D -> BATCH_TO_SPACE_ND, as the converter writes it for a dynamic
@@ -218,10 +300,56 @@ def test_dilated_lowering_is_one_layer(tflite_model, name, expect):
     path, data, _ = tflite_model(name)
     assert _lowered_ops(path).count("SPACE_TO_BATCH_ND") == 2  # the lowering is really exercised
     graph = load(path)
-    assert [(layer.op, layer.dilation, layer.padding) for layer in graph.layers] == expect
+    assert [(layer.op, getattr(layer, "dilation", None), getattr(layer, "padding", None))
+            for layer in graph.layers] == expect
     inputs = _inputs(graph, data)
     _matches_tflite_reference(graph, path, inputs)
     assert_c_matches(graph, inputs)
+
+
+def test_mobilenet_v3_small_shaped_matches_tflm_and_c(tflite_model):
+    """Hard swish, squeeze-excite's broadcast MUL and the converter's lowering of hard_sigmoid, a residual ADD: 0 LSB
+    against TFLM on every tensor, C == simulator."""
+    graph = _check(tflite_model, "mobilenet_v3_small_shaped")
+    names = [layer.op for layer in graph.layers]
+    # the converter folds hard_sigmoid's + 3 into the conv's bias, fuses the ReLU6 and multiplies by a constant 1/6
+    assert names.count("hard_swish") == 5 and names.count("mul") == 4, names
+    assert sum(layer.op == "mul" and layer.constant is not None for layer in graph.layers) == 2
+
+
+def test_concatenate_skips_match_tflm_and_c(tflite_model):
+    graph = _check(tflite_model, "concat_skips")
+    cats = [layer for layer in graph.layers if layer.op == "concatenation"]
+    assert [c.positive_axis for c in cats] == [2, 1] and graph.layers[-1].output_shape == (8, 12, 4)
+
+
+def test_har_1d_separable_matches_tflm_and_c(tflite_model):
+    """Conv1D / SeparableConv1D / DepthwiseConv1D as the converter writes them (EXPAND_DIMS -> conv -> SQUEEZE, or
+    RESHAPE): read as height-1 2-D layers, 0 LSB against TFLM on every tensor, C == simulator."""
+    graph = _check(tflite_model, "har_1d")
+    assert graph.tensors[graph.input].shape == (1, 128, 3)
+    spatial = [layer for layer in graph.layers if layer.op in ("conv2d", "depthwise_conv2d")]
+    assert len(spatial) == 7 and all(layer.kernel_size[0] == 1 for layer in spatial)
+
+
+def test_mobilenet_v2_035_96_matches_tflm_and_c(tflite_model):
+    """keras.applications.MobileNetV2(alpha=0.35) at 96x96 through the converter: 0 LSB against TFLM on every
+    tensor, C == simulator (no sanitizer build: the model is large)."""
+    graph = _check(tflite_model, "mobilenet_v2_035_96", sanitize=False)
+    names = [layer.op for layer in graph.layers]
+    assert names.count("add") == 10 and names.count("depthwise_conv2d") == 17, names
+
+
+def test_resnet8_matches_tflm_and_c(tflite_model):
+    graph = _check(tflite_model, "resnet8")
+    assert [layer.op for layer in graph.layers].count("add") == 3
+
+
+def test_rescaling_input_matches_tflm_and_c(tflite_model):
+    """Keras Rescaling (per-channel scale, an offset) as the first layer, as the converter writes it (a MUL by a
+    per-channel constant; the offset folded into the conv's bias)."""
+    graph = _check(tflite_model, "rescaling_input")
+    assert graph.layers[0].op == "mul" and graph.layers[0].qconstant.shape == (3,)
 
 
 def test_ds_cnn_kws_matches_tflm_and_c(tflite_model):
@@ -463,3 +591,231 @@ def test_standalone_leaky_relu_matches_tflm_and_c(tmp_path, alpha, in_scale, in_
 def test_standalone_logistic_matches_tflm_and_c(tmp_path, in_scale, in_zp):
     """LOGISTIC written directly (output 1/256, -128), 0 LSB against TFLM on every int8 value, C == simulator."""
     _one_op_matches_tflm_and_c(tmp_path, "LOGISTIC", "logistic", (in_scale, in_zp), (1.0 / 256.0, -128))
+
+
+@pytest.mark.parametrize("in_scale,in_zp,out_scale,out_zp", [
+    (0.04, -3, 0.03, -20), (0.05, -128, 0.02, 127), (0.02, 127, 0.05, -128), (0.003, 10, 0.002, -100),
+    (0.5, 0, 0.3, -110), (3.0, -100, 2.0, -128), (0.1, 20, 0.0009, -128), (0.0004, -5, 0.0002, 0)])
+def test_standalone_hard_swish_matches_tflm_and_c(tmp_path, in_scale, in_zp, out_scale, out_zp):
+    """HARD_SWISH written directly, 0 LSB against TFLM on every int8 value (relu-ish rescale shifting left and
+    right, saturation at both ends), C == simulator."""
+    _one_op_matches_tflm_and_c(tmp_path, "HARD_SWISH", "hard_swish", (in_scale, in_zp), (out_scale, out_zp))
+
+
+def _squeeze_excite_tflite(path, q: dict[str, tuple[float, int]], act: int, constant_first: bool) -> None:
+    """x -> MEAN (keep dims) -> LOGISTIC -> MUL(x, gate) (a per-channel broadcast of two activations) -> ADD of a
+    per-channel int8 constant -> MUL by a scalar constant -> ADD(., x) -> MUL by a (H, W, C) constant -> ADD with
+    a (1, C) activation-shaped constant of zeros' broadcast; fused activation ``act`` on the binary ops."""
+    from tflite_build import FlatModel, _schema
+
+    s, fm, shape, c = _schema(), FlatModel(), (4, 3, 5), 5
+    rng = np.random.default_rng(7)
+    x = fm.activation("x", shape, *q["x"])
+    axes = fm.constant("axes", np.array([1, 2], np.int32))
+    mean = fm.activation("mean", (1, 1, c), *q["mean"])
+    fm.operator("MEAN", [x, axes], [mean], "ReducerOptions", s.ReducerOptionsT(keepDims=True))
+    gate = fm.activation("gate", (1, 1, c), 1.0 / 256.0, -128)
+    fm.operator("LOGISTIC", [mean], [gate])
+    se = fm.activation("se", shape, *q["se"])
+    fm.operator("MUL", [gate, x] if constant_first else [x, gate], [se], "MulOptions",
+                s.MulOptionsT(fusedActivationFunction=act))
+    bias = fm.constant("bias", rng.integers(-128, 128, c).astype(np.int8), [q["bias"][0]],
+                       zero_points=[q["bias"][1]])
+    biased = fm.activation("biased", shape, *q["biased"])
+    fm.operator("ADD", [bias, se] if constant_first else [se, bias], [biased], "AddOptions",
+                s.AddOptionsT(fusedActivationFunction=act))
+    k = fm.constant("k", np.array([rng.integers(-128, 128)], np.int8), [q["k"][0]], zero_points=[q["k"][1]])
+    scaled = fm.activation("scaled", shape, *q["scaled"])
+    fm.operator("MUL", [k, biased] if constant_first else [biased, k], [scaled], "MulOptions",
+                s.MulOptionsT(fusedActivationFunction=0))
+    res = fm.activation("res", shape, *q["res"])
+    fm.operator("ADD", [scaled, x], [res], "AddOptions", s.AddOptionsT(fusedActivationFunction=act))
+    full = fm.constant("full", rng.integers(-128, 128, (1,) + shape).astype(np.int8), [q["k"][0]],
+                       zero_points=[q["k"][1]])
+    y = fm.activation("y", shape, *q["y"])
+    fm.operator("MUL", [res, full], [y], "MulOptions", s.MulOptionsT(fusedActivationFunction=0))
+    path.write_bytes(fm.finish([x], [y]))
+
+
+@pytest.mark.parametrize("case", [
+    dict(act=0, constant_first=False, q={"x": (0.05, -3), "mean": (0.04, 2), "se": (0.03, -10), "bias": (0.02, 5),
+                                         "biased": (0.04, -20), "k": (0.01, -7), "scaled": (0.003, 0),
+                                         "res": (0.06, 4), "y": (0.002, -1)}),
+    dict(act=1, constant_first=True, q={"x": (0.1, -128), "mean": (0.1, -100), "se": (0.02, -128), "bias": (0.5, 127),
+                                        "biased": (0.3, -128), "k": (0.07, 100), "scaled": (0.9, -128),
+                                        "res": (0.2, -128), "y": (0.05, 30)}),
+    dict(act=3, constant_first=False, q={"x": (0.01, 127), "mean": (0.005, 90), "se": (0.0005, 0), "bias": (0.004, -128),
+                                         "biased": (0.03, -128), "k": (2.0, 0), "scaled": (0.05, -128),
+                                         "res": (0.02, -128), "y": (0.5, 0)}),
+])
+def test_squeeze_excite_mul_and_constant_add_match_tflm_and_c(tmp_path, case):
+    """MUL with a broadcast per-channel gate (either operand order), ADD/MUL with per-channel, scalar and full
+    int8 constants (first or second operand), fused RELU/RELU6: 0 LSB against TFLM on every tensor, C ==
+    simulator."""
+    require_module("tflite_micro")
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    path = tmp_path / "se.tflite"
+    _squeeze_excite_tflite(path, case["q"], case["act"], case["constant_first"])
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["mean", "reshape", "logistic", "mul", "add", "mul", "add", "mul"]
+    assert graph.layers[4].constant is not None and graph.layers[6].constant is None
+    inputs = _every_int8_value(graph, (4, 3, 5))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("axis", [3, -1, 1, 2, -3])
+def test_concatenation_matches_tflm_and_c(tmp_path, axis):
+    """CONCATENATION of three computed tensors sharing the output's quantization (as the converter writes it),
+    along channels, rows or columns (axes counting the batch, also negative): 0 LSB against TFLM, C ==
+    simulator; inputs quantized unlike the output are refused (TFLM would copy their bytes unchanged)."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    s, fm, q = _schema(), FlatModel(), (0.05, -7)
+    x = fm.activation("x", (4, 3, 2), *q)
+    parts = [x]
+    for k, op in enumerate(("RELU", "MAX_POOL_2D")):
+        t = fm.activation(f"p{k}", (4, 3, 2), *q)
+        if op == "MAX_POOL_2D":
+            fm.operator(op, [x], [t], "Pool2DOptions", s.Pool2DOptionsT(padding=s.Padding.SAME, strideW=1, strideH=1,
+                                                                        filterWidth=2, filterHeight=2))
+        else:
+            fm.operator(op, [x], [t])
+        parts.append(t)
+    shape = [4, 3, 2]
+    shape[axis % 4 - 1] *= 3
+    y = fm.activation("y", tuple(shape), *q)
+    fm.operator("CONCATENATION", parts, [y], "ConcatenationOptions", s.ConcatenationOptionsT(axis=axis))
+    path = tmp_path / "cat.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers][-1] == "concatenation"
+    inputs = _every_int8_value(graph, (4, 3, 2))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+def test_concatenation_of_differently_quantized_inputs_is_refused(tmp_path):
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+
+    s, fm = _schema(), FlatModel()
+    x = fm.activation("x", (4, 3, 2), 0.05, -7)
+    r = fm.activation("r", (4, 3, 2), 0.02, -128)
+    fm.operator("RELU", [x], [r])
+    y = fm.activation("y", (4, 3, 4), 0.05, -7)
+    fm.operator("CONCATENATION", [x, r], [y], "ConcatenationOptions", s.ConcatenationOptionsT(axis=3))
+    path = tmp_path / "cat.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    with pytest.raises(UnsupportedLayer, match="CONCATENATION of inputs quantized unlike its output"):
+        load(path)
+
+
+def test_expand_dims_and_squeeze_are_reshapes(tmp_path):
+    """A sequence (1, T, C) -> EXPAND_DIMS -> (1, 1, T, C) -> DEPTHWISE_CONV_2D -> SQUEEZE -> (1, T', C) -> MEAN over
+    time, as the converter writes Conv1D: the reshapes cost nothing, 0 LSB against TFLM, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    s, fm, rng = _schema(), FlatModel(), np.random.default_rng(5)
+    x = fm.activation("x", (9, 4), 0.05, -3)
+    e = fm.activation("e", (1, 9, 4), 0.05, -3)
+    fm.operator("EXPAND_DIMS", [x, fm.constant("axis", np.array([1], np.int32))], [e])
+    w = fm.constant("w", rng.integers(-127, 128, (1, 1, 3, 4)).astype(np.int8), [0.01] * 4, dim=3)
+    b = fm.constant("b", rng.integers(-500, 500, 4).astype(np.int32), [0.0005] * 4)
+    d = fm.activation("d", (1, 7, 4), 0.04, 5)
+    fm.operator("DEPTHWISE_CONV_2D", [e, w, b], [d], "DepthwiseConv2DOptions", s.DepthwiseConv2DOptionsT(
+        padding=s.Padding.VALID, strideW=1, strideH=1, depthMultiplier=1, dilationWFactor=1, dilationHFactor=1))
+    q = fm.activation("q", (7, 4), 0.04, 5)
+    fm.operator("SQUEEZE", [d], [q], "SqueezeOptions", s.SqueezeOptionsT(squeezeDims=[1]))
+    y = fm.activation("y", (4,), 0.03, -1)
+    fm.operator("MEAN", [q, fm.constant("axes", np.array([1], np.int32))], [y], "ReducerOptions",
+                s.ReducerOptionsT(keepDims=False))
+    path = tmp_path / "squeeze.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["reshape", "depthwise_conv2d", "reshape", "mean"]
+    assert graph.tensors[graph.input].shape == (1, 9, 4)
+    inputs = _every_int8_value(graph, (1, 9, 4))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("op", ["MAXIMUM", "MINIMUM"])
+def test_maximum_minimum_match_tflm_and_c(tmp_path, op):
+    """MAXIMUM / MINIMUM of two activations, of a broadcast per-channel vector and of an int8 constant (first
+    operand), all in the output's quantization: 0 LSB against TFLM, C == simulator; operands quantized otherwise
+    are refused (TFLM compares raw values)."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+    from sepgen.tflm import compare_with_tflm
+
+    s, q, rng = _schema(), (0.04, 3), np.random.default_rng(9)
+    for relu_quant in (q, (0.02, -128)):
+        fm = FlatModel()
+        x = fm.activation("x", (4, 3, 5), *q)
+        r = fm.activation("r", (4, 3, 5), *relu_quant)
+        fm.operator("RELU", [x], [r])
+        a = fm.activation("a", (4, 3, 5), *q)
+        fm.operator(op, [x, r], [a])
+        m = fm.activation("m", (1, 1, 5), *q)
+        fm.operator("MEAN", [a, fm.constant("axes", np.array([1, 2], np.int32))], [m], "ReducerOptions",
+                    s.ReducerOptionsT(keepDims=True))
+        b = fm.activation("b", (4, 3, 5), *q)
+        fm.operator(op, [m, a], [b])
+        k = fm.constant("k", rng.integers(-128, 128, 5).astype(np.int8), [q[0]], zero_points=[q[1]])
+        y = fm.activation("y", (4, 3, 5), *q)
+        fm.operator(op, [k, b], [y])
+        path = tmp_path / f"{op}.tflite"
+        path.write_bytes(fm.finish([x], [y]))
+        if relu_quant != q:
+            with pytest.raises(UnsupportedLayer, match=f"{op} of operands quantized unlike its output"):
+                load(path)
+            continue
+        graph = load(path)
+        assert [layer.op for layer in graph.layers].count(op.lower()) == 3
+        inputs = _every_int8_value(graph, (4, 3, 5))
+        assert compare_with_tflm(graph, path, inputs) is None
+        assert_c_matches(graph, inputs)
+
+
+@pytest.mark.parametrize("align_corners,half_pixel_centers", [(False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("out_hw", [(8, 6), (7, 10), (2, 3)])
+def test_resize_nearest_neighbor_matches_tflm_and_c(tmp_path, align_corners, half_pixel_centers, out_hw):
+    """RESIZE_NEAREST_NEIGHBOR of a 4x3 map to integer, fractional and smaller sizes, with TFLite's
+    align_corners / half_pixel_centers rules: 0 LSB against TFLM, C == simulator."""
+    require_module("tflite_micro")
+    from tflite_build import FlatModel, _schema
+
+    from sepgen.frontends import load
+    from sepgen.tflm import compare_with_tflm
+
+    s, fm, q = _schema(), FlatModel(), (0.05, -7)
+    x = fm.activation("x", (4, 3, 2), *q)
+    r = fm.activation("r", (4, 3, 2), *q)
+    fm.operator("RELU", [x], [r])
+    y = fm.activation("y", out_hw + (2,), *q)
+    fm.operator("RESIZE_NEAREST_NEIGHBOR", [r, fm.constant("size", np.array(out_hw, np.int32))], [y],
+                "ResizeNearestNeighborOptions", s.ResizeNearestNeighborOptionsT(
+                    alignCorners=align_corners, halfPixelCenters=half_pixel_centers))
+    path = tmp_path / "resize.tflite"
+    path.write_bytes(fm.finish([x], [y]))
+    graph = load(path)
+    assert [layer.op for layer in graph.layers] == ["relu", "resize_nearest"]
+    inputs = _every_int8_value(graph, (4, 3, 2))
+    assert compare_with_tflm(graph, path, inputs) is None
+    assert_c_matches(graph, inputs)

@@ -30,6 +30,9 @@ shape).  The model output is the last layer's output.  Layer fields by op:
 * ``SOFTMAX``: ``beta``; output quantization is TFLite's fixed (1/256, -128).
 * ``PAD``: ``paddings`` [[top, bottom], [left, right], [front, back]]; output quantization = input's.
 * ``RESHAPE``: ``shape`` (without batch); output quantization = input's.
+* ``MUL``: ``other`` (an earlier tensor id of the same shape, or whose shape is a trailing part of it: a
+  per-channel vector is broadcast), ``activation``, ``output``.
+* ``HARD_SWISH``, ``LEAKY_RELU`` (``alpha``): ``output``.  ``LOGISTIC``: output quantization (1/256, -128).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def out_shape(layer: Spec, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (w.shape[0],)
     if op == "MEAN":
         return (1, 1, shape[2]) if layer["keep_dims"] else (shape[2],)
-    if op in ("ADD", "SOFTMAX"):
+    if op in ("ADD", "SOFTMAX", "MUL", "HARD_SWISH", "LEAKY_RELU", "LOGISTIC"):
         return shape
     if op == "PAD":
         return tuple(d + sum(p) for d, p in zip(shape, layer["paddings"]))
@@ -109,6 +112,9 @@ def tensor_shapes(spec: Spec) -> list[tuple[int, ...]]:
         shapes.append(out_shape(layer, shapes[-1]))
         if layer["op"] == "ADD" and shapes[layer["other"]] != shapes[-2]:
             raise ValueError(f"ADD of {shapes[-2]} and {shapes[layer['other']]}")
+        other = shapes[layer["other"]] if layer["op"] == "MUL" else None
+        if other is not None and (len(other) > len(shapes[-2]) or shapes[-2][len(shapes[-2]) - len(other):] != other):
+            raise ValueError(f"MUL of {shapes[-2]} and {other}")
     return shapes
 
 
@@ -116,7 +122,7 @@ def tensor_quants(spec: Spec) -> list[dict[str, Any]]:
     """{"scale", "zero_point"} of tensor ids 0..len(layers) (pass-through ops keep their input's)."""
     quants = [spec["input"]]
     for layer in spec["layers"]:
-        if layer["op"] == "SOFTMAX":
+        if layer["op"] in ("SOFTMAX", "LOGISTIC"):
             quants.append(SOFTMAX_QUANT)
         elif "output" in layer:
             quants.append(layer["output"])
@@ -150,8 +156,9 @@ class FlatModel:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def constant(self, name: str, array: np.ndarray, scales=None, dim: int = 0) -> int:
-        """A constant tensor (int8 / int32) with its data in a new buffer; returns its index."""
+    def constant(self, name: str, array: np.ndarray, scales=None, dim: int = 0, zero_points=None) -> int:
+        """A constant tensor (int8 / int32) with its data in a new buffer (zero points 0 unless given); returns its
+        index."""
         types = {np.dtype(np.int8): self.s.TensorType.INT8, np.dtype(np.int32): self.s.TensorType.INT32}
         array = np.ascontiguousarray(array)
         buf = self.s.BufferT()
@@ -160,7 +167,7 @@ class FlatModel:
         t = self.s.TensorT()
         t.name, t.shape, t.type, t.buffer = name, list(array.shape), types[array.dtype], len(self.buffers) - 1
         if scales is not None:
-            t.quantization = self._quant(scales, [0] * len(scales), dim)
+            t.quantization = self._quant(scales, [0] * len(scales) if zero_points is None else zero_points, dim)
         self.tensors.append(t)
         return len(self.tensors) - 1
 
@@ -249,6 +256,12 @@ def build(spec: Spec) -> bytes:
             fm.operator(op, [x, axes], [out], "ReducerOptions", s.ReducerOptionsT(keepDims=bool(layer["keep_dims"])))
         elif op == "ADD":
             fm.operator(op, [x, ids[layer["other"]]], [out], "AddOptions", s.AddOptionsT(fusedActivationFunction=act))
+        elif op == "MUL":
+            fm.operator(op, [x, ids[layer["other"]]], [out], "MulOptions", s.MulOptionsT(fusedActivationFunction=act))
+        elif op in ("HARD_SWISH", "LOGISTIC"):
+            fm.operator(op, [x], [out])
+        elif op == "LEAKY_RELU":
+            fm.operator(op, [x], [out], "LeakyReluOptions", s.LeakyReluOptionsT(alpha=float(np.float32(layer["alpha"]))))
         elif op == "SOFTMAX":
             fm.operator(op, [x], [out], "SoftmaxOptions", s.SoftmaxOptionsT(beta=float(np.float32(layer["beta"]))))
         elif op == "PAD":

@@ -16,7 +16,8 @@ import numpy as np
 from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
-from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, LeakyRelu, Logistic, MaxPool2D, Mean, Pad, Relu, Reshape, Softmax
+from ..ops import (Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu,
+                   Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, ResizeNearest, Softmax)
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -43,6 +44,11 @@ def _finite(name: str, what: str, value) -> np.ndarray:
         raise UnsupportedLayer(name, f"{what} with {bad} NaN or infinite value{'s' if bad > 1 else ''}",
                                "weights must be finite float32 numbers (was training diverging?)")
     return value
+
+
+#: Activations that are ops of their own (TFLite has no fused form): after a conv/dense they follow it as a layer.
+#: hard_sigmoid (Keras: relu6(x + 3) / 6) is two: an add of the constant 3 with ReLU6 fused, a multiply by 1/6.
+SEPARATE_ACTIVATIONS = {"sigmoid": Logistic, "hard_swish": HardSwish, "hard_sigmoid": None}
 
 
 class GraphBuilder:
@@ -113,8 +119,9 @@ class GraphBuilder:
         if activation == "linear":
             activation = "none"
         if activation not in ACTIVATIONS:
-            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6"
-                                   + (" (and softmax after Dense)" if activation == "softmax" else ""))
+            after_dense = " (and softmax after Dense)" if activation == "softmax" else ""
+            raise UnsupportedLayer(name, f"activation '{activation}'", "supported: linear, relu, relu6, sigmoid, "
+                                   "hard_sigmoid, hard_swish" + after_dense)
         return activation
 
     # ------------------------------------------------------------------- layers
@@ -134,7 +141,17 @@ class GraphBuilder:
         mid = self.depthwise_conv2d(f"{name}/depthwise", x, depthwise_kernel, None, strides, dilation, padding)
         return self.conv2d(f"{name}/pointwise", mid, pointwise_kernel, bias, 1, 1, "valid", activation)
 
+    def _then_activation(self, name: str, build, activation: str | None) -> str:
+        """``build(activation)`` a conv/dense; an activation that is an op of its own (sigmoid, hard_swish) follows
+        it as the layer ``<name>/<activation>``."""
+        if activation in SEPARATE_ACTIVATIONS:
+            return self.activation(f"{name}/{activation}", build(None), activation)
+        return build(activation)
+
     def _spatial(self, cls, name, x, kernel, bias, strides, dilation, padding, activation) -> str:
+        if activation in SEPARATE_ACTIVATIONS:
+            return self._then_activation(name, lambda act: self._spatial(cls, name, x, kernel, bias, strides, dilation,
+                                                                         padding, act), activation)
         h, w, c = self._need_hwc(x, name, cls.op)
         kernel = _finite(name, "kernel", kernel)
         strides, dilation = _pair(strides, name, "strides"), _pair(dilation, name, "dilation_rate")
@@ -164,6 +181,8 @@ class GraphBuilder:
             bias = _finite(name, "bias", bias)
             if bias.shape != (kernel.shape[1],):
                 raise UnsupportedLayer(name, "bias shape", f"{bias.shape}, expected ({kernel.shape[1]},)")
+        if activation in SEPARATE_ACTIVATIONS:
+            return self._then_activation(name, lambda act: self.dense(name, x, kernel, bias, act), activation)
         softmax = activation == "softmax"
         out = self.layer(FullyConnected, name, [x], kernel=kernel, bias=bias,
                          activation=self._check_activation(name, None if softmax else activation))
@@ -206,13 +225,57 @@ class GraphBuilder:
     def flatten(self, name: str, x: str) -> str:
         return self.reshape(name, x, (int(np.prod(self.shape(x))),))
 
-    def add(self, name: str, inputs: list[str], activation: str | None = None) -> str:
-        if len(inputs) != 2:
-            raise UnsupportedLayer(name, "Add", f"{len(inputs)} inputs; exactly 2 are supported")
-        shapes = {self.shape(t, name) for t in inputs}
-        if len(shapes) != 1:
-            raise UnsupportedLayer(name, "Add", f"inputs of different shapes {sorted(shapes)} (no broadcasting)")
-        return self.layer(Add, name, inputs, activation=self._check_activation(name, activation))
+    def add(self, name: str, inputs: list[str], activation: str | None = None, constant=None) -> str:
+        """Elementwise sum of two tensors, or of one tensor and a float ``constant``; the smaller operand may be
+        broadcast (a scalar, or a trailing part of the other's shape such as a per-channel vector)."""
+        return self._binary(Add, "Add", name, inputs, activation, constant)
+
+    def multiply(self, name: str, inputs: list[str], activation: str | None = None, constant=None) -> str:
+        """Elementwise product (Keras Multiply, squeeze-excite's channel gate), broadcast like :meth:`add`."""
+        return self._binary(Mul, "Multiply", name, inputs, activation, constant)
+
+    def rescaling(self, name: str, x: str, scale, offset) -> str:
+        """Keras Rescaling, x * scale + offset (scalars or per-channel vectors): a multiply by the constant scale
+        (left out when 1) then an add of the constant offset (``<name>/offset``, left out when 0), TFLite's
+        MUL and ADD arithmetic."""
+        scale, offset = np.atleast_1d(_finite(name, "scale", scale)), np.atleast_1d(_finite(name, "offset", offset))
+        y = x
+        if np.any(scale != 1):
+            y = self.multiply(name if np.all(offset == 0) else f"{name}/scale", [y], constant=scale)
+        if np.any(offset != 0):
+            y = self.add(name if y != x else f"{name}/offset", [y], constant=offset)
+        return y
+
+    def maximum(self, name: str, inputs: list[str], constant=None) -> str:
+        """Elementwise maximum (Keras Maximum), operands as for :meth:`add`."""
+        return self._binary(Maximum, "Maximum", name, inputs, None, constant)
+
+    def minimum(self, name: str, inputs: list[str], constant=None) -> str:
+        """Elementwise minimum (Keras Minimum), operands as for :meth:`add`."""
+        return self._binary(Minimum, "Minimum", name, inputs, None, constant)
+
+    def _binary(self, cls, kind: str, name: str, inputs: list[str], activation, constant) -> str:
+        if constant is not None:
+            constant = _finite(name, "constant", constant)
+        operands = len(inputs) + (constant is not None)
+        if operands != 2:
+            raise UnsupportedLayer(name, kind, f"{operands} operands; exactly 2 are supported")
+        return self.layer(cls, name, inputs, activation=self._check_activation(name, activation), constant=constant)
+
+    def upsample_nearest(self, name: str, x: str, size) -> str:
+        """Keras UpSampling2D(size, interpolation="nearest"): each pixel repeated size[0] x size[1] times (TFLite's
+        RESIZE_NEAREST_NEIGHBOR index rule, without half-pixel centers)."""
+        from ..quantize import resize_nearest_indices
+
+        h, w, _ = self._need_hwc(x, name, "UpSampling2D")
+        fh, fw = _pair(size, name, "size")
+        return self.layer(ResizeNearest, name, [x], rows=resize_nearest_indices(h, h * fh),
+                          cols=resize_nearest_indices(w, w * fw))
+
+    def concatenate(self, name: str, inputs: list[str], axis: int = -1) -> str:
+        """Inputs joined along ``axis`` of the batch-less shape (Keras axes count the batch: pass axis - 1 for a
+        non-negative Keras axis)."""
+        return self.layer(Concatenation, name, inputs, axis=int(axis))
 
     def softmax(self, name: str, x: str, beta: float = 1.0) -> str:
         if len(self.shape(x, name)) != 1:
@@ -240,13 +303,16 @@ class GraphBuilder:
         (TFLite RELU/RELU6: it requantizes to its own output quantization)."""
         if activation == "softmax":
             return self.softmax(name, x)
-        if activation == "sigmoid":
-            return self.layer(Logistic, name, [x])
+        if activation == "hard_sigmoid":
+            y = self.add(f"{name}/plus3", [x], "relu6", constant=np.array([3.0], np.float32))
+            return self.multiply(name, [y], constant=np.array([1.0 / 6.0], np.float32))
+        if activation in SEPARATE_ACTIVATIONS:
+            return self.layer(SEPARATE_ACTIVATIONS[activation], name, [x])
         activation = self._check_activation(name, activation)
         if activation == "none":
             return x
         producer = next((layer for layer in self.layers if layer.output == x), None)
-        if (isinstance(producer, (Conv2D, DepthwiseConv2D, FullyConnected, Add)) and producer.activation == "none"
+        if (isinstance(producer, (Conv2D, DepthwiseConv2D, FullyConnected, Add, Mul)) and producer.activation == "none"
                 and x not in self._used):
             return self._replace_producer(producer, dataclasses.replace(producer, activation=activation), name)
         return self.layer(Relu, name, [x], activation=activation)

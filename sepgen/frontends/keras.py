@@ -87,7 +87,7 @@ def _not_quantized(layer, name: str) -> None:
                                "give sepgen the float model; it quantizes itself")
 
 
-_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid")
+_ACTIVATIONS = ("linear", "relu", "relu6", "softmax", "sigmoid", "hard_swish", "hard_sigmoid")
 
 
 def _activation(fn, name: str) -> str:
@@ -96,7 +96,8 @@ def _activation(fn, name: str) -> str:
         if fn is keras.activations.get(candidate):
             return candidate
     label = getattr(fn, "__name__", type(fn).__name__)
-    raise UnsupportedLayer(name, f"activation '{label}'", "supported: linear, relu, relu6 (softmax after Dense)")
+    raise UnsupportedLayer(name, f"activation '{label}'", "supported: linear, relu, relu6, sigmoid, hard_sigmoid, "
+                           "hard_swish (hard_silu), softmax")
 
 
 def _bias(layer) -> np.ndarray | None:
@@ -224,7 +225,7 @@ def _reshape(t: "_Translator", layer, name: str, xs: list[str]) -> str:
         if shape.count(-1) != 1 or known <= 0 or total % known:
             raise UnsupportedLayer(name, "Reshape", f"{t.b.shape(xs[0], name)} -> {tuple(shape)}")
         shape = [total // known if d == -1 else d for d in shape]
-    return t.b.reshape(name, xs[0], tuple(shape))
+    return t.b.reshape(name, xs[0], tuple([1] + shape if len(shape) == 2 else shape))  # (T, C): one row
 
 
 @_handler("ZeroPadding2D")
@@ -264,11 +265,15 @@ def _topological_nodes(outputs) -> Iterator[Any]:
 #: sepgen op -> the Keras layer classes that produce it (checked against the handlers by the registry test).
 #: Every op in sepgen.ops.BUILTIN_OPS is here or in NOT_EXPRESSIBLE.
 EXPRESSES: dict[str, tuple[str, ...]] = {
-    "conv2d": ("Conv2D", "SeparableConv2D"), "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D"),
-    "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D",), "avg_pool2d": ("AveragePooling2D",),
-    "mean": ("GlobalAveragePooling2D",), "add": ("Add",), "softmax": ("Softmax", "Activation", "Dense"),
-    "reshape": ("Flatten", "Reshape"), "pad": ("ZeroPadding2D",), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
-    "leaky_relu": ("LeakyReLU",),
+    "conv2d": ("Conv2D", "SeparableConv2D", "Conv1D", "SeparableConv1D"),
+    "depthwise_conv2d": ("DepthwiseConv2D", "SeparableConv2D", "DepthwiseConv1D", "SeparableConv1D"),
+    "fully_connected": ("Dense",), "max_pool2d": ("MaxPooling2D", "MaxPooling1D"),
+    "avg_pool2d": ("AveragePooling2D", "AveragePooling1D"), "mean": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"),
+    "add": ("Add", "Rescaling"), "softmax": ("Softmax", "Activation", "Dense"), "reshape": ("Flatten", "Reshape"),
+    "pad": ("ZeroPadding2D", "ZeroPadding1D"), "relu": ("ReLU", "Activation"), "logistic": ("Activation",),
+    "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
+    "mul": ("Multiply", "Activation", "Rescaling"), "concatenation": ("Concatenate",),
+    "maximum": ("Maximum",), "minimum": ("Minimum",), "resize_nearest": ("UpSampling2D",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -346,7 +351,7 @@ class _Translator:
                                        f"called on {len(xs)} tensors")
             return self.model(op, xs, name + "/")
         kind = _check_operation(op, name)
-        if kind != "Add" and len(xs) != 1:
+        if kind not in ("Add", "Multiply", "Concatenate", "Maximum", "Minimum") and len(xs) != 1:
             raise UnsupportedLayer(name, kind, f"called on {len(xs)} tensors")
         try:
             return [_HANDLERS[kind](self, op, self._unique(name), xs)]
@@ -377,7 +382,9 @@ def _input_shape(model) -> tuple[int, ...]:
 def _translate(model, name: str | None, source: str, source_bytes: bytes | None) -> Graph:
     for op_name, op in _operations(model):  # unsupported layers first: they matter more than shapes
         _check_operation(op, op_name)
-    b = GraphBuilder(_input_shape(model), name=name or model.name, input_name="input")
+    shape = _input_shape(model)
+    shape = (1,) + shape if len(shape) == 2 else shape  # a sequence (T, C) is one row of a 2-D map
+    b = GraphBuilder(shape, name=name or model.name, input_name="input")
     t = _Translator(b)
     outputs = t.model(model, [b.input])
     if len(outputs) != 1:
@@ -394,3 +401,6 @@ def from_keras_model(model, name: str | None = None) -> Graph:
     if not isinstance(model, keras.Model):
         raise TypeError(f"expected a Keras 3 model, got {type(model).__name__}")
     return _translate(model, name, f"<keras model {model.name}>", None)
+
+
+from . import keras_1d, keras_merge  # noqa: E402,F401  (register more handlers; they use the helpers above)

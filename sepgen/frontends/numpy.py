@@ -70,6 +70,43 @@ def _separable_conv2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
                               s.string("padding", "valid"), s.string("activation", "linear"))
 
 
+# 1-D layers (a sequence (T, C) is the row (1, T, C)): Keras 1-D kernel layouts, int strides/dilation/pool sizes.
+def _row(s: _LayerSpec, key: str, default):
+    value = s.ints(key, default)
+    if value is not None and not _is_int(value):
+        raise s.error(f"'{key}' of a 1-D layer must be one positive integer, got {list(value)!r}")
+    return None if value is None else (1, value)
+
+
+@_handler("conv1d", "kernel", "bias", *_SPATIAL)
+def _conv1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.conv2d(s.name, xs[0], s.array("kernel")[None], s.array("bias", False), _row(s, "strides", 1),
+                    _row(s, "dilation", 1), s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("depthwise_conv1d", "kernel", "bias", *_SPATIAL)
+def _depthwise_conv1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.depthwise_conv2d(s.name, xs[0], s.array("kernel")[None], s.array("bias", False), _row(s, "strides", 1),
+                              _row(s, "dilation", 1), s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("separable_conv1d", "depthwise_kernel", "pointwise_kernel", "bias", *_SPATIAL)
+def _separable_conv1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.separable_conv2d(s.name, xs[0], s.array("depthwise_kernel")[None], s.array("pointwise_kernel")[None],
+                              s.array("bias", False), _row(s, "strides", 1), _row(s, "dilation", 1),
+                              s.string("padding", "valid"), s.string("activation", "linear"))
+
+
+@_handler("max_pool1d", "pool_size", "strides", "padding")
+def _max_pool1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.max_pool2d(s.name, xs[0], _row(s, "pool_size", 2), _row(s, "strides", None), s.string("padding", "valid"))
+
+
+@_handler("avg_pool1d", "pool_size", "strides", "padding")
+def _avg_pool1d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.avg_pool2d(s.name, xs[0], _row(s, "pool_size", 2), _row(s, "strides", None), s.string("padding", "valid"))
+
+
 @_handler("dense", "kernel", "bias", "activation")
 def _dense(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     kernel = s.array("kernel")
@@ -106,6 +143,16 @@ def _leaky_relu(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
 @_handler("sigmoid")
 def _sigmoid(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.activation(s.name, xs[0], "sigmoid")
+
+
+@_handler("hard_swish")
+def _hard_swish(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.activation(s.name, xs[0], "hard_swish")
+
+
+@_handler("hard_sigmoid")
+def _hard_sigmoid(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.activation(s.name, xs[0], "hard_sigmoid")
 
 
 @_handler("max_pool2d", "pool_size", "strides", "padding")
@@ -158,9 +205,37 @@ def _zero_padding2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.pad(s.name, xs[0], value)
 
 
-@_handler("add", "activation")
+@_handler("add", "activation", "constant")
 def _add(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.add(s.name, xs, s.string("activation", "linear"))
+    return b.add(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
+
+
+@_handler("multiply", "activation", "constant")
+def _multiply(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.multiply(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
+
+
+@_handler("maximum", "constant")
+def _maximum(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.maximum(s.name, xs, s.array("constant", False))
+
+
+@_handler("minimum", "constant")
+def _minimum(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.minimum(s.name, xs, s.array("constant", False))
+
+
+@_handler("upsampling2d", "size")
+def _upsampling2d(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.upsample_nearest(s.name, xs[0], s.ints("size", 2))
+
+
+@_handler("concatenate", "axis")
+def _concatenate(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    axis = s.entry.get("axis", -1)
+    if not _is_int(axis):
+        raise s.error(f"'axis' must be an integer, got {axis!r}")
+    return b.concatenate(s.name, xs, axis)
 
 
 @_handler("softmax")
@@ -182,10 +257,14 @@ SPEC_TYPES: tuple[str, ...] = tuple(sorted(_HANDLERS))
 #: sepgen op -> the spec layer types that produce it (checked against the handlers by the registry test).
 #: Every op in sepgen.ops.BUILTIN_OPS is here or in NOT_EXPRESSIBLE.
 EXPRESSES: dict[str, tuple[str, ...]] = {
-    "conv2d": ("conv2d", "separable_conv2d"), "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d"),
-    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d",), "avg_pool2d": ("avg_pool2d",),
+    "conv2d": ("conv2d", "separable_conv2d", "conv1d", "separable_conv1d"),
+    "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d", "depthwise_conv1d", "separable_conv1d"),
+    "fully_connected": ("dense",), "max_pool2d": ("max_pool2d", "max_pool1d"),
+    "avg_pool2d": ("avg_pool2d", "avg_pool1d"),
     "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
+    "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),
+    "maximum": ("maximum",), "minimum": ("minimum",), "resize_nearest": ("upsampling2d",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -233,10 +312,12 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
         raise ModelFileError(f"{source}: spec 'version' is {version!r}; this sepgen reads version {VERSION}")
     name = _check_name(source, spec.get("name", default_name), "'name'")
     shape = spec.get("input_shape")
-    if (not isinstance(shape, list) or len(shape) not in (1, 3)
+    if (not isinstance(shape, list) or len(shape) not in (1, 2, 3)
             or not all(_is_int(d) and d >= 1 for d in shape)):
-        raise ModelFileError(f"{source}: 'input_shape' must be [H, W, C] (or [N] for a vector) of positive "
-                             f"integers, batch excluded; got {shape!r}")
+        raise ModelFileError(f"{source}: 'input_shape' must be [H, W, C] (or [T, C] for a sequence, [N] for a "
+                             f"vector) of positive integers, batch excluded; got {shape!r}")
+    if len(shape) == 2:
+        shape = [1] + shape  # a sequence is one row
     layers = spec.get("layers")
     if not isinstance(layers, list) or not layers:
         raise ModelFileError(f"{source}: 'layers' must be a non-empty list of layer objects")
@@ -263,9 +344,11 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
             raise ModelFileError(f"{source}: layer '{lname}': unknown key '{extra[0]}' for type '{kind}' "
                                  f"(allowed: {', '.join(sorted(allowed))})")
         refs = entry.get("inputs")
+        binary = kind in ("add", "multiply", "maximum", "minimum", "concatenate")
         if refs is None:
-            if kind == "add":
-                raise ModelFileError(f"{source}: layer '{lname}': add needs 'inputs': the names of 2 layers")
+            if binary and "constant" not in entry:
+                raise ModelFileError(f"{source}: layer '{lname}': {kind} needs 'inputs': the names of its input "
+                                     "layers" + (" (or 'constant')" if kind != "concatenate" else ""))
             xs = [previous]
         else:
             if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or not refs:
@@ -275,7 +358,7 @@ def _translate(spec: dict, arrays: dict[str, np.ndarray], source: str, source_by
             if missing:
                 raise ModelFileError(f"{source}: layer '{lname}': input '{missing[0]}' is not '{INPUT_NAME}' "
                                      "or an earlier layer")
-            if kind != "add" and len(refs) != 1:
+            if not binary and len(refs) != 1:
                 raise ModelFileError(f"{source}: layer '{lname}': {kind} takes exactly 1 input, got {len(refs)}")
             xs = [outputs[r] for r in refs]
         try:

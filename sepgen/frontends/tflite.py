@@ -42,7 +42,7 @@ from ..ir import (
     conv_output_size,
     unique_name,
 )
-from ..ops import AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, MaxPool2D, Reshape
+from ..ops import Add, AvgPool2D, Conv2D, DepthwiseConv2D, FullyConnected, Maximum, MaxPool2D, Minimum, Mul, Reshape
 from ..quantize import effective_scales, requant_for
 from . import ModelFileError, register
 from .tflite_file import TfliteTensors, parse_model, tflm_can_run  # noqa: F401  (tflm_can_run: used by the CLI)
@@ -50,7 +50,9 @@ from .tflite_ops import OtherOps
 
 #: The .tflite operators the reader translates (besides QUANTIZE/DEQUANTIZE at the model edges).
 HANDLED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC"})
+                         "RESHAPE", "SOFTMAX", "ADD", "PAD", "PADV2", "RELU", "RELU6", "LEAKY_RELU", "LOGISTIC",
+                         "HARD_SWISH", "MUL", "CONCATENATION", "EXPAND_DIMS", "SQUEEZE", "MAXIMUM", "MINIMUM",
+                         "RESIZE_NEAREST_NEIGHBOR"})
 #: The converter's lowering of a dilated convolution (dynamic batch), read back as one dilated layer.
 DILATED = "SPACE_TO_BATCH_ND+CONV+BATCH_TO_SPACE_ND"
 SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the model edges, SPACE_TO_BATCH_ND -> "
@@ -62,8 +64,11 @@ SUPPORTED = (", ".join(sorted(HANDLED_OPS)) + ", QUANTIZE/DEQUANTIZE at the mode
 EXPRESSES: dict[str, tuple[str, ...]] = {
     "conv2d": ("CONV_2D",), "depthwise_conv2d": ("DEPTHWISE_CONV_2D",), "fully_connected": ("FULLY_CONNECTED",),
     "max_pool2d": ("MAX_POOL_2D",), "avg_pool2d": ("AVERAGE_POOL_2D",), "mean": ("MEAN",), "add": ("ADD",),
-    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE",), "pad": ("PAD", "PADV2"), "relu": ("RELU", "RELU6"),
-    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",),
+    "softmax": ("SOFTMAX",), "reshape": ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "pad": ("PAD", "PADV2"),
+    "relu": ("RELU", "RELU6"),
+    "leaky_relu": ("LEAKY_RELU",), "logistic": ("LOGISTIC",), "hard_swish": ("HARD_SWISH",), "mul": ("MUL",),
+    "concatenation": ("CONCATENATION",), "maximum": ("MAXIMUM",), "minimum": ("MINIMUM",),
+    "resize_nearest": ("RESIZE_NEAREST_NEIGHBOR",),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}
@@ -88,7 +93,8 @@ class _Reader(OtherOps, TfliteTensors):
         if len(shape) < 2 or shape[0] != 1:
             raise UnsupportedLayer(layer, f"tensor shape {shape}", "batch 1 and (N, features) or (N, H, W, C)")
         name = unique_name(re.sub(r"\W", "_", self.tname(index).split(";")[0]) or f"t{index}", self.tensors)
-        self.tensors[name] = TensorSpec(name, shape[1:], self.act_quant(index, layer), source_index=int(index))
+        self.tensors[name] = TensorSpec(name, self.sepgen_shape(index), self.act_quant(index, layer),
+                                        source_index=int(index))
         self.names[index] = name
         return name
 
@@ -204,8 +210,8 @@ class _Reader(OtherOps, TfliteTensors):
         kh, kw = kernel.shape[:2]
         expect = (conv_output_size(in_h, kh, strides[0], dilation[0], padding)[0],
                   conv_output_size(in_w, kw, strides[1], dilation[1], padding)[0], cout)
-        if self.shape(out_index)[1:] != expect:
-            raise UnsupportedLayer(name, "output shape", f"{self.shape(out_index)[1:]}, expected {expect}")
+        if self.sepgen_shape(out_index) != expect:
+            raise UnsupportedLayer(name, "output shape", f"{self.sepgen_shape(out_index)}, expected {expect}")
         self.emit(cls, name, [x], out_index, strides=strides, dilation=dilation, padding=padding, **fields)
 
     def dilated(self, op_index, group, name) -> None:
@@ -286,15 +292,23 @@ class _Reader(OtherOps, TfliteTensors):
             "AVERAGE_POOL_2D": lambda i, op, n: self.pool(op, n, AvgPool2D),
             "MAX_POOL_2D": lambda i, op, n: self.pool(op, n, MaxPool2D),
             "MEAN": lambda i, op, n: self.mean(op, n),
-            "ADD": lambda i, op, n: self.add(op, n),
+            "ADD": lambda i, op, n: self.binary(op, n, Add),
+            "MUL": lambda i, op, n: self.binary(op, n, Mul),
+            "CONCATENATION": lambda i, op, n: self.concatenation(op, n),
+            "MAXIMUM": lambda i, op, n: self.binary(op, n, Maximum),
+            "MINIMUM": lambda i, op, n: self.binary(op, n, Minimum),
+            "RESIZE_NEAREST_NEIGHBOR": lambda i, op, n: self.resize_nearest(op, n),
             "SOFTMAX": lambda i, op, n: self.softmax(op, n),
             "RESHAPE": lambda i, op, n: self.reshape(op, n),
+            "EXPAND_DIMS": lambda i, op, n: self.reshape(op, n, "EXPAND_DIMS"),
+            "SQUEEZE": lambda i, op, n: self.reshape(op, n, "SQUEEZE"),
             "PAD": lambda i, op, n: self.pad(op, n, "PAD"),
             "PADV2": lambda i, op, n: self.pad(op, n, "PADV2"),
             "RELU": lambda i, op, n: self.relu(op, n, "relu"),
             "RELU6": lambda i, op, n: self.relu(op, n, "relu6"),
             "LEAKY_RELU": lambda i, op, n: self.leaky_relu(op, n),
             "LOGISTIC": lambda i, op, n: self.logistic(op, n),
+            "HARD_SWISH": lambda i, op, n: self.hard_swish(op, n),
         }
         assert set(handlers) == HANDLED_OPS  # the table the registry test checks
         ops, codes = self._group_dilated(ops, codes)

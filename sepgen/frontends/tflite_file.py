@@ -81,6 +81,18 @@ class TfliteTensors:
             raise ModelFileError(f"{self.path}: constant tensor {index} ('{self.tname(index)}') has no data")
         return np.frombuffer(np.asarray(raw, np.uint8).tobytes(), dtype=dtype).reshape(self.shape(index))
 
+    def sepgen_shape(self, index: int) -> tuple[int, ...]:
+        """The tensor's shape without the batch, a sequence (T, C) read as one row (1, T, C): 1-D models (Conv1D,
+        which the converter writes as EXPAND_DIMS -> CONV_2D -> SQUEEZE) are 2-D models of height 1."""
+        shape = self.shape(index)[1:]
+        return (1,) + shape if len(shape) == 2 else shape
+
+    def is_constant(self, index: int) -> bool:
+        """True if tensor ``index`` holds data in the file (a weight, not an activation)."""
+        tensor = self.t(index)
+        buf = self.model.buffers[tensor.buffer] if 0 < tensor.buffer < len(self.model.buffers) else None
+        return buf is not None and buf.data is not None and len(buf.data) > 0
+
     def quant(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         """(float32 scales, int64 zero points, quantized dimension) of a tensor, verbatim."""
         q = self.t(index).quantization

@@ -11,18 +11,29 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import UnsupportedLayer
+from ..quantize import hard_swish_params, resize_nearest_indices
 from ..ops import (
     Add,
+    Concatenation,
+    HardSwish,
     LeakyRelu,
     Logistic,
     Mean,
+    Mul,
     Pad,
     Relu,
     Reshape,
+    ResizeNearest,
     Softmax,
     logistic_params,
     softmax_params,
 )
+
+
+def _without_leading_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
+    while shape and shape[0] == 1:
+        shape = shape[1:]
+    return tuple(shape)
 
 
 class OtherOps:
@@ -45,12 +56,14 @@ class OtherOps:
     def mean(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)
         c = self.need_hwc(x, name)[2]
-        axes = sorted({int(a) % 4 for a in self.data(op.inputs[1], np.int32).reshape(-1)})
-        if axes != [1, 2]:
-            raise UnsupportedLayer(name, f"MEAN over axes {axes}", "only over height and width (axes 1, 2)")
+        rank = len(self.shape(op.inputs[0]))
+        axes = sorted({int(a) % rank for a in self.data(op.inputs[1], np.int32).reshape(-1)})
+        if axes != ([1, 2] if rank == 4 else [1]):
+            raise UnsupportedLayer(name, f"MEAN over axes {axes}", "only over height and width (axes 1, 2), or "
+                                   "over time (axis 1 of a sequence)")
         in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
         requant = Mean.requant_for(in_q, out_q)
-        out_shape = self.shape(op.outputs[0])[1:]
+        out_shape = self.sepgen_shape(op.outputs[0])
         if out_shape == (c,):
             self.emit(Mean, name, [x], op.outputs[0], requant=requant)
         elif out_shape == (1, 1, c):  # keep_dims: MEAN to (C,), then a free reshape to the file's tensor
@@ -59,14 +72,80 @@ class OtherOps:
         else:
             raise UnsupportedLayer(name, "MEAN output shape", str(out_shape))
 
-    def add(self, op, name: str) -> None:
-        a, b = (self.input_name(i, name) for i in op.inputs[:2])
-        if self.tensors[a].shape != self.tensors[b].shape:
-            raise UnsupportedLayer(name, "ADD with broadcasting",
-                                   f"{self.tensors[a].shape} + {self.tensors[b].shape}")
-        q1, q2, out_q = self.tensors[a].quant, self.tensors[b].quant, self.act_quant(op.outputs[0], name)
-        self.emit(Add, name, [a, b], op.outputs[0], activation=self.activation(op.builtinOptions, name),
-                  **Add.requants_for(q1, q2, out_q))
+    def binary(self, op, name: str, cls) -> None:
+        """ADD / MUL / MAXIMUM / MINIMUM: two activations, or an activation and a constant int8 tensor (either order:
+        these ops are symmetric in TFLM's arithmetic), broadcast as sepgen.ops._binary allows."""
+        inputs, constant = [], None
+        for index in (int(i) for i in op.inputs[:2]):
+            if index in self.names:
+                inputs.append(self.names[index])
+            elif constant is None and self.is_constant(index):
+                constant = index
+            else:
+                inputs.append(self.input_name(index, name))  # raises: read before it is computed
+        if not inputs:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} of two constants", "one operand must be computed")
+        quants = [self.tensors[t].quant for t in inputs]
+        fields = {}
+        if constant is not None:
+            if self.dtype(constant) != "INT8":
+                raise UnsupportedLayer(name, f"{self.dtype(constant)} constant operand", "an int8 tensor is needed")
+            q = self.act_quant(constant, name)
+            values = self.data(constant, np.int8)
+            values = values.reshape(_without_leading_ones(values.shape) or (1,))
+            fields = dict(constant=((values.astype(np.float64) - q.zero_point) * q.scale).astype(np.float32),
+                          qconstant=values.copy(), constant_scale=q.scale, constant_zero_point=q.zero_point)
+            quants.append(q)
+        out_q = self.act_quant(op.outputs[0], name)
+        shapes = [self.tensors[t].shape for t in inputs] + ([tuple(values.shape)] if constant is not None else [])
+        try:
+            expect = cls.infer_shape([self.tensors[t].shape for t in inputs], constant=fields.get("constant"))
+        except ValueError as exc:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} broadcasting", str(exc)) from None
+        if self.sepgen_shape(op.outputs[0]) != expect:
+            raise UnsupportedLayer(name, f"{cls.op.upper()} output shape", f"{self.sepgen_shape(op.outputs[0])} for "
+                                   f"operands {shapes}")
+        if cls.op in ("maximum", "minimum") and any(q != out_q for q in quants):
+            raise UnsupportedLayer(name, f"{cls.op.upper()} of operands quantized unlike its output", "TFLite Micro "
+                                   "compares the raw int8 values; they must share the output's scale and zero point")
+        requants = {"requant": cls.requant_for(*quants, out_q)} if cls.op == "mul" else cls.requants_for(*quants, out_q)
+        activation = self.activation(op.builtinOptions, name) if cls.op in ("add", "mul") else "none"
+        self.emit(cls, name, inputs, op.outputs[0], activation=activation, **fields, **requants)
+
+    def concatenation(self, op, name: str) -> None:
+        """CONCATENATION: TFLM's int8 kernel copies bytes, so every input must have the output's quantization (as
+        the converter writes it); the axis counts the batch in the file."""
+        inputs = [self.input_name(i, name) for i in op.inputs]
+        out_q = self.act_quant(op.outputs[0], name)
+        if any(self.tensors[t].quant != out_q for t in inputs):
+            raise UnsupportedLayer(name, "CONCATENATION of inputs quantized unlike its output", "TFLite Micro copies "
+                                   "the bytes unchanged; the inputs must share the output's scale and zero point")
+        if self.activation(op.builtinOptions, name) != "none":
+            raise UnsupportedLayer(name, "CONCATENATION with a fused activation", "TFLite Micro refuses it")
+        axis = int(op.builtinOptions.axis) if op.builtinOptions is not None else 0
+        rank = len(self.shape(op.outputs[0]))
+        if axis % rank == 0:
+            raise UnsupportedLayer(name, "CONCATENATION along the batch axis", "batch 1 only")
+        axis = axis % rank - 1 + (1 if rank == 3 else 0)  # the batch-less axis; (1, T, C) is read as (1, 1, T, C)
+        try:
+            expect = Concatenation.infer_shape([self.tensors[t].shape for t in inputs], axis=axis)
+        except ValueError as exc:
+            raise UnsupportedLayer(name, "CONCATENATION", str(exc)) from None
+        if self.sepgen_shape(op.outputs[0]) != expect:
+            raise UnsupportedLayer(name, "CONCATENATION output shape", f"{self.sepgen_shape(op.outputs[0])}")
+        self.emit(Concatenation, name, inputs, op.outputs[0], axis=axis,
+                  **Concatenation.rescales_for([self.tensors[t].quant for t in inputs], out_q))
+
+    def resize_nearest(self, op, name: str) -> None:
+        """RESIZE_NEAREST_NEIGHBOR (TFLM copies bytes: the output must keep the input's quantization)."""
+        x = self.input_name(op.inputs[0], name)
+        h, w, _ = self.need_hwc(x, name)
+        self.same_quant(x, op.outputs[0], name, "RESIZE_NEAREST_NEIGHBOR")
+        out_h, out_w = (int(v) for v in self.data(op.inputs[1], np.int32).reshape(-1))
+        opts = op.builtinOptions
+        align, half = (bool(opts.alignCorners), bool(opts.halfPixelCenters)) if opts is not None else (False, False)
+        self.emit(ResizeNearest, name, [x], op.outputs[0], rows=resize_nearest_indices(h, out_h, align, half),
+                  cols=resize_nearest_indices(w, out_w, align, half))
 
     def relu(self, op, name: str, activation: str) -> None:
         """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its
@@ -96,6 +175,12 @@ class OtherOps:
         self.emit(Logistic, name, [x], op.outputs[0], input_multiplier=m, input_left_shift=shift,
                   input_range_radius=radius)
 
+    def hard_swish(self, op, name: str) -> None:
+        """HARD_SWISH (TFLM int8 HardSwish; Prepare's Q15 multipliers from float32 scale ratios)."""
+        x = self.input_name(op.inputs[0], name)
+        in_q, out_q = self.tensors[x].quant, self.act_quant(op.outputs[0], name)
+        self.emit(HardSwish, name, [x], op.outputs[0], **hard_swish_params(in_q.scale, out_q.scale))
+
     def softmax(self, op, name: str) -> None:
         x = self.input_name(op.inputs[0], name)
         if len(self.tensors[x].shape) != 1:
@@ -105,12 +190,13 @@ class OtherOps:
         self.emit(Softmax, name, [x], op.outputs[0], beta=beta, input_multiplier=m, input_left_shift=shift,
                   diff_min=diff_min)
 
-    def reshape(self, op, name: str) -> None:
+    def reshape(self, op, name: str, op_name: str = "RESHAPE") -> None:
+        """RESHAPE, EXPAND_DIMS, SQUEEZE: the same bytes under another shape (no code)."""
         x = self.input_name(op.inputs[0], name)
-        self.same_quant(x, op.outputs[0], name, "RESHAPE")
-        out_shape = self.shape(op.outputs[0])[1:]
+        self.same_quant(x, op.outputs[0], name, op_name)
+        out_shape = self.sepgen_shape(op.outputs[0])
         if len(out_shape) not in (1, 3) or int(np.prod(out_shape)) != self.tensors[x].size:
-            raise UnsupportedLayer(name, "RESHAPE", f"{self.tensors[x].shape} -> {out_shape}")
+            raise UnsupportedLayer(name, op_name, f"{self.tensors[x].shape} -> {out_shape}")
         self.emit(Reshape, name, [x], op.outputs[0])
 
     def pad(self, op, name: str, op_name: str) -> None:

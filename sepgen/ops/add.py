@@ -1,8 +1,9 @@
-"""add: elementwise residual addition of two same-shape tensors (TFLite ADD).
+"""add: elementwise addition of two operands, broadcast (a per-channel vector, a scalar) or a constant (TFLite ADD).
 
-TFLite's arithmetic: each input, offset and shifted left by ``left_shift`` (20), is rescaled to twice
+TFLite's arithmetic: each operand, offset and shifted left by ``left_shift`` (20), is rescaled to twice
 the larger input scale; the sum is requantized to the output scale.  :meth:`Add.requants_for` is the
-one place these parameters are made (the quantizer and the .tflite reader both call it).
+one place these parameters are made (the quantizer and the .tflite reader both call it).  TFLM's broadcasting
+kernel computes every element the same way.  Operands and broadcasting: :mod:`sepgen.ops._binary`.
 """
 
 from __future__ import annotations
@@ -13,33 +14,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import fixedpoint as fp
-from ..ir import Layer, QuantParams, Requant
+from ..ir import QuantParams, Requant
 from ..quantize import requant_for
-from ._common import clamp_range, float_activation, input_offset, max_input_magnitude
+from ._binary import BinaryLayer
+from ._common import clamp_range, float_activation
 
 LEFT_SHIFT = 20  # TFLite int8 ADD
 
 
 @dataclass(frozen=True, eq=False)
-class Add(Layer):
-    """Elementwise residual addition of two same-shape tensors (TFLite ADD arithmetic)."""
+class Add(BinaryLayer):
+    """Elementwise addition (residual connections; a broadcast or constant operand) with TFLite ADD arithmetic."""
 
     op = "add"
     kernels = {"micropython": "micropython/layers/add.py.j2"}
-    activation: str = "none"
+    #: what the MicroPython kernel does not cover (instance_kernels leaves it out; the README's op table says so)
+    micropython_limits = "two inputs of one shape"
     # Filled by quantized(): TFLite's left_shift=20 scheme.
     input1_requant: Requant | None = None
     input2_requant: Requant | None = None
     output_requant: Requant | None = None
     left_shift: int = LEFT_SHIFT
 
-    @classmethod
-    def infer_shape(cls, input_shapes, **_):
-        if len(input_shapes) != 2:
-            raise ValueError(f"{len(input_shapes)} inputs; exactly 2 are supported")
-        if input_shapes[0] != input_shapes[1]:
-            raise ValueError(f"inputs of different shapes {sorted(set(input_shapes))} (no broadcasting)")
-        return tuple(input_shapes[0])
+    def instance_kernels(self, graph):
+        """The MicroPython kernel adds two inputs of the output's shape only (no broadcast, no constant)."""
+        templates = super().instance_kernels(graph)
+        if self.constant is not None or any(graph.tensors[t].shape != tuple(self.output_shape) for t in self.inputs):
+            templates = {k: v for k, v in templates.items() if k != "micropython"}
+        return templates
 
     @staticmethod
     def requants_for(q1: QuantParams, q2: QuantParams, out_q: QuantParams) -> dict[str, Requant]:
@@ -51,15 +53,19 @@ class Add(Layer):
                     output_requant=requant_for([real_out]), left_shift=LEFT_SHIFT)
 
     def quantized(self, input_quants, output_quant):
-        return dataclasses.replace(self, **self.requants_for(input_quants[0], input_quants[1], output_quant))
+        constant = self.quantize_constant()
+        quants = self.input_quants_with_constant(input_quants, constant)
+        return dataclasses.replace(self, **constant, **self.requants_for(quants[0], quants[1], output_quant))
 
     def run_float(self, xs):
-        return float_activation(xs[0].astype(np.float64) + xs[1], self.activation).astype(np.float32)
+        a, b = self.float_operands(xs)
+        return float_activation(a + b, self.activation).astype(np.float32)
 
     def run_int8(self, graph, xs):
         scaled = []
-        for i, rq in enumerate((self.input1_requant, self.input2_requant)):
-            shifted = (xs[i].astype(np.int64) + input_offset(graph, self, i)) * (1 << self.left_shift)
+        operands = self.int_operands(xs)
+        for v, q, rq in zip(operands, self.operand_quants(graph), (self.input1_requant, self.input2_requant)):
+            shifted = (v - q.zero_point) * (1 << self.left_shift)
             scaled.append(fp.multiply_by_quantized_multiplier(shifted, rq.multiplier, rq.shift))
         out = fp.multiply_by_quantized_multiplier(scaled[0] + scaled[1], self.output_requant.multiplier,
                                                   self.output_requant.shift)
@@ -70,7 +76,7 @@ class Add(Layer):
     def accumulator_bound(self, graph) -> int:
         # (x + offset) * 2^left_shift; each rescaled input is at most half of that
         # (real multiplier <= 1/2), so the sum is bounded by the same figure.
-        shifted = max(max_input_magnitude(graph, t) for t in self.inputs) << self.left_shift
+        shifted = max(self.max_operand_magnitudes(graph)) << self.left_shift
         out_left = max(int(self.output_requant.shift[0]), 0)
         return max(shifted, shifted << out_left)
 

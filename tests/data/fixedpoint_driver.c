@@ -1,4 +1,4 @@
-/* Test driver for templates/sepgen_fixedpoint.h: reads "op a b c" lines, prints one result per line. */
+/* Test driver for templates/sepgen_fixedpoint.h: reads "op a b c [d e f]" lines, prints one result per line. */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,9 +6,12 @@
 
 int main(void)
 {
-    char op[32];
-    long a, b, c;
-    while (scanf("%31s %ld %ld %ld", op, &a, &b, &c) == 4) {
+    char line[256], op[32];
+    long a, b, c, d = 0, e = 0, f = 0;
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        if (sscanf(line, "%31s %ld %ld %ld %ld %ld %ld", op, &a, &b, &c, &d, &e, &f) < 4) {
+            return 3;
+        }
         if (strcmp(op, "srdhm") == 0) {
             printf("%ld\n", (long)sepgen_srdhm((int32_t)a, (int32_t)b));
         } else if (strcmp(op, "rdpot") == 0) {
@@ -29,6 +32,12 @@ int main(void)
             printf("%ld\n", (long)sepgen_rounded_divide((int32_t)a, (int32_t)b));
         } else if (strcmp(op, "clamp") == 0) {
             printf("%ld\n", (long)sepgen_clamp((int32_t)a, (int32_t)b, (int32_t)c));
+        } else if (strcmp(op, "srdhm16") == 0) {
+            printf("%ld\n", (long)sepgen_srdhm_int16((int32_t)a, (int32_t)b));
+        } else if (strcmp(op, "dhm16") == 0) {
+            printf("%ld\n", (long)sepgen_doubling_high_mul_int16((int32_t)a, (int32_t)b));
+        } else if (strcmp(op, "hswish") == 0) {
+            printf("%ld\n", (long)sepgen_hard_swish((int32_t)a, (int32_t)b, (int)c, (int32_t)d, (int)e, (int32_t)f));
         } else if (strcmp(op, "halfsum") == 0) {
             printf("%ld\n", (long)sepgen_rounding_half_sum((int32_t)a, (int32_t)b));
         } else {
