@@ -365,5 +365,5 @@ def test_one_d_separable_pair_against_conv1d():
     assert (blk.macs, blk.standard_macs) == (1_860 + 11_904, 59_520)
     assert (blk.params, blk.standard_params) == (model.count_params(), standard.count_params()) == (143, 512)
     assert blk.one_d and blk.kernel_size == (1, 5)
-    assert "standard: conv1d 5, 3 -> 32 channels" in report.to_text(b)
+    assert "replaces conv1d 5, 3 -> 32 channels" in report.to_text(b)
     assert budget(load(standard)).totals.macs == 59_520

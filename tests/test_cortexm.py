@@ -480,6 +480,16 @@ def test_dsp_depthwise_multipliers_and_dilation_are_exact_and_as_fast_as_dm1():
         assert value <= 1.2 * per_mac[(1, 1)], (key, per_mac)
 
 
+def _zoo_ds_block(rng: np.random.Generator):
+    """sepgen.zoo's DS-CNN block (what benchmarks/cortexm_profile.py measures), quantized on 64 normal samples."""
+    from sepgen import zoo
+    from sepgen.quantize import quantize
+
+    graph = zoo.ds_cnn_block()
+    return quantize(graph, rng.normal(size=(64,) + graph.tensors[graph.input].shape).astype(np.float32),
+                    progress=False)
+
+
 # Measured with benchmarks/cortexm_profile.py (arm-none-eabi-gcc 12.2, -O2): block 1.20, dw 2.27, pw 1.04 instr/MAC
 # on Cortex-M4.  Instruction counts are deterministic; the bounds leave ~2-3 % for another compiler version.
 DS_BLOCK_M4_BOUNDS = {"total": 1.23, "depthwise_conv2d": 2.33, "conv2d": 1.07}
@@ -489,13 +499,8 @@ CMSIS_NN_DS_BLOCK_M4 = 2.86  # Arm's CMSIS-NN on the same block, same count (REA
 def test_ds_block_dsp_kernels_are_exact_and_stay_fast():
     """The DS-CNN block 25x5x64 with the DSP kernels: bit-exact on M4 and M7, and on M4 no slower than measured
     (a regression of the kernels fails here), i.e. faster than CMSIS-NN."""
-    from sepgen import zoo
-    from sepgen.quantize import quantize
-
-    graph = zoo.ds_cnn_block()
     rng = np.random.default_rng(0)
-    q = quantize(graph, rng.normal(size=(64,) + graph.tensors[graph.input].shape).astype(np.float32),
-                 progress=False)
+    q = _zoo_ds_block(rng)
     assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m4", q)[0]
             for _, layer in q.computed_layers()] == ["cortexm_dsp", "cortexm_dsp"]
     inputs = rng.integers(-128, 128, size=(4,) + q.tensors[q.input].shape).astype(np.int8)
@@ -616,13 +621,8 @@ DS_BLOCK_M55_TARGET = 0.45  # issue 9
 def test_ds_block_mve_kernels_are_exact_and_stay_fast():
     """The DS-CNN block 25x5x64 with the Helium kernels: bit-exact on Cortex-M55 and no slower than measured (below
     the issue's 0.45 instr/MAC and CMSIS-NN's 0.63)."""
-    from sepgen import zoo
-    from sepgen.quantize import quantize
-
-    graph = zoo.ds_cnn_block()
     rng = np.random.default_rng(0)
-    q = quantize(graph, rng.normal(size=(64,) + graph.tensors[graph.input].shape).astype(np.float32),
-                 progress=False)
+    q = _zoo_ds_block(rng)
     assert [codegen.kernel_variant(codegen.environment(), layer, "cortex-m55", q)[0]
             for _, layer in q.computed_layers()] == ["mve", "mve"]
     inputs = rng.integers(-128, 128, size=(4,) + q.tensors[q.input].shape).astype(np.int8)
@@ -647,17 +647,12 @@ DS_BLOCK_BOUNDS = {"cortex-m7": 1.23, "cortex-m55": 0.39}
 @pytest.mark.parametrize("target", TARGETS)
 def test_instruction_counts_stay_at_what_was_reached(target):
     """A kernel or codegen change that makes the whole KWS model or the DS block slower fails CI."""
-    from sepgen import zoo
-    from sepgen.quantize import quantize
-
     rng = np.random.default_rng(0)
     graph, _ = quantized(ds_cnn_kws(rng), rng)
     files = codegen.render(graph, "kws", target, KWS_SCHEDULE.get(target, "layer"))
     kws_ipm = firmware.profile(graph, target, prefix="kws", files=files).instructions_per_mac
     assert kws_ipm <= KWS_BOUNDS[target], (target, kws_ipm)
     if target in DS_BLOCK_BOUNDS:
-        block = zoo.ds_cnn_block()
-        q = quantize(block, rng.normal(size=(64,) + block.tensors[block.input].shape).astype(np.float32),
-                     progress=False)
+        q = _zoo_ds_block(rng)
         block_ipm = firmware.profile(q, target, prefix="bench").instructions_per_mac
         assert block_ipm <= DS_BLOCK_BOUNDS[target], (target, block_ipm)

@@ -125,34 +125,21 @@ def _batch_norm(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
                         s.vector("moving_mean", c), variance, epsilon)
 
 
-@_handler("relu")
-def _relu(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.activation(s.name, xs[0], "relu")
+def _activation_handler(kind: str) -> None:
+    """A layer type that is one activation function, applied as an op of its own (GraphBuilder.activation)."""
+
+    @_handler(kind)
+    def _activation(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+        return b.activation(s.name, xs[0], kind)
 
 
-@_handler("relu6")
-def _relu6(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.activation(s.name, xs[0], "relu6")
+for _kind in ("relu", "relu6", "sigmoid", "hard_swish", "hard_sigmoid"):
+    _activation_handler(_kind)
 
 
 @_handler("leaky_relu", "negative_slope")
 def _leaky_relu(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.leaky_relu(s.name, xs[0], s.number("negative_slope", 0.3))
-
-
-@_handler("sigmoid")
-def _sigmoid(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.activation(s.name, xs[0], "sigmoid")
-
-
-@_handler("hard_swish")
-def _hard_swish(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.activation(s.name, xs[0], "hard_swish")
-
-
-@_handler("hard_sigmoid")
-def _hard_sigmoid(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
-    return b.activation(s.name, xs[0], "hard_sigmoid")
 
 
 @_handler("max_pool2d", "pool_size", "strides", "padding")
