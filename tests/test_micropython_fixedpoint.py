@@ -1,7 +1,7 @@
 """The MicroPython .py backend's fixed-point primitives are generated from sepgen.fixedpoint (one definition):
 the translation, run as scalar Python, equals the NumPy originals (Hypothesis); anything it cannot translate
-is refused; every op's MicroPython kernel (relu, leaky_relu and logistic included) runs bit-exact inside
-MicroPython."""
+is refused; every op's MicroPython kernel (relu, leaky_relu, logistic and hard_swish included; broadcast and
+constant operands, concatenation along any axis) runs bit-exact inside MicroPython."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from sepgen import fixedpoint as fp
 from sepgen import ops
 from sepgen.codegen import templates_dir
 from sepgen.errors import UserError
+from sepgen.frontends.builder import GraphBuilder
 from sepgen.ir import LAYER_TYPES
 from sepgen.micropython import pyfixedpoint, pymodule
+from sepgen.ops.resize_nearest import ResizeNearest
 from sepgen.micropython.run import check_constants, compare_outputs, run_module
 from sepgen.quantize import quantize
 from sepgen.verification import random_inputs
@@ -135,3 +137,37 @@ def test_every_op_inside_micropython(viper):
     check_constants(q, run, "every-op module")
     result = compare_outputs(q, inputs, run.outputs)
     assert result.ok, result.mismatch
+
+
+def _module_matches_simulator(micropython: str, g, prefix: str, what: str, viper: bool = True) -> None:
+    q = quantize(g, np.random.default_rng(2).normal(size=(16,) + g.tensors[g.input].shape).astype(np.float32),
+                 progress=False)
+    files = {name: text.encode() for name, text in pymodule.render_python(q, prefix).items()}
+    if not viper:
+        del files[f"{prefix}_viper.py"]
+    inputs = random_inputs(q, 8)
+    run = run_module(micropython, files, prefix, inputs)
+    check_constants(q, run, what)
+    result = compare_outputs(q, inputs, run.outputs)
+    assert result.ok, result.mismatch
+
+
+def test_operand_layouts_inside_micropython():
+    """The two-operand kernels with the smaller operand first or second (per-channel vector, scalar, constant),
+    concatenation of three inputs along rows, columns and channels, and an uneven nearest resize: every output
+    byte equals the simulator's inside MicroPython."""
+    micropython = require_tool("micropython")
+    b = GraphBuilder((4, 3, 3))
+    x = b.input
+    gate = b.global_avg_pool2d("gap", x)
+    y = b.multiply("mul_first_small", [gate, x], activation="relu")
+    y = b.add("add_first_small", [b.global_avg_pool2d("gap2", y), y])
+    y = b.multiply("mul_scalar", [y], constant=np.array(-0.75))
+    y = b.maximum("max_const", [y], constant=np.array([-0.5, 0.0, 0.25]))
+    y = b.minimum("min_vec", [y, gate])
+    y = b.add("add_const_hwc", [y], constant=np.linspace(-2.0, 2.0, 36).reshape(4, 3, 3))
+    rows = b.concatenate("cat_rows", [y, b.leaky_relu("l1", y, 0.3), x], axis=0)
+    cols = b.concatenate("cat_cols", [rows, b.leaky_relu("l2", rows, 0.2)], axis=1)
+    y = b.concatenate("cat_ch", [cols, b.multiply("sq", [cols, cols]), cols], axis=-1)
+    y = b.layer(ResizeNearest, "resize", [y], rows=(0, 0, 3, 5, 11), cols=(5, 0, 2, 2))
+    _module_matches_simulator(micropython, b.build(y), "operands", "operand-layouts module", viper=False)

@@ -6,8 +6,9 @@ Python when that module cannot be imported, e.g. on a port without a native emit
 Each op brings its own MicroPython kernel: the template of its ``"micropython"`` kernel variant
 (``Layer.kernels``, ``templates/micropython/layers/<op>.py.j2``); an op without one is refused.  This module
 only gives every kernel the same generic context (buffer locations from sepgen.plan, shapes, input offsets,
-clamp, output zero point) and the helpers below; the fixed-point primitives the kernels call are generated
-from sepgen.fixedpoint (:mod:`.pyfixedpoint`), the one definition of the integer arithmetic.
+clamp, output zero point, the op's ``kernel_context`` for this variant as ``kernel``) and the helpers below; the
+fixed-point primitives the kernels call are generated from sepgen.fixedpoint (:mod:`.pyfixedpoint`), the one
+definition of the integer arithmetic.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _context(graph: Graph, index: int, layer: Layer, memory) -> SimpleNamespace:
         ins=[memory.locations[t] for t in layer.inputs], out=memory.locations[layer.output],
         in_shape=tuple(layer.input_shape), out_shape=out_shape, out_size=size, rows=rows, row=size // rows,
         offsets=[input_offset(graph, layer, i) for i in range(len(layer.inputs))], lo=lo, hi=hi,
-        out_zp=graph.tensors[layer.output].quant.zero_point)
+        out_zp=graph.tensors[layer.output].quant.zero_point, kernel=layer.kernel_context(graph, VARIANT))
 
 
 def render_python(graph: Graph, prefix: str) -> dict[str, str]:

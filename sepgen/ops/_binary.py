@@ -116,10 +116,11 @@ class BinaryLayer(Layer):
         return [max(abs(-128 - q.zero_point), abs(127 - q.zero_point)) for q in self.operand_quants(graph)]
 
     def kernel_context(self, graph, variant):
-        """Per operand: its C element expression at the output's flat index ``i`` (``input1[i % 8]``, the constant
-        array ``<fn>_constant[0]``, ...) and its offset (minus its zero point)."""
+        """Per operand: its element index at the output's flat index ``i`` (``i``, ``0``, ``i % 8``: the same
+        expression in C and Python), its C element expression (``input1[i % 8]``, the constant array
+        ``<fn>_constant[0]``, ...) and its offset (minus its zero point)."""
         out_size = graph.tensors[self.output].size
         names = ["input1", "input2"][:len(self.inputs)] if len(self.inputs) == 2 else ["input", "{fn}_constant"]
         index = ["i" if n == out_size else ("0" if n == 1 else f"i % {n}") for n in self.operand_sizes(graph)]
-        return {"operands": [f"{name}[{ix}]" for name, ix in zip(names, index)],
+        return {"operands": [f"{name}[{ix}]" for name, ix in zip(names, index)], "indices": index,
                 "offsets": [-q.zero_point for q in self.operand_quants(graph)]}

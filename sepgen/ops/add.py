@@ -28,20 +28,11 @@ class Add(BinaryLayer):
 
     op = "add"
     kernels = {"micropython": "micropython/layers/add.py.j2"}
-    #: what the MicroPython kernel does not cover (instance_kernels leaves it out; the README's op table says so)
-    micropython_limits = "two inputs of one shape"
     # Filled by quantized(): TFLite's left_shift=20 scheme.
     input1_requant: Requant | None = None
     input2_requant: Requant | None = None
     output_requant: Requant | None = None
     left_shift: int = LEFT_SHIFT
-
-    def instance_kernels(self, graph):
-        """The MicroPython kernel adds two inputs of the output's shape only (no broadcast, no constant)."""
-        templates = super().instance_kernels(graph)
-        if self.constant is not None or any(graph.tensors[t].shape != tuple(self.output_shape) for t in self.inputs):
-            templates = {k: v for k, v in templates.items() if k != "micropython"}
-        return templates
 
     @staticmethod
     def requants_for(q1: QuantParams, q2: QuantParams, out_q: QuantParams) -> dict[str, Requant]:

@@ -23,6 +23,7 @@ class Concatenation(Layer):
     """Inputs joined along ``axis`` of the batch-less shape (-1 = channels)."""
 
     op = "concatenation"
+    kernels = {"micropython": "micropython/layers/concatenation.py.j2"}
     axis: int = -1
     # Filled by quantized(): per input, the rescale input_scale / output_scale (TFLite multiplier, shift);
     # multiplier 0 marks an input with the output's quantization, copied unchanged.

@@ -22,6 +22,7 @@ class HardSwish(Layer):
     """Elementwise hard swish rescaling to the output's quantization (MobileNetV3's activation)."""
 
     op = "hard_swish"
+    kernels = {"micropython": "micropython/layers/hard_swish.py.j2"}
     output_multiplier: int = 0  # Q15, hi-res input scale / output scale
     output_exponent: int = 0  # <= 0 (TFLM requires it)
     reluish_multiplier: int = 0  # Q15, hi-res input scale / (3 / 2^15)

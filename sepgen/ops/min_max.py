@@ -82,6 +82,8 @@ class Maximum(_MinMax):
     """Elementwise maximum (TFLite MAXIMUM; Keras Maximum)."""
 
     op = "maximum"
+    kernels: ClassVar[dict[str, str]] = {"portable": "layers/min_max.c.j2",
+                                         "micropython": "micropython/layers/maximum.py.j2"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,5 +91,7 @@ class Minimum(_MinMax):
     """Elementwise minimum (TFLite MINIMUM; Keras Minimum)."""
 
     op = "minimum"
+    kernels: ClassVar[dict[str, str]] = {"portable": "layers/min_max.c.j2",
+                                         "micropython": "micropython/layers/minimum.py.j2"}
     pick: ClassVar = staticmethod(np.minimum)
     c_compare: ClassVar[str] = "<"

@@ -25,6 +25,7 @@ class Mul(BinaryLayer):
     """Elementwise multiplication with TFLite MUL arithmetic."""
 
     op = "mul"
+    kernels = {"micropython": "micropython/layers/mul.py.j2"}
     requant: Requant | None = None  # s1 * s2 / s_out
 
     @staticmethod

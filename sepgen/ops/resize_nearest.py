@@ -21,6 +21,7 @@ class ResizeNearest(Layer):
     """Nearest-neighbour resize (upsampling) of an (H, W, C) map; output quantization = input's."""
 
     op = "resize_nearest"
+    kernels = {"micropython": "micropython/layers/resize_nearest.py.j2"}
     rows: tuple[int, ...] = ()  # input row of each output row
     cols: tuple[int, ...] = ()  # input column of each output column
 
