@@ -23,10 +23,7 @@ def _cell(values) -> str:
 def _python(cls) -> str:
     if cls.aliases_input:
         return "yes (no code)"
-    if "micropython" not in cls.kernels:
-        return "no"
-    limits = getattr(cls, "micropython_limits", "")
-    return f"yes ({limits})" if limits else "yes"
+    return "yes" if "micropython" in cls.kernels else "no"
 
 
 def markdown_table() -> str:
