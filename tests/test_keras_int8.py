@@ -84,8 +84,8 @@ def test_keras_float_vs_int8_simulator(build, seed, max_lsb, mean_lsb):
                                   "_concat_skips"])
 def test_issue_model_zoo_with_sepgens_quantizer(name):
     """The coverage models (also checked against TFLM through the converter in tests/test_tflite.py) from Keras
-    through sepgen's own quantizer: generated C == simulator on the host, and on Cortex-M4 under QEMU for the
-    MobileNetV3-shaped and the 1-D ones."""
+    through sepgen's own quantizer: generated C == simulator on the host and on Cortex-M4 under QEMU (the C
+    generated for --target cortex-m4)."""
     import test_tflite
 
     from sepgen import zoo
@@ -100,12 +100,4 @@ def test_issue_model_zoo_with_sepgens_quantizer(name):
     q = quantize(graph, calibration, progress=False)
     inputs = random_inputs(q, 6)
     assert_c_matches(q, inputs, sanitize=name != "_mobilenet_v2_035_96")
-    if name in ("_mobilenet_v3_small_shaped", "_har_1d"):
-        from conftest import require_tool
-
-        from sepgen import firmware
-
-        require_tool(firmware.CROSS_COMPILER)
-        require_tool(firmware.QEMU)
-        result = firmware.verify_target(q, inputs[:3], "cortex-m4")
-        assert result.ok, result.mismatch
+    test_tflite._assert_cortex_m4_matches(q, inputs[:3])

@@ -231,7 +231,9 @@ def _inputs(graph, data: np.ndarray, count: int = 24) -> np.ndarray:
                                            graph.tensors[graph.input].quant)])
 
 
-def _check(tflite_model, name: str, c_check: bool = True, sanitize: bool = True):
+def _check(tflite_model, name: str, c_check: bool = True, sanitize: bool = True, cortex_m4: bool = False):
+    """0 LSB against TFLM on every tensor, C == simulator on the host; ``cortex_m4``: also the C generated for
+    --target cortex-m4 (its DSP kernels) on the core under QEMU, on the first 4 inputs."""
     from sepgen.frontends import load
     from sepgen.tflm import compare_with_tflm
 
@@ -244,7 +246,20 @@ def _check(tflite_model, name: str, c_check: bool = True, sanitize: bool = True)
     assert mismatch is None, f"simulator vs TFLM: {mismatch}"
     if c_check:
         assert_c_matches(graph, inputs, sanitize=sanitize)
+    if cortex_m4:
+        _assert_cortex_m4_matches(graph, inputs[:4])
     return graph
+
+
+def _assert_cortex_m4_matches(graph, inputs) -> None:
+    from conftest import require_tool
+
+    from sepgen import firmware
+
+    require_tool(firmware.CROSS_COMPILER)
+    require_tool(firmware.QEMU)
+    result = firmware.verify_target(graph, inputs, "cortex-m4")
+    assert result.ok, f"cortex-m4: {result.mismatch}"
 
 
 SMALL = ["depth_multiplier_2", "depth_multiplier_3_dilation_2", "stride_2_same_odd", "residual_add", "kx1_1xk",
@@ -305,12 +320,13 @@ def test_dilated_lowering_is_one_layer(tflite_model, name, expect):
     inputs = _inputs(graph, data)
     _matches_tflite_reference(graph, path, inputs)
     assert_c_matches(graph, inputs)
+    _assert_cortex_m4_matches(graph, inputs[:4])
 
 
 def test_mobilenet_v3_small_shaped_matches_tflm_and_c(tflite_model):
     """Hard swish, squeeze-excite's broadcast MUL and the converter's lowering of hard_sigmoid, a residual ADD: 0 LSB
     against TFLM on every tensor, C == simulator."""
-    graph = _check(tflite_model, "mobilenet_v3_small_shaped")
+    graph = _check(tflite_model, "mobilenet_v3_small_shaped", cortex_m4=True)
     names = [layer.op for layer in graph.layers]
     # the converter folds hard_sigmoid's + 3 into the conv's bias, fuses the ReLU6 and multiplies by a constant 1/6
     assert names.count("hard_swish") == 5 and names.count("mul") == 4, names
@@ -318,7 +334,7 @@ def test_mobilenet_v3_small_shaped_matches_tflm_and_c(tflite_model):
 
 
 def test_concatenate_skips_match_tflm_and_c(tflite_model):
-    graph = _check(tflite_model, "concat_skips")
+    graph = _check(tflite_model, "concat_skips", cortex_m4=True)
     cats = [layer for layer in graph.layers if layer.op == "concatenation"]
     assert [c.positive_axis for c in cats] == [2, 1] and graph.layers[-1].output_shape == (8, 12, 4)
 
@@ -326,7 +342,7 @@ def test_concatenate_skips_match_tflm_and_c(tflite_model):
 def test_har_1d_separable_matches_tflm_and_c(tflite_model):
     """Conv1D / SeparableConv1D / DepthwiseConv1D as the converter writes them (EXPAND_DIMS -> conv -> SQUEEZE, or
     RESHAPE): read as height-1 2-D layers, 0 LSB against TFLM on every tensor, C == simulator."""
-    graph = _check(tflite_model, "har_1d")
+    graph = _check(tflite_model, "har_1d", cortex_m4=True)
     assert graph.tensors[graph.input].shape == (1, 128, 3)
     spatial = [layer for layer in graph.layers if layer.op in ("conv2d", "depthwise_conv2d")]
     assert len(spatial) == 7 and all(layer.kernel_size[0] == 1 for layer in spatial)
@@ -334,21 +350,21 @@ def test_har_1d_separable_matches_tflm_and_c(tflite_model):
 
 def test_mobilenet_v2_035_96_matches_tflm_and_c(tflite_model):
     """keras.applications.MobileNetV2(alpha=0.35) at 96x96 through the converter: 0 LSB against TFLM on every
-    tensor, C == simulator (no sanitizer build: the model is large)."""
-    graph = _check(tflite_model, "mobilenet_v2_035_96", sanitize=False)
+    tensor, C == simulator on the host (no sanitizer build: the model is large) and on Cortex-M4."""
+    graph = _check(tflite_model, "mobilenet_v2_035_96", sanitize=False, cortex_m4=True)
     names = [layer.op for layer in graph.layers]
     assert names.count("add") == 10 and names.count("depthwise_conv2d") == 17, names
 
 
 def test_resnet8_matches_tflm_and_c(tflite_model):
-    graph = _check(tflite_model, "resnet8")
+    graph = _check(tflite_model, "resnet8", cortex_m4=True)
     assert [layer.op for layer in graph.layers].count("add") == 3
 
 
 def test_rescaling_input_matches_tflm_and_c(tflite_model):
     """Keras Rescaling (per-channel scale, an offset) as the first layer, as the converter writes it (a MUL by a
     per-channel constant; the offset folded into the conv's bias)."""
-    graph = _check(tflite_model, "rescaling_input")
+    graph = _check(tflite_model, "rescaling_input", cortex_m4=True)
     assert graph.layers[0].op == "mul" and graph.layers[0].qconstant.shape == (3,)
 
 
