@@ -87,6 +87,21 @@ def _concat_skips(keras):
     return keras.Model(inp, L.Conv2D(4, 1)(x))
 
 
+def _unet_small(keras, resizing: bool = False):
+    """A small U-Net-ish net: conv -> pool -> conv -> UpSampling2D (nearest) -> Concatenate with the skip -> conv ->
+    1x1 conv.  (The converter writes Keras 3's UpSampling2D as RESHAPE -> TILE -> RESHAPE, read back as one
+    nearest-neighbour resize.)  ``resizing``: the same net with Resizing(nearest) instead of UpSampling2D, which
+    the converter writes as RESIZE_NEAREST_NEIGHBOR."""
+    L = keras.layers
+    inp = keras.Input((16, 16, 3), batch_size=1)
+    skip = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    x = L.Conv2D(12, 3, padding="same", activation="relu")(L.MaxPooling2D(2)(skip))
+    up = L.Resizing(16, 16, interpolation="nearest") if resizing else L.UpSampling2D(2)
+    x = L.Concatenate()([skip, up(x)])
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    return keras.Model(inp, L.Conv2D(2, 1)(x))
+
+
 def _har_1d(keras):
     """A 1-D separable human-activity classifier on 128x3 accelerometer windows (Conv1D, SeparableConv1D,
     DepthwiseConv1D with dilation, 1-D pooling, GlobalAveragePooling1D)."""
@@ -170,6 +185,7 @@ def _models(keras):
         "ds_cnn_kws": (lambda: _ds_cnn(keras), (49, 10, 1), "normal", {}),
         "mobilenet_v3_small_shaped": (lambda: _mobilenet_v3_small_shaped(keras), (32, 32, 3), "normal", {}),
         "concat_skips": (lambda: _concat_skips(keras), (8, 6, 3), "normal", {}),
+        "unet_small": (lambda: _unet_small(keras), (16, 16, 3), "normal", {}),
         "har_1d": (lambda: _har_1d(keras), (128, 3), "normal", {}),
         "mobilenet_v2_035_96": (lambda: _mobilenet_v2_035_96(keras), (96, 96, 3), "normal", {}),
         "resnet8": (lambda: _resnet8(keras), (32, 32, 3), "normal", {}),
@@ -337,6 +353,62 @@ def test_concatenate_skips_match_tflm_and_c(tflite_model):
     graph = _check(tflite_model, "concat_skips", cortex_m4=True)
     cats = [layer for layer in graph.layers if layer.op == "concatenation"]
     assert [c.positive_axis for c in cats] == [2, 1] and graph.layers[-1].output_shape == (8, 12, 4)
+
+
+def test_unet_small_upsampling_and_concat_match_tflm_and_c(tflite_model, tmp_path):
+    """A small U-Net: the converter's RESHAPE -> TILE -> RESHAPE chains for UpSampling2D are read as one
+    resize_nearest layer, joined to the skip by a concatenation; C == simulator on the host and on Cortex-M4.
+
+    TFLM has no TILE kernel (nor has TFLite's reference resolver an int8 one), so the oracle is twofold: TFLite's
+    builtin TILE/RESHAPE kernels give the resize and concatenation layers' outputs byte for byte from their
+    inputs, and the same net and weights with Resizing(nearest) (RESIZE_NEAREST_NEIGHBOR, which TFLM runs)
+    gives the same graph, every tensor equal to this one's and 0 LSB against TFLM on every tensor."""
+    tf = require_module("tensorflow")
+    keras = require_module("keras")
+    from sepgen import simulate
+    from sepgen.frontends import load
+    from sepgen.frontends.tflite import tflm_can_run
+    from sepgen.tflm import compare_with_tflm
+
+    path, data, model = tflite_model("unet_small")
+    assert "TILE" in _lowered_ops(path) and "TILE" in tflm_can_run(path)  # the lowering is really exercised
+    graph = load(path)
+    ops = [layer.op for layer in graph.layers]
+    assert ops == ["conv2d", "max_pool2d", "conv2d", "resize_nearest", "concatenation", "conv2d", "conv2d"], ops
+    up = graph.layers[3]
+    assert (up.input_shape, up.output_shape) == ((8, 8, 12), (16, 16, 12))
+    assert up.rows == tuple(y // 2 for y in range(16)) and up.cols == up.rows
+    inputs = _inputs(graph, data)
+
+    interpreter = tf.lite.Interpreter(model_content=path.read_bytes(), experimental_preserve_all_tensors=True,
+                                      experimental_op_resolver_type=tf.lite.experimental.OpResolverType.
+                                      BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    for x in inputs[:4]:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[None])
+        interpreter.invoke()
+        for layer in graph.layers[3:5]:
+            ins = [interpreter.get_tensor(graph.tensors[t].source_index) for t in layer.inputs]  # a batch of 1
+            want = interpreter.get_tensor(graph.tensors[layer.output].source_index)[0]
+            np.testing.assert_array_equal(layer.run_int8(graph, ins)[0], want, err_msg=layer.name)
+
+    twin = _unet_small(keras, resizing=True)
+    twin.set_weights(model.get_weights())
+    twin_path = tmp_path / "unet_small_resizing.tflite"
+    twin_path.write_bytes(convert(twin, data))
+    assert "RESIZE_NEAREST_NEIGHBOR" in _lowered_ops(twin_path) and tflm_can_run(twin_path) == ""
+    twin_graph = load(twin_path)
+    assert [layer.op for layer in twin_graph.layers] == ops
+    assert (twin_graph.layers[3].rows, twin_graph.layers[3].cols) == (up.rows, up.cols)
+    ours, theirs = (simulate.run(g, inputs, all_tensors=True) for g in (graph, twin_graph))
+    for a, b in zip(graph.layers, twin_graph.layers):
+        assert graph.tensors[a.output].quant == twin_graph.tensors[b.output].quant, a.name
+        np.testing.assert_array_equal(ours[a.output], theirs[b.output], err_msg=a.name)
+    mismatch = compare_with_tflm(twin_graph, twin_path, inputs)
+    assert mismatch is None, f"simulator vs TFLM: {mismatch}"
+
+    assert_c_matches(graph, inputs)
+    _assert_cortex_m4_matches(graph, inputs[:4])
 
 
 def test_har_1d_separable_matches_tflm_and_c(tflite_model):

@@ -136,7 +136,8 @@ def tflm_can_run(path) -> str:
 
     The converter's dilated-convolution lowering (SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND, written for a dynamic
     batch) is one: TFLM runs it on the file's static batch-1 shapes and its SPACE_TO_BATCH_ND leaves the int8
-    pad value unset, so its outputs are not defined (sepgen follows TensorFlow: zero-point padding).
+    pad value unset, so its outputs are not defined (sepgen follows TensorFlow: zero-point padding).  Another is
+    TILE (Keras 3's UpSampling2D is converted to RESHAPE -> TILE -> RESHAPE): TFLM has no TILE kernel.
     """
     path = Path(path)
     schema, model = parse_model(path.read_bytes(), path)
@@ -152,4 +153,7 @@ def tflm_can_run(path) -> str:
         return ("the file holds SPACE_TO_BATCH_ND/BATCH_TO_SPACE_ND (a dilated convolution lowered for a dynamic "
                 "batch), which TFLite Micro does not run as TensorFlow defines it; convert with a fixed batch of 1 "
                 "(keras.Input(shape, batch_size=1)) to keep the dilation in the convolution")
+    if "TILE" in codes:
+        return ("the file holds TILE (the converter's lowering of UpSampling2D), which TFLite Micro has no kernel "
+                "for")
     return ""

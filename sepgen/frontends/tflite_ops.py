@@ -147,6 +147,40 @@ class OtherOps:
         self.emit(ResizeNearest, name, [x], op.outputs[0], rows=resize_nearest_indices(h, out_h, align, half),
                   cols=resize_nearest_indices(w, out_w, align, half))
 
+    def upsampling(self, group, name: str) -> None:
+        """The converter's nearest-neighbour UpSampling2D (Keras 3): RESHAPE to rank 5 -> (TILE -> RESHAPE)+ back to
+        (1, H*sy, W*sx, C), read as one resize_nearest layer.  The chain is run on an index map of the input, so
+        only a chain that equals an integer upsampling by (sy, sx) is accepted; TILE and RESHAPE copy bytes, so
+        every tensor of the chain must keep the input's quantization."""
+        x = self.input_name(group[0].inputs[0], name)
+        h, w, c = self.need_hwc(x, name)
+        out_index = int(group[-1].outputs[0])
+        shapes = [self.shape(int(op.outputs[0])) for op in group]
+        out = self.sepgen_shape(out_index)
+        what = "RESHAPE/TILE chain"
+        if len(shapes[-1]) != 4 or len(out) != 3 or out[2] != c or out[0] % h or out[1] % w:
+            raise UnsupportedLayer(name, what, f"{(h, w, c)} -> {shapes[-1]}; only nearest-neighbour upsampling "
+                                   "by integer factors (Keras UpSampling2D)")
+        rows, cols = resize_nearest_indices(h, out[0], False, False), resize_nearest_indices(w, out[1], False, False)
+        index = np.arange(h * w * c).reshape(1, h, w, c)
+        for op, shape in zip(group, shapes):
+            self.same_quant(x, op.outputs[0], name, what)
+            if self.op_names.get(self._builtin(op)) == "TILE":
+                multiples = self.data(op.inputs[1], np.int64 if self.dtype(op.inputs[1]) == "INT64" else np.int32)
+                multiples = tuple(int(m) for m in multiples.reshape(-1))
+                if len(multiples) != index.ndim or min(multiples) < 1:
+                    raise UnsupportedLayer(name, f"TILE multiples {multiples}", f"for a rank-{index.ndim} tensor")
+                index = np.tile(index, multiples)
+            elif int(np.prod(shape)) == index.size:  # RESHAPE to its output's static shape (sepgen's convention)
+                index = index.reshape(shape)
+            if tuple(index.shape) != shape:
+                raise UnsupportedLayer(name, what, f"computes {tuple(index.shape)} where the file has {shape}")
+        want = np.arange(h * w * c).reshape(h, w, c)[list(rows)][:, list(cols)]
+        if not np.array_equal(index[0], want):
+            raise UnsupportedLayer(name, what, f"{(h, w, c)} -> {out} is not a nearest-neighbour upsampling by "
+                                   f"({out[0] // h}, {out[1] // w})")
+        self.emit(ResizeNearest, name, [x], out_index, rows=rows, cols=cols)
+
     def relu(self, op, name: str, activation: str) -> None:
         """RELU (TFLM ReluQuantized: requantize, then clamp) and RELU6 (TFLM clamps the raw input between its
         zero point and 6 in the input's quantization, so the output's must equal the input's)."""
