@@ -907,3 +907,32 @@ def test_resize_nearest_neighbor_matches_tflm_and_c(tmp_path, align_corners, hal
     inputs = _every_int8_value(graph, (4, 3, 2))
     assert compare_with_tflm(graph, path, inputs) is None
     assert_c_matches(graph, inputs)
+
+
+def test_reshape_tile_chains_other_than_upsampling_are_refused(tflite_model, tmp_path):
+    """A RESHAPE -> TILE -> RESHAPE chain is read only when it is an integer nearest-neighbour upsampling: a tiling
+    (the map repeated side by side) and a file whose TILE multiples disagree with its shapes get one clear line."""
+    keras = require_module("keras")
+    from sepgen.frontends import load
+    from sepgen.ir import UnsupportedLayer
+
+    L = keras.layers
+    inp = keras.Input((4, 4, 3), batch_size=1)
+    x = L.Reshape((4, 1, 4, 3))(L.Conv2D(3, 1)(inp))
+    x = L.Lambda(lambda t: keras.ops.tile(t, (1, 1, 2, 1, 1)), output_shape=(4, 2, 4, 3))(x)
+    model = keras.Model(inp, L.Conv2D(2, 1)(L.Reshape((4, 8, 3))(x)))  # output[y, x] = input[y, x % 4]
+    path = tmp_path / "tiled.tflite"
+    path.write_bytes(convert(model, representative((4, 4, 3), "normal", 16, 3)))
+    assert "TILE" in _lowered_ops(path)
+    with pytest.raises(UnsupportedLayer, match=r"RESHAPE/TILE chain.*not a nearest-neighbour upsampling by \(1, 2\)"):
+        load(path)
+
+    data = tflite_model("unet_small")[0].read_bytes()
+    multiples = np.array([1, 1, 2, 1, 1], np.int32).tobytes()
+    assert data.count(multiples) == 1
+    bad = tmp_path / "bad_multiples.tflite"
+    bad.write_bytes(data.replace(multiples, np.array([1, 1, 1, 1, 2], np.int32).tobytes()))
+    with pytest.raises(UnsupportedLayer, match=r"RESHAPE/TILE chain \(computes \(1, 8, 1, 8, 24\) where the file "
+                       r"has \(1, 8, 2, 8, 12\)\)") as info:
+        load(bad)
+    assert "\n" not in str(info.value)
