@@ -360,8 +360,8 @@ class _Reader(OtherOps, TfliteTensors):
         out_ops, out_codes, i = [], [], 0
         while i < len(ops):
             j = i + 1
-            rank = [len(self.shape(op.outputs[0])) for op in ops[i:i + 1]]
-            if codes[i] == "RESHAPE" and len(self.shape(ops[i].inputs[0])) == 4 and rank == [5]:
+            if (codes[i] == "RESHAPE" and len(self.shape(ops[i].inputs[0])) == 4
+                    and len(self.shape(ops[i].outputs[0])) == 5):
                 while (j < len(ops) and codes[j] in ("TILE", "RESHAPE") and len(self.shape(ops[j - 1].outputs[0])) == 5
                        and int(ops[j].inputs[0]) == int(ops[j - 1].outputs[0])):
                     j += 1
