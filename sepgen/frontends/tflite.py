@@ -316,7 +316,7 @@ class _Reader(OtherOps, TfliteTensors):
         assert set(handlers) == HANDLED_OPS  # the table the registry test checks
         ops, codes = self._group_dilated(ops, codes)
         handlers[DILATED] = lambda i, group, n: self.dilated(i, group, n)
-        ops, codes = self._group_upsampling(ops, codes)
+        ops, codes = self.group_upsampling(ops, codes, UPSAMPLING)
         handlers[UPSAMPLING] = lambda i, group, n: self.upsampling(group, n)
         for i, (op, code) in enumerate(zip(ops, codes)):
             lname = self.layer_name(i, op[-1] if code in (DILATED, UPSAMPLING) else op)
@@ -352,28 +352,6 @@ class _Reader(OtherOps, TfliteTensors):
             out_ops.append(ops[i])
             out_codes.append(codes[i])
             i += 1
-        return out_ops, out_codes
-
-    def _group_upsampling(self, ops, codes):
-        """Replace each chain RESHAPE (rank 4 -> rank 5) -> TILE -> RESHAPE ... -> RESHAPE (back to rank 4), each op
-        reading the previous one's output, by one (UPSAMPLING, the ops) entry; :meth:`upsampling` checks it."""
-        out_ops, out_codes, i = [], [], 0
-        while i < len(ops):
-            j = i + 1
-            if (codes[i] == "RESHAPE" and len(self.shape(ops[i].inputs[0])) == 4
-                    and len(self.shape(ops[i].outputs[0])) == 5):
-                while (j < len(ops) and codes[j] in ("TILE", "RESHAPE") and len(self.shape(ops[j - 1].outputs[0])) == 5
-                       and int(ops[j].inputs[0]) == int(ops[j - 1].outputs[0])):
-                    j += 1
-                if "TILE" in codes[i:j] and codes[j - 1] == "RESHAPE" and len(self.shape(ops[j - 1].outputs[0])) == 4:
-                    out_ops.append(tuple(ops[i:j]))
-                    out_codes.append(UPSAMPLING)
-                    i = j
-                    continue
-                j = i + 1
-            out_ops.extend(ops[i:j])
-            out_codes.extend(codes[i:j])
-            i = j
         return out_ops, out_codes
 
     @staticmethod

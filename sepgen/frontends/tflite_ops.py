@@ -1,5 +1,6 @@
 """TFLite frontend, part 2: the operators that are not convolutions (pooling, MEAN, ADD, activations,
-SOFTMAX, RESHAPE, PAD), each translated onto its sepgen op with TFLM's parameters.
+SOFTMAX, RESHAPE, PAD), each translated onto its sepgen op with TFLM's parameters, and the converter's
+RESHAPE/TILE lowering of UpSampling2D read back as one resize_nearest layer.
 
 :class:`OtherOps` is a mixin of the reader in :mod:`sepgen.frontends.tflite`, which provides the tensor
 access (``input_name``, ``act_quant``, ``data``, ``tensors``), ``emit``/``emit_intermediate``, ``need_hwc``
@@ -147,6 +148,28 @@ class OtherOps:
         self.emit(ResizeNearest, name, [x], op.outputs[0], rows=resize_nearest_indices(h, out_h, align, half),
                   cols=resize_nearest_indices(w, out_w, align, half))
 
+    def group_upsampling(self, ops, codes, upsampling_code: str):
+        """Replace each chain RESHAPE (rank 4 -> rank 5) -> TILE -> RESHAPE ... -> RESHAPE (back to rank 4), each op
+        reading the previous one's output, by one (``upsampling_code``, the ops) entry; :meth:`upsampling` checks it."""
+        out_ops, out_codes, i = [], [], 0
+        while i < len(ops):
+            j = i + 1
+            if (codes[i] == "RESHAPE" and len(self.shape(ops[i].inputs[0])) == 4
+                    and len(self.shape(ops[i].outputs[0])) == 5):
+                while (j < len(ops) and codes[j] in ("TILE", "RESHAPE") and len(self.shape(ops[j - 1].outputs[0])) == 5
+                       and int(ops[j].inputs[0]) == int(ops[j - 1].outputs[0])):
+                    j += 1
+                if "TILE" in codes[i:j] and codes[j - 1] == "RESHAPE" and len(self.shape(ops[j - 1].outputs[0])) == 4:
+                    out_ops.append(tuple(ops[i:j]))
+                    out_codes.append(upsampling_code)
+                    i = j
+                    continue
+                j = i + 1
+            out_ops.extend(ops[i:j])
+            out_codes.extend(codes[i:j])
+            i = j
+        return out_ops, out_codes
+
     def upsampling(self, group, name: str) -> None:
         """The converter's nearest-neighbour UpSampling2D (Keras 3): RESHAPE to rank 5 -> (TILE -> RESHAPE)+ back to
         (1, H*sy, W*sx, C), read as one resize_nearest layer.  The chain is run on an index map of the input, so
@@ -168,8 +191,10 @@ class OtherOps:
             if self.op_names.get(self._builtin(op)) == "TILE":
                 multiples = self.data(op.inputs[1], np.int64 if self.dtype(op.inputs[1]) == "INT64" else np.int32)
                 multiples = tuple(int(m) for m in multiples.reshape(-1))
-                if len(multiples) != index.ndim or min(multiples) < 1:
-                    raise UnsupportedLayer(name, f"TILE multiples {multiples}", f"for a rank-{index.ndim} tensor")
+                if (len(multiples) != index.ndim or min(multiples) < 1
+                        or tuple(n * m for n, m in zip(index.shape, multiples)) != shape):  # before allocating
+                    raise UnsupportedLayer(name, f"TILE multiples {multiples}", f"of {tuple(index.shape)} where the "
+                                           f"file has {shape}")
                 index = np.tile(index, multiples)
             elif int(np.prod(shape)) == index.size:  # RESHAPE to its output's static shape (sepgen's convention)
                 index = index.reshape(shape)
