@@ -104,6 +104,22 @@ def requantize_floor(acc2, multiplier, round_, exponent) -> np.ndarray:
     return rounding_high_mul_add(acc2, multiplier, round_) >> _i64(exponent)
 
 
+def requantize_wide(acc, multiplier, zero_point, exponent, floor: bool = False) -> np.ndarray:
+    """requantize_right_shift(2 acc, m, requant_round(zp, e), e) as one int64 expression (C twins
+    sepgen_requantize_wide / sepgen_requantize_wide_floor; the host kernels' requantization, no int32 step).
+
+    With t = 2 acc m + 2^31: x = floor(t / 2^32), and (x + k) >> e = floor((t + k 2^32) / 2^(32 + e)) for any
+    integer k (floor(floor(y) / 2^e) = floor(y / 2^e)); k = [t < 0 ? -1 : 0] + (2 zp + 1) 2^(e-1) gives
+    requantize_right_shift, k without the sign term (``floor``) requantize_floor.  Same domain: 0 <= m < 2^31,
+    e >= 1, |2 acc| < 2^31 and |(2 zp + 1) 2^(e-1)| + |acc| + 1 < 2^31, where every int64 term is below 2^63."""
+    acc, exponent = _i64(acc), _i64(exponent)
+    t = acc * (_i64(multiplier) * 2) + (1 << 31)
+    total = t + ((2 * _i64(zero_point) + 1) << (31 + exponent))
+    if not floor:
+        total = total + (t >> 63) * (1 << 32)
+    return total >> (32 + exponent)
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
 

@@ -94,6 +94,22 @@ static inline int32_t sepgen_requantize_floor(int32_t acc2, int32_t multiplier, 
     return sepgen_rounding_high_mul_add(acc2, multiplier, round) >> exponent;
 }
 
+/* sepgen_requantize_right_shift(2 * acc, multiplier, (2 * zp + 1) * 2^(e-1), e) as one int64 expression, and
+ * the floor form likewise (Python twin and proof: sepgen.fixedpoint.requantize_wide): with t = 2 acc m + 2^31,
+ * (t + [t < 0] * -2^32 + (2 zp + 1) * 2^(31+e)) >> (32 + e).  Same domain as those two; no int32 step. */
+static inline int32_t sepgen_requantize_wide(int32_t acc, int32_t multiplier, int32_t zero_point, int exponent)
+{
+    const int64_t t = (int64_t)acc * ((int64_t)multiplier * 2) + ((int64_t)1 << 31);
+    const int64_t round = (int64_t)(2 * zero_point + 1) * ((int64_t)1 << (31 + exponent));
+    return (int32_t)((t + (t >> 63) * ((int64_t)1 << 32) + round) >> (32 + exponent));
+}
+
+static inline int32_t sepgen_requantize_wide_floor(int32_t acc, int32_t multiplier, int32_t zero_point, int exponent)
+{
+    const int64_t t = (int64_t)acc * ((int64_t)multiplier * 2) + ((int64_t)1 << 31);
+    return (int32_t)((t + (int64_t)(2 * zero_point + 1) * ((int64_t)1 << (31 + exponent))) >> (32 + exponent));
+}
+
 /* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
  * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
  * int32: sepgen proves it for every layer at generation time. */

@@ -292,6 +292,39 @@ def test_doubled_accumulator_requantization_equals_the_reference(case, lo, hi):
     assert int(fp.clamp(floor, lo, max(hi, lo))) == int(fp.clamp(want, lo, max(hi, lo)))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(doubled_requant_case(), min_size=1, max_size=100))
+def test_wide_requantization_equals_the_doubled_forms_and_its_c_twin(driver, cases):
+    """The host kernels' one-expression requantization (int64) equals requantize_right_shift / requantize_floor
+    (so TFLite's, as proven above) in their domain, in Python and in C."""
+    acc, multiplier, exponent, zp = (np.array(v, dtype=np.int64) for v in zip(*cases))
+    round_ = fp.requant_round(zp, exponent)
+    want = fp.requantize_right_shift(2 * acc, multiplier, round_, exponent)
+    want_floor = fp.requantize_floor(2 * acc, multiplier, round_, exponent)
+    np.testing.assert_array_equal(fp.requantize_wide(acc, multiplier, zp, exponent), want)
+    np.testing.assert_array_equal(fp.requantize_wide(acc, multiplier, zp, exponent, floor=True), want_floor)
+    rows = [(a, m, z, e) for a, m, e, z in cases]
+    assert [r[0] for r in run_c(driver, "rqwide", rows)] == want.tolist()
+    assert [r[0] for r in run_c(driver, "rqwidefloor", rows)] == want_floor.tolist()
+
+
+def test_wide_requantization_exhaustively_and_at_the_domain_edge(driver):
+    """Every accumulator around zero (the ties) and the largest ones the domain allows, for large exponents too."""
+    for multiplier, exponent in [(1 << 30, 1), (1 << 30, 7), (3 << 29, 13), ((1 << 31) - 1, 23), (1, 2)]:
+        for zp in (-128, 0, 127):
+            limit = min((1 << 30) - 1, (1 << 31) - 2 - abs(int(fp.requant_round(zp, exponent))))
+            window = (3 << min(exponent, 9)) * 8
+            acc = np.concatenate([np.arange(-window, window + 1),
+                                  [-limit, -limit + 1, limit - 1, limit]]).astype(np.int64)
+            want = fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent) + zp
+            np.testing.assert_array_equal(fp.requantize_wide(acc, multiplier, zp, exponent), want)
+            np.testing.assert_array_equal(fp.clamp(fp.requantize_wide(acc, multiplier, zp, exponent, floor=True), zp, 127),
+                                          fp.clamp(want, zp, 127))
+            rows = [(int(a), multiplier, zp, exponent) for a in acc[::7].tolist() + acc[-4:].tolist()]
+            assert [r[0] for r in run_c(driver, "rqwide", rows)] == \
+                fp.requantize_wide(*np.array(rows).T).tolist()
+
+
 @pytest.mark.parametrize("multiplier", [1 << 30, (1 << 30) + 1, 3 << 29, (1 << 31) - 1, 1518500250, 1])
 @pytest.mark.parametrize("exponent", [1, 2, 3, 7, 13])
 def test_doubled_accumulator_requantization_exhaustively(multiplier, exponent):
