@@ -16,7 +16,7 @@ PORTABLE = "portable"
 
 #: target -> kernel variants it can use, best first (portable is implied last).
 TARGET_VARIANTS: dict[str, tuple[str, ...]] = {
-    "host": (),
+    "host": ("host",),
     "cortex-m0plus": (),
     "cortex-m3": (),
     "cortex-m4": ("cortexm_dsp",),

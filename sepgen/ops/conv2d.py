@@ -44,7 +44,7 @@ class Conv2D(SpatialLayer):
 
     # ----------------------------------------------------------- kernel variants
     kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2", "mve": "layers/conv2d.mve.c.j2",
-               "micropython": "micropython/layers/conv2d.py.j2"}
+               "host": "layers/conv2d.host.c.j2", "micropython": "micropython/layers/conv2d.py.j2"}
 
     def instance_kernels(self, graph: Graph) -> dict[str, str]:
         """The DSP variant serves every conv2d whose doubled accumulator stays within int32 and whose staged
@@ -56,6 +56,8 @@ class Conv2D(SpatialLayer):
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
         if self.mve_folded(graph) is None or (not self.is_pointwise and self.qkernel[0].size > MVE_MAX_WINDOW):
             templates = {k: v for k, v in templates.items() if k != "mve"}
+        if self.host_plan(graph) is None:
+            templates = {k: v for k, v in templates.items() if k != "host"}
         return templates
 
     def dsp_plan(self, graph: Graph) -> dict | None:
@@ -118,7 +120,26 @@ class Conv2D(SpatialLayer):
             return None
         return {"folded_bias": folded, "partial_bound": partial}
 
+    def host_plan(self, graph: Graph) -> dict | None:
+        """The host kernel's constants (``layers/conv2d.host.c.j2``), or None (then the portable kernel runs).
+
+        Each output pixel's receptive field is staged as int16 (taps outside the image at the input zero point)
+        and padded with zeros to ``padded`` = a multiple of 8 values, at most HOST_MAX_PATCH (stack bytes: 2 per
+        value); ``filter`` holds the OHWI rows padded likewise (zero weights add nothing).  The input offset is
+        folded into the bias (:meth:`mve_folded`, which proves every partial sum within int32)."""
+        folded = self.mve_folded(graph)
+        patch = int(self.qkernel[0].size)
+        padded = -(-patch // 8) * 8
+        if folded is None or padded > HOST_MAX_PATCH:
+            return None
+        rows = np.zeros((self.out_channels, padded), dtype=np.int64)
+        rows[:, :patch] = self.qkernel.reshape(self.out_channels, patch)
+        return {**folded, "patch": patch, "padded": padded, "filter": rows,
+                "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+
     def kernel_context(self, graph: Graph, variant: str) -> dict:
+        if variant == "host":
+            return self.host_plan(graph)
         if variant == "mve":  # left_shift: some channel's shift is a left shift (applied before the multiply)
             return {**self.mve_folded(graph), "filter": self.mve_filter_order(),
                     "left_shift": bool(np.max(self.requant.shift) > 0)}
@@ -138,6 +159,8 @@ class Conv2D(SpatialLayer):
         return np.concatenate(parts)
 
 
+#: Largest staged receptive field of the host kernel, in int16 values (2 bytes each on the stack).
+HOST_MAX_PATCH = 4096
 #: Stack bytes the conv2d DSP kernel may use for its staged patches (larger patches: the portable kernel).
 STAGE_BYTES = 2048
 #: Filter rows of at most this many groups of 4 weights are fully unrolled in the DSP kernel.

@@ -14,6 +14,10 @@ from . import _depthwise_dsp as dsp
 from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
 
 
+#: Most channels the host kernel keeps int32 sums of on the stack (4 bytes each).
+HOST_MAX_CHANNELS = 1024
+
+
 @dataclass(frozen=True, eq=False)
 class DepthwiseConv2D(SpatialLayer):
     """Depthwise convolution; kernel (kh, kw, in_channels, depth_multiplier)."""
@@ -50,6 +54,7 @@ class DepthwiseConv2D(SpatialLayer):
 
     # ----------------------------------------------------------- kernel variants
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
+               "host": "layers/depthwise_conv2d.host.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
 
     def instance_kernels(self, graph):
@@ -61,7 +66,20 @@ class DepthwiseConv2D(SpatialLayer):
             templates = {k: v for k, v in templates.items() if k != "cortexm_dsp"}
         if self.depthwise_folded(graph) is None:
             templates = {k: v for k, v in templates.items() if k != "mve"}
+        if self.host_plan(graph) is None:
+            templates = {k: v for k, v in templates.items() if k != "host"}
         return templates
+
+    def host_plan(self, graph) -> dict | None:
+        """The host kernel's constants (``layers/depthwise_conv2d.host.c.j2``): depth multiplier 1 with the input
+        offset folded into the bias (:meth:`depthwise_folded`) and at most HOST_MAX_CHANNELS channels (an int32
+        sum per channel on the stack); else None (then the portable kernel runs).  ``unroll_taps``: windows of at
+        most this many taps are summed in one channel loop, larger ones tap by tap."""
+        folded = self.depthwise_folded(graph)
+        if folded is None or self.out_channels > HOST_MAX_CHANNELS:
+            return None
+        return {**folded, "unroll_taps": 25,
+                "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
 
     def dsp_schedule(self, graph) -> dict | None:
         """The DSP kernel's generation-time schedule (:mod:`sepgen.ops._depthwise_dsp`), or None.
@@ -122,6 +140,8 @@ class DepthwiseConv2D(SpatialLayer):
                 "has_border": not (y_lo == 0 and y_hi == out_h - 1 and x_lo == 0 and x_hi == out_w - 1)}
 
     def kernel_context(self, graph, variant):
+        if variant == "host":
+            return self.host_plan(graph)
         if variant == "mve":
             folded = self.depthwise_folded(graph)
             return {**folded, **self.mve_columns(), **self.mve_streams(folded["folded_bias"]),
