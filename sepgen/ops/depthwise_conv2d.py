@@ -74,11 +74,15 @@ class DepthwiseConv2D(SpatialLayer):
         """The host kernel's constants (``layers/depthwise_conv2d.host.c.j2``): depth multiplier 1 with the input
         offset folded into the bias (:meth:`depthwise_folded`) and at most HOST_MAX_CHANNELS channels (an int32
         sum per channel on the stack); else None (then the portable kernel runs).  ``unroll_taps``: windows of at
-        most this many taps are summed in one channel loop, larger ones tap by tap."""
+        most this many taps are summed in one channel loop, larger ones tap by tap; ``tap_offsets``: each tap's
+        offset in bytes from the window's top-left input pixel (row-major taps); ``pair_taps``: no weight is -128, so
+        |w * x| <= 127 * 128 and two taps' products sum within int16 (the kernel adds them in pairs as int16)."""
         folded = self.depthwise_folded(graph)
         if folded is None or self.out_channels > HOST_MAX_CHANNELS:
             return None
-        return {**folded, "unroll_taps": 25,
+        (kh, kw), (dh, dw), (_, in_w, in_c) = self.kernel_size, self.dilation, self.input_shape
+        return {**folded, "unroll_taps": 25, "pair_taps": bool(self.qkernel.min() > -128),
+                "tap_offsets": [(ky * dh * in_w + kx * dw) * in_c for ky in range(kh) for kx in range(kw)],
                 "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
 
     def dsp_schedule(self, graph) -> dict | None:
