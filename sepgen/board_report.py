@@ -25,8 +25,9 @@ from .toolchain import ToolchainError
 
 
 def render_target(board: Board) -> str:
-    """The ``generate --target`` for the board's core (``host``: portable C for a core sepgen has no target for)."""
-    return board.core if board.core in targets.TARGETS else "host"
+    """The ``generate --target`` for the board's core (``portable``: the reference C for a core sepgen has no target
+    for)."""
+    return board.core if board.core in targets.TARGETS else "portable"
 
 
 def _kernels(files: dict[str, str] | None, prefix: str) -> str:

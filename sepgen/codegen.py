@@ -170,6 +170,17 @@ def kernel_variant(env: jinja2.Environment, layer: Layer, target: str, graph: Gr
     raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no kernel template (expected {templates[PORTABLE]})")
 
 
+def row_kernel(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> tuple[str, str]:
+    """(variant, template) of ``layer``'s row kernel in a streamed chain: the row kernel of the variant
+    :func:`kernel_variant` picks (``layers/<op>.rows.<variant>.c.j2``) where there is one, else the portable row
+    kernel ``layers/<op>.rows.c.j2``."""
+    variant, _ = kernel_variant(env, layer, target, graph)
+    name = f"layers/{layer.op}.rows.{variant}.c.j2"
+    if variant != PORTABLE and name in set(env.list_templates()):
+        return variant, name
+    return PORTABLE, f"layers/{layer.op}.rows.c.j2"
+
+
 def kernel_template(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> str:
     """The template that renders ``layer`` for ``target`` (see :func:`kernel_variant`)."""
     return kernel_variant(env, layer, target, graph)[1]
@@ -200,7 +211,7 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
 def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, int], env: jinja2.Environment,
                   target: str) -> tuple[list[LayerContext], list[dict]]:
     """Layer contexts and invoke() calls of a schedule: a streamed stage becomes one step loop over row
-    kernels (``layers/<op>.rows.c.j2``, portable), the other layers their usual kernel."""
+    kernels (:func:`row_kernel`), the other layers their usual kernel."""
     layers, calls = [], []
     for number, stage in enumerate(sched.stages):
         st = sched.streams.get(number)
@@ -216,8 +227,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         members = []
         for k, i in enumerate(st.layers):
             layer = graph.layers[i]
-            base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
-                                  (PORTABLE, f"layers/{layer.op}.rows.c.j2"))
+            base = _layer_context(graph, i, layer, prefix, bounds[layer.name], row_kernel(env, layer, target, graph))
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
                                       if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
             layers.append(ctx)

@@ -52,15 +52,16 @@ class VerificationFailed(AssertionError):
 
 def run_c(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
           files: dict[str, str] | None = None, schedule: str | None = None,
-          reuse_input: bool = False) -> dict[str, np.ndarray]:
-    """Compile (cached) and run the generated C on int8 inputs (N,)+shape.
+          reuse_input: bool = False, target: str = "host") -> dict[str, np.ndarray]:
+    """Compile (cached) and run the generated C on int8 inputs (N,)+shape; without ``files`` the C is rendered
+    with the kernels of ``target`` (:mod:`sepgen.targets`; e.g. ``portable`` for the reference kernels).
 
     Returns each traced tensor's C output by tensor name, plus "__output__" for
     the caller's output buffer, each as int8 (N,)+shape.  ``schedule``/``reuse_input``: those of
     :func:`sepgen.codegen.render`; None with ``files``: read from their header (:func:`codegen.schedule_of`).
     """
     schedule, reuse_input = resolve_schedule(files, prefix, schedule, reuse_input)
-    files = dict(files or codegen.render(graph, prefix, schedule=schedule, reuse_input=reuse_input))
+    files = dict(files or codegen.render(graph, prefix, target, schedule=schedule, reuse_input=reuse_input))
     files["sepgen_harness.c"] = codegen.render_harness(graph, prefix, "host", schedule, reuse_input)
     flags = toolchain.SANITIZE_FLAGS if sanitize else toolchain.HOST_FLAGS
     exe = toolchain.compile_executable(files, flags, defines=(f"{prefix.upper()}_TRACE",))
@@ -131,9 +132,10 @@ def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -
 
 def verify_host(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,
                 files: dict[str, str] | None = None, schedule: str | None = None,
-                reuse_input: bool = False) -> VerifyResult:
-    """Render, compile with the host compiler, run on ``inputs`` and compare every traced layer."""
-    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files, schedule, reuse_input))
+                reuse_input: bool = False, target: str = "host") -> VerifyResult:
+    """Render (the kernels of ``target``), compile with the host compiler, run on ``inputs`` and compare every
+    traced layer."""
+    return compare(graph, inputs, run_c(graph, inputs, prefix, sanitize, files, schedule, reuse_input, target))
 
 
 def random_inputs(graph: Graph, count: int, seed: int = 0) -> np.ndarray:

@@ -9,7 +9,8 @@ the all -128 / all 127 extremes:
 
 * simulator == TensorFlow Lite Micro on every tensor (where TFLM accepts the model), and
 * generated C == simulator on every layer (host compiler; a quarter of the cases under
-  ASan + UBSan), integers compared with no tolerance.
+  ASan + UBSan; three quarters with the host kernel variants, ``--target host``, a quarter with the
+  portable reference kernels), integers compared with no tolerance.
 
 A model sepgen refuses (one-line ValueError subclass naming the layer) passes only when an
 independent check of the spec says the refusal is legitimate (a rescale the kernels cannot
@@ -63,6 +64,7 @@ CI_EXAMPLES = {"conv2d": 100, "depthwise_conv2d": 100, "fully_connected": 60, "p
                "add_softmax_pad_reshape": 60, "mul_activations": 60, "chains": 100, "separable_blocks": 60}
 MIN_COMPARED = 0.80  # share of cases that must be compared in full (not refused)
 SANITIZE_EVERY = 4  # one case in 4 also runs the ASan+UBSan build
+PORTABLE_EVERY = 4  # one case in 4 renders the portable reference kernels (--target portable), the others --target host
 INT32_LIMIT = 1 << 31
 
 
@@ -562,7 +564,7 @@ def run_case(spec: dict[str, Any], tmp: Path, sanitize: bool | None = None) -> s
     path.write_bytes(tb.build(spec))
     try:
         graph = load(path)
-        files = codegen.render(graph, "model")
+        files = codegen.render(graph, "model", case_target(digest))
     except ValueError as exc:
         reasons = legitimate_refusals(spec)
         message = f"{type(exc).__name__}: {exc}"
@@ -583,8 +585,15 @@ def run_case(spec: dict[str, Any], tmp: Path, sanitize: bool | None = None) -> s
     if sanitize is None:
         sanitize = int(digest, 16) % SANITIZE_EVERY == 0
     result = verify_host(graph, inputs, files=files, sanitize=sanitize)
-    assert result.ok, f"generated C != simulator{' (sanitizer build)' if sanitize else ''}: {result.mismatch}"
+    assert result.ok, (f"generated C (--target {case_target(digest)}) != simulator"
+                       f"{' (sanitizer build)' if sanitize else ''}: {result.mismatch}")
     return outcome
+
+
+def case_target(digest: str) -> str:
+    """The kernels a case's C is rendered with: the portable reference for one case in PORTABLE_EVERY, else the
+    host variants (chosen by the digest's bits above those that pick the sanitizer build)."""
+    return "portable" if int(digest, 16) // SANITIZE_EVERY % PORTABLE_EVERY == 0 else "host"
 
 
 def tflm_may_crash(spec: dict[str, Any]) -> bool:

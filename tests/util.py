@@ -35,11 +35,18 @@ def quantized(graph: Graph, rng: np.random.Generator, kind: str = "normal") -> t
     return q, inputs
 
 
-def assert_c_matches(graph: Graph, inputs: np.ndarray, sanitize: bool = True) -> None:
-    """Generated C (plain -O2 and, by default, ASan+UBSan) equals the simulator on every layer."""
-    for san in ((False, True) if sanitize else (False,)):
-        result = verify.verify_host(graph, inputs, sanitize=san)
-        assert result.ok, f"{'sanitizer build: ' if san else ''}{result.mismatch}"
+#: The kernels the host builds check: the host variants (``--target host``) and the portable reference.
+C_TARGETS = ("host", "portable")
+
+
+def assert_c_matches(graph: Graph, inputs: np.ndarray, sanitize: bool = True,
+                     targets: tuple[str, ...] = C_TARGETS) -> None:
+    """Generated C (plain -O2 and, by default, ASan+UBSan) equals the simulator on every layer, rendered for each
+    of ``targets`` (by default the host kernel variants and the portable reference kernels)."""
+    for target in targets:
+        for san in ((False, True) if sanitize else (False,)):
+            result = verify.verify_host(graph, inputs, sanitize=san, target=target)
+            assert result.ok, f"--target {target}{', sanitizer build' if san else ''}: {result.mismatch}"
 
 
 def single_layer(shape: tuple[int, ...], build) -> Graph:
