@@ -122,7 +122,7 @@ def test_kws_stream_bit_exact_on_host():
 
 def test_a_wrong_streamed_byte_is_reported_at_the_chain_end():
     graph, inputs = quantized(chain_graph(*CHAINS[0]), np.random.default_rng(1))
-    files = codegen.render(graph, "model", schedule="stream")
+    files = codegen.render(graph, "model", "portable", schedule="stream")
     broken = files["model.c"].replace("acc += filter_val * (input_val + input_offset);",
                                       "acc += filter_val * (input_val + input_offset) + 1;", 1)
     assert broken != files["model.c"]
