@@ -97,12 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also replace files of sepgen's earlier output in DIR that were edited since")
     p.add_argument("--prefix", default="model", type=_prefix, help="C symbol and file prefix (default: model)")
     p.add_argument("--target", choices=targets.TARGETS, default="host",
-                   help="pick each op's kernel variant for this core (portable C99 where an op has none)")
+                   help="pick each op's kernel variant for this core (portable C99 where an op has none; host: C99 "
+                        "written for auto-vectorization; portable: the reference kernels only)")
     p.add_argument("--schedule", choices=MODES,
                    help="layer: whole tensors layer by layer; stream: chains of convolutions row by row through "
                         "line buffers; auto: the smaller arena, chains cut where that pays. Default: auto for "
-                        "targets with portable kernels only (host, cortex-m0plus, cortex-m3), layer for targets "
-                        "with DSP/Helium kernels (streamed layers run portable row kernels)")
+                        "targets whose kernels have row kernels (host, portable, cortex-m0plus, cortex-m3), layer for "
+                        "targets with DSP/Helium kernels (their streamed layers run portable row kernels)")
     p.add_argument("--reuse-input", action="store_true",
                    help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
