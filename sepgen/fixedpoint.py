@@ -120,6 +120,21 @@ def requantize_wide(acc, multiplier, zero_point, exponent, floor: bool = False) 
     return total >> (32 + exponent)
 
 
+def requantize_scaled(acc, multiplier, addend, shift) -> np.ndarray:
+    """(acc * multiplier + addend) >> shift in int64 (C twin sepgen_requantize_scaled): requantize_wide's floor
+    form with one shift for every channel, from the constants of :func:`scaled_requant_constants`."""
+    return (_i64(acc) * _i64(multiplier) + _i64(addend)) >> _i64(shift)
+
+
+def scaled_requant_constants(multiplier: int, exponent: int, zero_point: int, common: int) -> tuple[int, int]:
+    """(M, A) with requantize_scaled(acc, M, A, 32 + common) == requantize_wide(acc, m, zp, e, floor=True), for
+    1 <= e <= common: numerator and denominator of floor((2 acc m + 2^31 + (2 zp + 1) 2^(31+e)) / 2^(32+e)) times
+    2^(common - e), so M = 2 m 2^(common-e) and A = (2^31 + (2 zp + 1) 2^(31+e)) 2^(common-e).  Exact while
+    |acc| M + |A| < 2^63 (the caller checks it with the accumulator's bound)."""
+    k = common - exponent
+    return (2 * multiplier) << k, ((1 << 31) + (2 * zero_point + 1) * (1 << (31 + exponent))) << k
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
 

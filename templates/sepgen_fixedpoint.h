@@ -110,6 +110,14 @@ static inline int32_t sepgen_requantize_wide_floor(int32_t acc, int32_t multipli
     return (int32_t)((t + (int64_t)(2 * zero_point + 1) * ((int64_t)1 << (31 + exponent))) >> (32 + exponent));
 }
 
+/* (acc * multiplier + addend) >> shift in int64: the floor form above with one shift for every channel, the
+ * per-channel multiplier and addend scaled to it at generation (Python twin and proof:
+ * sepgen.fixedpoint.requantize_scaled / scaled_requant_constants). */
+static inline int32_t sepgen_requantize_scaled(int32_t acc, int64_t multiplier, int64_t addend, int shift)
+{
+    return (int32_t)(((int64_t)acc * multiplier + addend) >> shift);
+}
+
 /* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
  * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
  * int32: sepgen proves it for every layer at generation time. */

@@ -308,6 +308,25 @@ def test_wide_requantization_equals_the_doubled_forms_and_its_c_twin(driver, cas
     assert [r[0] for r in run_c(driver, "rqwidefloor", rows)] == want_floor.tolist()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(doubled_requant_case(), min_size=1, max_size=100), st.integers(0, 8))
+def test_scaled_requantization_equals_the_floor_form_and_its_c_twin(driver, cases, extra):
+    """One shift for every channel: requantize_scaled with scaled_requant_constants equals the floor form of
+    requantize_wide (so TFLite's after a clamp at or above the zero point) wherever |acc| M + |A| < 2^63."""
+    rows, want = [], []
+    for acc, multiplier, exponent, zp in cases:
+        common = exponent + extra
+        m2, addend = fp.scaled_requant_constants(multiplier, exponent, zp, common)
+        if abs(acc) * m2 + abs(addend) >= 1 << 63:
+            continue
+        rows.append((acc, m2, addend, 32 + common))
+        want.append(int(fp.requantize_wide(acc, multiplier, zp, exponent, floor=True)))
+    if not rows:
+        return
+    assert fp.requantize_scaled(*np.array(rows, dtype=object).T.astype(np.int64)).tolist() == want
+    assert [r[0] for r in run_c(driver, "rqscaled", rows)] == want
+
+
 def test_wide_requantization_exhaustively_and_at_the_domain_edge(driver):
     """Every accumulator around zero (the ties) and the largest ones the domain allows, for large exponents too."""
     for multiplier, exponent in [(1 << 30, 1), (1 << 30, 7), (3 << 29, 13), ((1 << 31) - 1, 23), (1, 2)]:

@@ -222,3 +222,28 @@ def right_shift_requant(requant: Requant, acc_bound: int) -> dict | None:
         return None
     uniform = int(right[0]) if (right == right[0]).all() else None
     return {"right_shift": [int(v) for v in right], "uniform": uniform}
+
+
+def host_requant(requant: Requant, acc_bound: int, zero_point: int, floor: bool) -> dict | None:
+    """The host kernels' requantization constants: :func:`right_shift_requant` (None: the general form), plus, for
+    the floor form (``floor``: the clamp's lower bound is >= the zero point), per channel the int64 multiplier and
+    addend of :func:`sepgen.fixedpoint.scaled_requant_constants` that give every channel one shift ``shift``
+    (``scaled``; None where some |acc| * M + |A| could reach 2^63 for |acc| <= ``acc_bound``)."""
+    rq = right_shift_requant(requant, acc_bound)
+    if rq is None:
+        return None
+    scaled = None
+    if floor:
+        right = rq["right_shift"]
+        multipliers = np.broadcast_to(np.asarray(requant.multiplier, dtype=np.int64), (len(right),)).tolist()
+        common = max(right)
+        pairs = [fp.scaled_requant_constants(int(m), e, zero_point, common) for m, e in zip(multipliers, right)]
+        if all(m2 < (1 << 62) and acc_bound * m2 + abs(addend) < (1 << 63) for m2, addend in pairs):
+            scaled = {"multiplier": [m2 for m2, _ in pairs], "addend": [a for _, a in pairs], "shift": 32 + common}
+    return {**rq, "scaled": scaled}
+
+
+def host_floor(graph: Graph, layer: Layer) -> tuple[int, bool]:
+    """(output zero point, whether the floor form is exact: the clamp's lower bound is >= the zero point)."""
+    zp = graph.tensors[layer.output].quant.zero_point
+    return zp, clamp_range(graph, layer)[0] >= zp

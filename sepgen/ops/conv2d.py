@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Graph
-from ._common import LIMIT, SpatialLayer, clamp_range, input_offset, right_shift_requant, windows
+from ._common import (LIMIT, SpatialLayer, clamp_range, host_floor, host_requant, input_offset,
+                      right_shift_requant, windows)
 
 
 #: Largest window (kh * kw * in_channels bytes) the Helium kernel copies into its stack patch (two of them).
@@ -136,7 +137,7 @@ class Conv2D(SpatialLayer):
         rows = np.zeros((self.out_channels, padded), dtype=np.int64)
         rows[:, :patch] = self.qkernel.reshape(self.out_channels, patch)
         return {**folded, "patch": patch, "padded": padded, "filter": rows,
-                "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+                "requant": host_requant(self.requant, self.accumulator_bound(graph), *host_floor(graph, self))}
 
     def kernel_context(self, graph: Graph, variant: str) -> dict:
         if variant == "host":

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _depthwise_dsp as dsp
-from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
+from ._common import (LIMIT, SpatialLayer, host_floor, host_requant, input_offset, right_shift_requant,
+                      windows)
 
 
 #: Most channels the host kernel keeps int32 sums of on the stack (4 bytes each).
@@ -83,7 +84,7 @@ class DepthwiseConv2D(SpatialLayer):
         (kh, kw), (dh, dw), (_, in_w, in_c) = self.kernel_size, self.dilation, self.input_shape
         return {**folded, "unroll_taps": 25, "pair_taps": bool(self.qkernel.min() > -128),
                 "tap_offsets": [(ky * dh * in_w + kx * dw) * in_c for ky in range(kh) for kx in range(kw)],
-                "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+                "requant": host_requant(self.requant, self.accumulator_bound(graph), *host_floor(graph, self))}
 
     def dsp_schedule(self, graph) -> dict | None:
         """The DSP kernel's generation-time schedule (:mod:`sepgen.ops._depthwise_dsp`), or None.

@@ -24,6 +24,8 @@ int main(void)
             printf("%ld\n", (long)sepgen_requantize_wide((int32_t)a, (int32_t)b, (int32_t)c, (int)d));
         } else if (strcmp(op, "rqwidefloor") == 0) {
             printf("%ld\n", (long)sepgen_requantize_wide_floor((int32_t)a, (int32_t)b, (int32_t)c, (int)d));
+        } else if (strcmp(op, "rqscaled") == 0) {
+            printf("%ld\n", (long)sepgen_requantize_scaled((int32_t)a, (int64_t)b, (int64_t)c, (int)d));
         } else if (strcmp(op, "logistic") == 0) {
             printf("%ld\n", (long)sepgen_logistic((int32_t)a, (int)b));
         } else if (strcmp(op, "exp") == 0) {
