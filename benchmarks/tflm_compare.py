@@ -5,7 +5,8 @@
 Per model: RAM counted as TFLM counts it (<PREFIX>_ARENA_SIZE + input + output buffers, which TFLM's
 arena also holds) vs TFLM's arena total (print_allocations in kAllocationRecording mode); constant
 bytes (int8 weights + int32 bias + multipliers/shifts) vs the .tflite file size; host latency of the
-generated C (-O2, median of many invokes) vs TFLM's invoke() from Python (median), measured in the
+generated C (-O2, no -march; median of many invokes) with the host kernels (`--target host`) and with the
+portable reference kernels (`--target portable`) vs TFLM's invoke() from Python (median), measured in the
 same run, interleaved.  Weights and BatchNorm statistics are random (shapes are what matter here).
 """
 
@@ -53,8 +54,8 @@ def tflm_arena_bytes(data: bytes) -> int:
     raise RuntimeError("print_allocations() printed no arena total")
 
 
-def c_latency_ns(graph, x: np.ndarray, repeats: int) -> int:
-    files = dict(codegen.render(graph, "bench"))
+def c_latency_ns(graph, x: np.ndarray, repeats: int, target: str = "host") -> int:
+    files = dict(codegen.render(graph, "bench", target))
     files["bench_main.c"] = codegen.environment().get_template("harness/bench.c.j2").render(
         prefix="bench", PREFIX="BENCH", version=__version__)
     exe = toolchain.compile_executable(files, ("-std=c99", "-O2"))
@@ -90,21 +91,23 @@ def main() -> int:
         sepgen_ram = plan(graph).arena_size + graph.tensors[graph.input].size + graph.tensors[graph.output].size
         tflm_ram = tflm_arena_bytes(data)
         constants = sum(layer.weight_bytes() for layer in graph.layers)
-        c_ns, tflm_ns = [], []
+        c_ns, portable_ns, tflm_ns = [], [], []
         for _ in range(3):  # interleave: the machine is shared and noisy
             c_ns.append(c_latency_ns(graph, x, 50))
+            portable_ns.append(c_latency_ns(graph, x, 50, "portable"))
             tflm_ns.append(tflm_latency_ns(data, x, 20))
-        c, t = float(np.median(c_ns)), float(np.median(tflm_ns))
-        rows.append((name, sepgen_ram, tflm_ram, constants, len(data), c / 1e6, t / 1e6))
+        c, p, t = float(np.median(c_ns)), float(np.median(portable_ns)), float(np.median(tflm_ns))
+        rows.append((name, sepgen_ram, tflm_ram, constants, len(data), c / 1e6, p / 1e6, t / 1e6))
     header = (f"{'model':<24} {'sepgen RAM':>11} {'TFLM arena':>11} {'ratio':>6} {'constants':>10} "
-              f"{'.tflite':>9} {'ratio':>6} {'C ms':>7} {'TFLM ms':>8} {'speed-up':>9}")
+              f"{'.tflite':>9} {'ratio':>6} {'C ms':>7} {'portable':>9} {'TFLM ms':>8} {'speed-up':>9} {'portable':>9}")
     print(header)
     print("-" * len(header))
-    for name, sr, tr, k, size, c, t in rows:
+    for name, sr, tr, k, size, c, p, t in rows:
         print(f"{name:<24} {sr:>11,} {tr:>11,} {sr / tr:>6.2f} {k:>10,} {size:>9,} {k / size:>6.2f} "
-              f"{c:>7.2f} {t:>8.2f} {t / c:>8.1f}x")
+              f"{c:>7.2f} {p:>9.2f} {t:>8.2f} {t / c:>8.1f}x {t / p:>8.1f}x")
     print("\nRAM: sepgen = <PREFIX>_ARENA_SIZE + input + output bytes (TFLM's arena holds those too, plus its "
-          "own bookkeeping); latency: medians on this host, same run.")
+          "own bookkeeping); latency: medians on this host, same run; C ms: --target host kernels, portable: "
+          "--target portable, speed-up: TFLM ms / C ms (and / portable ms).")
     return 0
 
 
