@@ -19,6 +19,8 @@ python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi)
 [ -d /usr/lib/arm-none-eabi/newlib ] || need_apt+=(libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || need_apt+=(qemu-system-arm)
+# Executed host instructions of the host kernels (tests/test_host_kernels.py, benchmarks/host_instructions.py).
+command -v valgrind >/dev/null || need_apt+=(valgrind)
 # The HTML report is rendered once in a headless browser (tests/test_report_html.py).
 command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
