@@ -53,10 +53,10 @@ def test_verify_reports_first_mismatch(generated, tmp_path):
     for p in out.iterdir():
         (broken / p.name).write_bytes(p.read_bytes())
     c = (broken / "tiny.c").read_text()
-    # corrupt the pointwise layer's requantized value (one more LSB before the clamp) in the C only
-    marker = "acc = sepgen_multiply_by_quantized_multiplier(acc, tiny_layer1_conv2d_multiplier"
-    i = c.index(marker)
-    j = c.index("acc = sepgen_clamp(acc, ", i) + len("acc = sepgen_clamp(acc")
+    # corrupt the pointwise layer's requantized value (one more LSB before the clamp) in the C only: the
+    # requantization of its host kernel (generate's default --target host)
+    i = c.index("static inline int8_t tiny_layer1_conv2d_requantize(int32_t acc, int channel)")
+    j = c.index("sepgen_clamp(out", i) + len("sepgen_clamp(out")
     (broken / "tiny.c").write_text(c[:j] + " + 1" + c[j:])
     proc = run_cli("verify", str(broken), "--count", "10")
     assert proc.returncode == 1
