@@ -1,8 +1,9 @@
 """Command line: a thin layer over :mod:`sepgen.api` (the README's "Command line" section is the contract).
 
 User errors (:class:`sepgen.errors.UserError`) print one line on stderr and exit 2; a failed
-verification exits 1; any other exception is a bug: its traceback is kept, a line asks for a
-report, and the exit status is 1.
+verification exits 1; a failed external tool (:class:`sepgen.toolchain.ToolchainError`: a compiler,
+QEMU, a MicroPython build) prints the tool's output and one closing line, exit 3; any other exception is
+a bug: its traceback is kept, a line asks for a report, and the exit status is 1.
 
 Size: ~340 lines on purpose: one argparse definition (help text on every option) and one thin function per
 subcommand; the work is in the API modules.
@@ -30,6 +31,7 @@ from .ir import Graph
 from .boards import BOARDS, get_board
 from .layouts import LAYOUTS
 from .quiet import set_verbose, spinner
+from .toolchain import ToolchainError
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
@@ -384,6 +386,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sepgen: error: {one_line(exc, 500) or type(exc).__name__}", file=sys.stderr)
         return 2
+    except ToolchainError as exc:
+        if os.environ.get("SEPGEN_DEBUG"):
+            raise
+        # The tool's own output (in the message) is what explains the failure; a Python traceback would not.
+        print(str(exc), file=sys.stderr)
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sepgen: error: {one_line(first, 200)} (the tool's output is above; if the tool works for other "
+              "projects, this is a bug in sepgen: please report it)", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("sepgen: interrupted", file=sys.stderr)
         return 130

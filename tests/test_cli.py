@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,19 @@ def test_a_model_file_is_rendered_for_the_target(generated, tmp_path, monkeypatc
     assert codegen.schedule_of(files, "model") == (schedule, False)
     c = files["model.c"]
     assert (variant_macro in c) if variant_macro else ("__ARM_FEATURE" not in c)
+
+
+def test_failing_tool_exits_3_with_its_output(generated, tmp_path):
+    """A compiler that fails is reported with its own output and one closing line, not a traceback."""
+    out, _ = generated
+    fake_cc = tmp_path / "broken-cc"
+    fake_cc.write_text("#!/bin/sh\necho 'broken-cc: licence expired' >&2\nexit 1\n")
+    fake_cc.chmod(0o755)
+    env = {**os.environ, "CC": str(fake_cc)}
+    proc = subprocess.run([sys.executable, "-m", "sepgen.cli", "verify", str(out), "--count", "2"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "broken-cc: licence expired" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("sepgen: error: broken-cc failed") and "the tool's output is above" in last
