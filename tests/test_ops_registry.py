@@ -92,7 +92,8 @@ def test_every_frontend_maps_or_refuses_every_op(module):
     for op in ops.BUILTIN_OPS:
         assert (op in frontend.EXPRESSES) != (op in frontend.NOT_EXPRESSIBLE), f"{module}: {op}"
     handled = {"sepgen.frontends.numpy": set(npz_frontend.SPEC_TYPES),
-               "sepgen.frontends.tflite": set(getattr(frontend, "HANDLED_OPS", ())),
+               "sepgen.frontends.tflite": set(getattr(frontend, "HANDLED_OPS", ()))
+               | set(getattr(frontend, "HANDLED_PATTERNS", ())),
                "sepgen.frontends.keras": set(getattr(frontend, "_HANDLERS", ()))}[module]
     for op, sources in frontend.EXPRESSES.items():
         assert sources and set(sources) <= handled, f"{module}: {op} -> {sources} not all handled"
