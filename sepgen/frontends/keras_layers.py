@@ -241,6 +241,7 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "leaky_relu": ("LeakyReLU",), "hard_swish": ("Activation",),
     "mul": ("Multiply", "Activation", "Rescaling"), "concatenation": ("Concatenate",),
     "maximum": ("Maximum",), "minimum": ("Minimum",), "resize_nearest": ("UpSampling2D",),
+    "rescaling": ("Rescaling",),
 }
 #: sepgen op -> why Keras models cannot produce it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -72,7 +72,10 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "resize_nearest": ("RESIZE_NEAREST_NEIGHBOR", UPSAMPLING),
 }
 #: sepgen op -> why a .tflite file cannot produce it.
-NOT_EXPRESSIBLE: dict[str, str] = {}
+NOT_EXPRESSIBLE: dict[str, str] = {
+    "rescaling": "the file fixes its own input quantization; the converter writes Keras Rescaling as MUL/ADD, "
+                 "read as such",
+}
 
 
 class _Reader(ConvOps, OtherOps, TfliteTensors):
