@@ -124,7 +124,7 @@ def test_rescaling_first_layer_is_folded_into_the_input_quantization():
     """Images 0..255 with Rescaling(1/255) first: the int8 model takes the pixels (scale 1, zero point -128: q = pixel
     - 128), the header says so, no mul/add runs for it, its int8 outputs are those of the same net without the
     Rescaling fed the quantized rescaled images, the float model agrees with it and the generated C equals the
-    simulator."""
+    simulator (host, and Cortex-M4 under QEMU)."""
     from sepgen import codegen
 
     model = _pixel_model(L.Rescaling(1 / 255, name="rs"))
@@ -148,6 +148,9 @@ def test_rescaling_first_layer_is_folded_into_the_input_quantization():
                                   sepgen.run(twin_q, quantize_tensor(y, twin_q.tensors[twin_q.input].quant)))
     _assert_agrees(graph, q, x)
     assert_c_matches(q, np.concatenate([random_inputs(q, 8), pixels[:8]]))
+    import test_tflite
+
+    test_tflite._assert_cortex_m4_matches(q, pixels[:3])  # the C generated for --target cortex-m4, under QEMU
 
 
 @pytest.mark.parametrize("scale,offset", [(1 / 127.5, -1.0), (1 / 255, -0.5), (2.0, 3.0)])
