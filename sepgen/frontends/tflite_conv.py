@@ -3,9 +3,8 @@ weights, int32 biases and TFLM's per-channel (multiplier, shift) pairs, and the 
 lowering (SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND) read back as one dilated layer.
 
 :class:`ConvOps` is a mixin of the reader in :mod:`sepgen.frontends.tflite`, which provides the tensor access
-(``input_name``, ``act_quant``, ``quant``, ``data``, ``dtype``, ``shape``, ``tensors``), ``emit``/``emit_intermediate``,
-``need_hwc`` and the option decoders (``activation``, ``padding``).
-"""
+(``input_name``, ``act_quant``, ``quant``, ``data``, ``dtype``, ``shape``, ``sepgen_shape``, ``tensors``,
+``op_names``), ``emit``/``emit_intermediate``, ``need_hwc`` and the option decoders (``activation``, ``padding``)."""
 
 from __future__ import annotations
 
