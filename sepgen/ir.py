@@ -178,6 +178,12 @@ class Layer:
         """The output tensor's quantization: by default the one chosen from the calibration range."""
         return calibrated
 
+    def model_input_quant(self, rmin: float, rmax: float) -> "QuantParams | None":
+        """The quantization this layer needs for the model input when it reads it, given the input's calibrated
+        float range (e.g. a Rescaling folded into the input quantization); None (default): no requirement, the
+        quantizer chooses it from the range as for any tensor."""
+        return None
+
     def quantized(self, input_quants: list["QuantParams"], output_quant: "QuantParams") -> "Layer":
         """This layer with its integer parameters filled in (multipliers, int8 weights, ...)."""
         return self

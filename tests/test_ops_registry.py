@@ -28,7 +28,8 @@ def every_op_graph() -> ir.Graph:
     """One graph that uses every built-in op (through the shared builder)."""
     rng = np.random.default_rng(0)
     b = GraphBuilder((9, 9, 2))
-    a = b.conv2d("c", b.input, rand(rng, 3, 3, 2, 4), rand(rng, 4), 2, 1, "same", "relu")
+    x = b.rescaling("scale_in", b.input, 0.5, 0.25)  # folded into the input quantization
+    a = b.conv2d("c", x, rand(rng, 3, 3, 2, 4), rand(rng, 4), 2, 1, "same", "relu")
     d = b.depthwise_conv2d("dw", a, rand(rng, 3, 3, 4, 1), rand(rng, 4), padding="same")
     d = b.conv2d("pw", d, rand(rng, 1, 1, 4, 4), rand(rng, 4))
     y = b.add("add", [a, d])
@@ -92,7 +93,8 @@ def test_every_frontend_maps_or_refuses_every_op(module):
     for op in ops.BUILTIN_OPS:
         assert (op in frontend.EXPRESSES) != (op in frontend.NOT_EXPRESSIBLE), f"{module}: {op}"
     handled = {"sepgen.frontends.numpy": set(npz_frontend.SPEC_TYPES),
-               "sepgen.frontends.tflite": set(getattr(frontend, "HANDLED_OPS", ())),
+               "sepgen.frontends.tflite": set(getattr(frontend, "HANDLED_OPS", ()))
+               | set(getattr(frontend, "HANDLED_PATTERNS", ())),
                "sepgen.frontends.keras": set(getattr(frontend, "_HANDLERS", ()))}[module]
     for op, sources in frontend.EXPRESSES.items():
         assert sources and set(sources) <= handled, f"{module}: {op} -> {sources} not all handled"
