@@ -318,8 +318,7 @@ def cmd_verify(args) -> int:
             return 1
         if not reason:
             print(f"ok: simulator == TFLite Micro on every tensor, {len(inputs)} inputs")
-    print(f"ok: generated C == simulator, byte for byte, on {result.samples} inputs x {result.layers} layers "
-          f"({args.target})")
+    print(f"ok: generated C == simulator, byte for byte, on {result.summary()} ({args.target})")
     return 0
 
 

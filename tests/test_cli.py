@@ -121,7 +121,8 @@ def test_streamed_directory_verifies_and_reports_its_plan(streamed):
     assert '#define CHAIN_SCHEDULE "auto"' in header and "#define CHAIN_REUSES_INPUT 1" in header
     proc = run_cli("verify", str(streamed), "--count", "20", "--sanitize")
     assert proc.returncode == 0, proc.stderr
-    assert "on 20 inputs x 4 layers" in proc.stdout  # dw and gap (ends of streamed runs), fc, softmax
+    # dw and gap (ends of streamed runs), fc, softmax; the stem and pw run inside the chains
+    assert "on 20 inputs x 4 traced layers (+2 streamed inside chains" in proc.stdout
     proc = run_cli("report", str(streamed), "--json")
     assert proc.returncode == 0, proc.stderr
     memory = json.loads(proc.stdout)["memory"]

@@ -118,6 +118,7 @@ def test_kws_stream_bit_exact_on_host():
     result = verification.verify_host(graph, inputs[::4], prefix="kws", schedule="auto")
     assert result.ok, result.mismatch
     assert result.layers == 3  # the chain's last layer (the pool), fc and the output buffer's producer
+    assert result.streamed == len(graph.computed_layers()) - 3 and "traced layers (+" in result.summary()
 
 
 def test_a_wrong_streamed_byte_is_reported_at_the_chain_end():
