@@ -4,7 +4,8 @@ The whole-tensor kernel makes, once per channel, the filter's tap-pair words and
 row segment (the folded bias, plus the constant terms of taps on padding columns; see
 :mod:`sepgen.ops._depthwise_dsp`) and then runs all the channel's rows.  A row kernel runs one or a few
 output rows per call, so it would make them again for every row; here they are made at generation time
-instead, with the same integer arithmetic, and stored in flash:
+instead, with the same integer arithmetic, and stored in flash as one record per output channel (``records``,
+``record`` int32 each: the words, then the starts; one pointer walks them):
 
 * ``words``: per output channel, ``kh * kw`` int32 words; word ``ky * kw + t`` holds taps (t, t + 1) of filter
   row ky as two int16 (tap t in the low half), word ``ky * kw + kw - 1`` holds (tap kw - 1, tap 0);
@@ -23,7 +24,7 @@ import numpy as np
 
 def row_tables(qkernel: np.ndarray, qbias: np.ndarray, offset: int, kernel_size: tuple[int, int],
                segments: list[dict], runs: list[dict], pad_value: int) -> dict:
-    """{"words": int64 (C, kh * kw), "starts": int64 (C, segments * entries), "entries",
+    """{"records": int64 (C, record), "record": kh * kw + segments * entries, "entries",
     "init_slots": per run, per pixel, its entry index in a segment's block (0: the bias itself)}."""
     kh, kw = kernel_size
     taps = qkernel.astype(np.int64).reshape(kh * kw, -1).T  # (C, kh * kw), tap ky * kw + kx
@@ -49,4 +50,5 @@ def row_tables(qkernel: np.ndarray, qbias: np.ndarray, offset: int, kernel_size:
                     extra = sum(pad_value * taps[:, ky * kw + (t["word"] if t["weight"] == "b" else partner[t["word"]])]
                                 for ky in seg["kys"] for t in out["init"])
                     starts[:, s, slot] = value + extra
-    return {"words": words, "starts": starts.reshape(channels, -1), "entries": entries, "init_slots": init_slots}
+    records = np.concatenate([words, starts.reshape(channels, -1)], axis=1)
+    return {"records": records, "record": records.shape[1], "entries": entries, "init_slots": init_slots}
