@@ -25,7 +25,8 @@ import numpy as np
 def row_tables(qkernel: np.ndarray, qbias: np.ndarray, offset: int, kernel_size: tuple[int, int],
                segments: list[dict], runs: list[dict], pad_value: int) -> dict:
     """{"records": int64 (C, record), "record": kh * kw + segments * entries, "entries",
-    "init_slots": per run, per pixel, its entry index in a segment's block (0: the bias itself)}."""
+    "init_slots": per run, per pixel, its entry index in a segment's block (0: the bias itself),
+    "bias_start": some pixel starts from the bias itself}."""
     kh, kw = kernel_size
     taps = qkernel.astype(np.int64).reshape(kh * kw, -1).T  # (C, kh * kw), tap ky * kw + kx
     channels = taps.shape[0]
@@ -51,4 +52,5 @@ def row_tables(qkernel: np.ndarray, qbias: np.ndarray, offset: int, kernel_size:
                                 for ky in seg["kys"] for t in out["init"])
                     starts[:, s, slot] = value + extra
     records = np.concatenate([words, starts.reshape(channels, -1)], axis=1)
-    return {"records": records, "record": records.shape[1], "entries": entries, "init_slots": init_slots}
+    return {"records": records, "record": records.shape[1], "entries": entries, "init_slots": init_slots,
+            "bias_start": any(0 in slots for slots in init_slots)}
