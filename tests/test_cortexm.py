@@ -236,7 +236,7 @@ def test_ds_cnn_kws_bit_exact(kws, target):
 @pytest.mark.parametrize("target", TARGETS)
 def test_ds_cnn_kws_streamed_bit_exact(kws, target):
     """--schedule auto streams the whole conv/depthwise/pointwise chain into the pool (sepgen.schedule),
-    on every emulated core."""
+    on every emulated core (with the DSP row kernels on M4/M7/M33, the Helium ones on M55)."""
     graph, inputs = kws
     assert_target_matches(graph, inputs, target, prefix="kws", schedule="auto")
 
