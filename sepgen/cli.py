@@ -102,9 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pick each op's kernel variant for this core (portable C99 where an op has none)")
     p.add_argument("--schedule", choices=MODES,
                    help="layer: whole tensors layer by layer; stream: chains of convolutions row by row through "
-                        "line buffers; auto: the smaller arena, chains cut where that pays. Default: auto for "
-                        "targets with portable kernels only (host, cortex-m0plus, cortex-m3), layer for targets "
-                        "with DSP/Helium kernels (streamed layers run portable row kernels)")
+                        "line buffers; auto: the smaller arena, chains cut where that pays. Default: auto (streamed "
+                        "convolutions run the target's DSP/Helium kernels too)")
     p.add_argument("--reuse-input", action="store_true",
                    help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],

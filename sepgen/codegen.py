@@ -150,6 +150,7 @@ class LayerContext:
     ring_in: int = 0  # row kernels (sepgen.schedule): rows of the input's ring, 0 = the whole tensor
     ring_out: int = 0
     reducer: bool = False  # a row kernel summing its input rows (global pool / mean, sepgen.schedule)
+    rows: bool = False  # a row kernel (streamed chain): the function computes output rows [row_begin, row_end)
 
 
 def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int) -> bool:
@@ -170,13 +171,27 @@ def kernel_variant(env: jinja2.Environment, layer: Layer, target: str, graph: Gr
     raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no kernel template (expected {templates[PORTABLE]})")
 
 
+def row_kernel_variant(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> tuple[str, str]:
+    """(variant, template) of ``layer``'s row kernel inside a streamed chain: the first of the target's variants
+    that this layer instance can use whole (:meth:`Layer.instance_kernels`) and that has a row kernel
+    (:meth:`Layer.row_kernel_templates`), else the portable ``layers/<op>.rows.c.j2``."""
+    whole = layer.instance_kernels(graph)
+    rows = type(layer).row_kernel_templates()
+    known = set(env.list_templates())
+    for variant in variants(target):
+        name = rows.get(variant)
+        if variant in whole and name is not None and name in known:
+            return variant, name
+    raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no row kernel template (expected {rows[PORTABLE]})")
+
+
 def kernel_template(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> str:
     """The template that renders ``layer`` for ``target`` (see :func:`kernel_variant`)."""
     return kernel_variant(env, layer, target, graph)[1]
 
 
 def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: int,
-                   chosen: tuple[str, str]) -> LayerContext:
+                   chosen: tuple[str, str], rows: bool = False) -> LayerContext:
     out_q = graph.tensors[layer.output].quant
     act_min, act_max = activation_range(out_q, getattr(layer, "activation", "none"))
     base = f"{prefix}_layer{index}_{layer.op}"
@@ -192,7 +207,8 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                                     dilation[1], pad_left))
     variant, template = chosen
     return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base), variant=variant,
-                        kernel=layer.kernel_context(graph, variant),
+                        kernel=(layer.row_kernel_context if rows else layer.kernel_context)(graph, variant),
+                        rows=rows,
                         input_offsets=tuple(-graph.tensors[t].quant.zero_point for t in layer.inputs),
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
@@ -200,7 +216,7 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
 def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, int], env: jinja2.Environment,
                   target: str) -> tuple[list[LayerContext], list[dict]]:
     """Layer contexts and invoke() calls of a schedule: a streamed stage becomes one step loop over row
-    kernels (``layers/<op>.rows.c.j2``, portable), the other layers their usual kernel."""
+    kernels (:func:`row_kernel_variant`), the other layers their usual kernel."""
     layers, calls = [], []
     for number, stage in enumerate(sched.stages):
         st = sched.streams.get(number)
@@ -217,7 +233,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         for k, i in enumerate(st.layers):
             layer = graph.layers[i]
             base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
-                                  (PORTABLE, f"layers/{layer.op}.rows.c.j2"))
+                                  row_kernel_variant(env, layer, target, graph), rows=True)
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
                                       if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
             layers.append(ctx)

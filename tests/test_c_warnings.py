@@ -155,3 +155,28 @@ def test_dsp_variants_portable_branch_is_clean_and_exact(family, target, clang):
         exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
         result = verification.compare(graph, inputs, _run(exe, graph, inputs))
         assert result.ok, f"clang build of the {target} kernels: {result.mismatch}"
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("model, reuse", [("zoo_ds_cnn_kws", False), ("conv_ring", False), ("mobilenet_like", True)])
+def test_row_kernel_variants_portable_branch_is_clean_and_exact(model, reuse, target, clang):
+    """The DSP and Helium row kernels of --schedule stream (their portable #else branch, built here for the host):
+    clean under clang -Weverything and still exact."""
+    from test_dsp_host import conv_ring_chain
+    from test_schedule import mobilenet_like
+
+    compiler, flags = clang
+    build = ZOO.get(model, conv_ring_chain if model == "conv_ring" else mobilenet_like)
+    graph, inputs = quantized(build(), np.random.default_rng(0))
+    files = codegen.render(graph, PREFIX, target, "stream", reuse)
+    assert "row_begin" in files[f"{PREFIX}.c"] and "__ARM_FEATURE" in files[f"{PREFIX}.c"]
+    files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
+    exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
+    with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
+        in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
+        in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
+        proc = toolchain.run([str(exe), str(in_path), str(out_path)])
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream", reuse)
+    result = verification.compare(graph, inputs, traced)
+    assert result.ok, f"clang build of the {target} row kernels: {result.mismatch}"

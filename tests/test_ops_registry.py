@@ -191,3 +191,19 @@ def test_target_picks_a_variant_and_falls_back_to_portable(tmp_path):
     finally:
         ir.LAYER_TYPES.pop("test_softmax_variant", None)
         codegen._environment.cache_clear()
+
+
+@pytest.mark.parametrize("op", ops.BUILTIN_OPS)
+def test_row_kernels_exist_for_streamable_ops(op, quantized_every_op):
+    """An op that can run inside a streamed chain (sepgen.schedule.row_map) has a portable row kernel; every
+    variant's row kernel exists and belongs to a variant the op has whole (the target picks it the same way)."""
+    from sepgen.schedule import row_map
+
+    cls = ir.LAYER_TYPES[op]
+    _, q = quantized_every_op
+    layer = next(layer for layer in q.layers if layer.op == op)
+    rows = cls.row_kernel_templates()
+    for template in rows.values():
+        if row_map(layer) is not None:
+            assert (codegen.templates_dir() / template).is_file(), template
+    assert set(rows) <= set(cls.kernel_templates()) | {"portable"}
