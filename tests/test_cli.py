@@ -25,7 +25,7 @@ def generated(tmp_path_factory) -> tuple[Path, "sepgen.Graph"]:
     y = b.dense("fc", b.flatten("flat", y), rand(rng, 4 * 4 * 6, 3), rand(rng, 3), "softmax")
     q, _ = quantized(b.build(y), rng)
     out = tmp_path_factory.mktemp("gen") / "tiny"
-    sepgen.generate(q, out, prefix="tiny")
+    sepgen.generate(q, out, prefix="tiny", schedule="layer")  # every layer traced whole
     return out, q
 
 
@@ -204,3 +204,11 @@ def test_failing_tool_exits_3_with_its_output(generated, tmp_path):
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("sepgen: error: broken-cc failed") and "the tool's output is above" in last
+
+
+def test_api_generate_defaults_to_the_command_lines_schedule(generated, tmp_path):
+    """sepgen.generate() without a schedule streams like `sepgen generate` (auto), on every target."""
+    _, q = generated
+    for target in ("host", "cortex-m4"):
+        out = sepgen.generate(q, tmp_path / target, prefix="tiny", target=target)
+        assert '#define TINY_SCHEDULE "auto"' in (out / "tiny.h").read_text()
