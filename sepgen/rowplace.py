@@ -33,6 +33,7 @@ class Block:
     size: int
     start: int
     end: int
+    owner: str = ""  # the buffer (tensor or "<layer>:sum") the bytes belong to
 
 
 def row_moments(counts: tuple[tuple[int, ...], ...], maps: list) -> tuple[list[dict[int, int]], list[dict[int, int]]]:
@@ -81,14 +82,15 @@ def place_rows(rows: list[tuple[tuple[int, int], int, int, int]], fixed: list[Bl
     return offsets
 
 
-def peak_bytes(blocks: list[Block]) -> int:
-    """The largest sum of (aligned) bytes live at one moment."""
+def peak_bytes(blocks: list[Block]) -> tuple[int, int]:
+    """(the largest sum of (aligned) bytes live at one moment, the first such moment)."""
     events = sorted([(b.start, _align(b.size)) for b in blocks] + [(b.end + 1, -_align(b.size)) for b in blocks])
-    best = live = 0
-    for _, delta in events:
+    best, when, live = 0, 0, 0
+    for moment, delta in events:
         live += delta
-        best = max(best, live)
-    return best
+        if live > best:
+            best, when = live, moment
+    return best, when
 
 
 def check_disjoint(blocks: list[Block]) -> None:
@@ -118,19 +120,20 @@ def stage_rows(graph, stage: int, st, maps: list, live: list, offsets: dict[str,
         base = offsets[b.name]
         if b.kind == "tensor" and b.name == root[last.output] and not reduces and b.first == stage:
             row = last.output_shape[1] * last.output_shape[2]
-            fixed += [Block(base + y * row, row, m, ALWAYS) for y, m in written[-1].items()]
+            fixed += [Block(base + y * row, row, m, ALWAYS, b.name) for y, m in written[-1].items()]
         elif b.kind == "tensor" and b.name == root[first.inputs[0]] and b.last == stage:
             row = first.input_shape[1] * first.input_shape[2]
-            fixed += [Block(base + r * row, row, -1, m)
+            fixed += [Block(base + r * row, row, -1, m, b.name)
                       for r, m in enumerate(input_last_reads(st.counts, maps[0], first.input_shape[0])) if m >= 0]
         else:
-            fixed.append(Block(base, b.size, -1, ALWAYS))
+            fixed.append(Block(base, b.size, -1, ALWAYS, b.name))
     rows = []
     for k in range(n - 1):
         shape = graph.layers[st.layers[k]].output_shape
         rows += [((k, y), shape[1] * shape[2], m, last_read[k][y]) for y, m in written[k].items()]
     placed = place_rows(rows, fixed)
-    blocks = fixed + [Block(placed[key], size, start, end) for key, size, start, end in rows]
+    names = [graph.layers[i].output for i in st.layers]
+    blocks = fixed + [Block(placed[key], size, start, end, names[key[0]]) for key, size, start, end in rows]
     check_disjoint(blocks)
     result = {graph.layers[i].output: tuple(placed.get((k, y), -1) for y in range(graph.layers[i].output_shape[0]))
               for k, i in enumerate(st.layers[:-1])}

@@ -31,7 +31,7 @@ import numpy as np
 
 from .ir import Graph, Layer
 from .plan import ALIGNMENT, Location, place, plan, storage_roots
-from .rowplace import peak_bytes, stage_rows
+from .rowplace import Block, peak_bytes, stage_rows
 
 MODES = ("layer", "stream", "auto")
 WINDOWED = ("conv2d", "depthwise_conv2d")
@@ -182,6 +182,8 @@ class Schedule:
     #: such a tensor's location is the arena's start.  Empty: every ring is a fixed block of `rows` slots.
     row_offsets: dict[str, tuple[int, ...]] = field(default_factory=dict)
     stage_bytes: tuple[int, ...] = ()  # live arena bytes of each stage at its busiest moment (4-byte aligned)
+    #: stages placed row by row: every block of arena bytes with its moments (sepgen.rowplace), and the busiest moment
+    stage_blocks: dict[int, tuple[tuple[Block, ...], int]] = field(default_factory=dict)
 
     def live(self, stage: int) -> list[Buffer]:
         return [b for b in self.buffers if b.first <= stage <= b.last]
@@ -258,6 +260,7 @@ def _placed(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_are
     live = [[b for b in buffers.values() if b.first <= s <= b.last] for s in range(len(stages))]
     stage_bytes = [sum(_align(b.size) for b in bs if b.name not in in_input) for bs in live]
     row_offsets: dict[str, tuple[int, ...]] = {}
+    stage_blocks: dict[int, tuple[tuple[Block, ...], int]] = {}
     if by_rows:
         for s, st in streams.items():
             around = tuple(sorted((b.name, b.kind, b.size, offsets[b.name], b.first == s, b.last == s)
@@ -269,7 +272,8 @@ def _placed(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_are
                                        is_reducer(graph.layers[st.layers[-1]]))
             placed, blocks = memo[key]
             row_offsets.update(placed)
-            stage_bytes[s] = peak_bytes(blocks)
+            stage_bytes[s], busiest = peak_bytes(blocks)
+            stage_blocks[s] = (tuple(blocks), busiest)
             arena = max([arena] + [b.offset + _align(b.size) for b in blocks])
         offsets.update({n: min(o for o in rows if o >= 0) for n, rows in row_offsets.items()})
     locations = {}
@@ -283,7 +287,7 @@ def _placed(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_are
                              else Location("arena", offsets[b.name]))
     offsets = {**offsets, **in_input}
     return Schedule(mode, bool(streams), tuple(stages), streams, tuple(buffers.values()), offsets, arena,
-                    layer_arena, 0, locations, reuse_input, frozenset(in_input), row_offsets, tuple(stage_bytes))
+                    layer_arena, 0, locations, reuse_input, frozenset(in_input), row_offsets, tuple(stage_bytes), stage_blocks)
 
 
 def _input_region(graph: Graph, root: dict[str, str], stages, streams: dict[int, Stream], stage_of: dict[int, int],
