@@ -250,6 +250,14 @@ def test_mobilenet_like_reusing_its_input_bit_exact_on_cortex_m4(mode):
     assert_target_matches(graph, inputs[::3], "cortex-m4", prefix="mn", schedule=mode, reuse_input=True)
 
 
+def test_mobilenet_v1_025_auto_bit_exact_on_cortex_m4():
+    """MobileNetV1-0.25 96x96 under --schedule auto: rows placed one by one through offset tables, int32 sums."""
+    from sepgen import zoo
+
+    graph, inputs = quantized(zoo.mobilenet_v1_025(), np.random.default_rng(97))
+    assert_target_matches(graph, inputs[::10], "cortex-m4", prefix="mn", schedule="auto")
+
+
 @pytest.mark.parametrize("case", [6, 7])
 def test_streamed_pooling_chain_bit_exact_on_cortex_m4(case):
     """Max and average pooling windows streamed between separable blocks (row rings on both sides)."""

@@ -227,6 +227,8 @@ def test_random_chains_replay_and_ring_bounds():
             for i, rows in zip(chain, st.rings):
                 assert 1 <= rows <= graph.layers[i].output_shape[0]
             assert st.counts[-1][-1] == sched.row_map(graph.layers[chain[-1]]).out_h
+        for mode, reuse in (("stream", False), ("auto", False), ("auto", True)):
+            assert replay_tags(graph, sched.schedule(graph, mode, reuse)) > 0
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23])
@@ -235,3 +237,48 @@ def test_random_chains_bit_exact_on_host(seed):
     assert sched.schedule(graph, "stream").streamed
     result = verification.verify_host(graph, inputs, sanitize=True, schedule="stream")
     assert result.ok, result.mismatch
+
+
+def test_mobilenet_v1_025_ram_target():
+    """MobileNetV1-0.25 96x96: --schedule auto needs <= 40,000 B of RAM (arena + input + output) without
+    --reuse-input: rows of the streamed chains are placed one by one (deterministic: shapes only)."""
+    graph = zoo.mobilenet_v1_025()
+    s = sched.schedule(graph, "auto")
+    io = graph.tensors[graph.input].size + graph.tensors[graph.output].size
+    assert io == 27_650 and s.layer_arena_size == 55_296
+    assert s.arena_size + io <= 40_000
+    assert s.arena_size <= 10_752
+    assert s.row_offsets and s.extra_macs == 0
+    assert s.peak()[0] <= s.arena_size
+    assert replay_tags(graph, s) > 0
+    assert replay_tags(graph, sched.schedule(graph, "stream")) > 0  # the whole model as one streamed chain
+
+
+def test_row_placement_beats_fixed_rings_and_falls_back_to_them():
+    """Rows placed one by one never need more than fixed rings: _build keeps the smaller (rings on a tie)."""
+    graph = zoo.ds_cnn_kws()
+    chain = sched.chains(graph)
+    fixed = sched._placed(graph, "stream", chain, 0, False, False, {})
+    rows = sched._placed(graph, "stream", chain, 0, False, True, {})
+    assert not fixed.row_offsets and rows.row_offsets
+    assert rows.arena_size < fixed.arena_size == 5_760
+    assert sched._build(graph, "stream", chain, 0).arena_size == rows.arena_size
+    for s in (fixed, rows):
+        assert replay_tags(graph, s) > 0
+    # a wrong row offset is caught by the replay (two live rows sharing bytes)
+    name = next(iter(rows.row_offsets))
+    moved = list(rows.row_offsets[name])
+    moved[5] = moved[4]
+    broken = dataclasses.replace(rows, row_offsets={**rows.row_offsets, name: tuple(moved)})
+    with pytest.raises(AssertionError, match="overwritten"):
+        replay_tags(graph, broken)
+
+
+def test_mobilenet_v1_025_auto_bit_exact_on_host():
+    rng = np.random.default_rng(96)
+    graph, inputs = quantized(zoo.mobilenet_v1_025(), rng)
+    files = codegen.render(graph, "mn", schedule="auto")
+    assert "static const uint16_t mn_layer0_rows[48]" in files["mn.c"]  # the stem's rows placed one by one
+    for sanitize in (False, True):
+        result = verification.verify_host(graph, inputs[::8], "mn", sanitize=sanitize, files=files)
+        assert result.ok, result.mismatch
