@@ -207,7 +207,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
     layers, calls = [], []
     tables = {graph.layers[i].output: c_ident(f"{prefix}_layer{i}_rows") for st in sched.streams.values()
               for i in st.layers[:-1] if graph.layers[i].output in sched.row_offsets}
-    ctype = "uint16_t" if sched.arena_size <= 0xFFFF else "uint32_t"
+    ctype = "uint16_t" if sched.arena_size <= 0xFFFF else "int32_t"  # both promote to int: no sign conversions
     row_tables = [dict(name=name, tensor=t, ctype=ctype, offsets=[max(o, 0) for o in sched.row_offsets[t]])
                   for t, name in tables.items()]
     for number, stage in enumerate(sched.stages):
