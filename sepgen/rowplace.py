@@ -8,8 +8,9 @@ it reads).  Around the rows, the stage's whole buffers are fixed blocks: a buffe
 for all its moments; the whole output tensor of the stage's last layer row by row from the moment each
 row is written (its rows not yet written are free bytes); the whole input tensor of the stage's first
 layer, when no later stage reads it, row by row until the moment its last reader runs (dead rows are free
-bytes).  Rows are placed first fit in moment order (the lowest 4-byte aligned offset where no live
-block overlaps), the way :func:`sepgen.plan.place` places whole tensors.  Integer bytes; moments ints.
+bytes).  Rows are placed first fit (each at the lowest 4-byte aligned offset where no block live at a
+common moment overlaps it), as :func:`sepgen.plan.place` places whole tensors, taken in a few orders
+(:data:`ORDERS`); the smallest placement wins.  Integer bytes; moments ints.
 """
 
 from __future__ import annotations
@@ -64,13 +65,28 @@ def input_last_reads(counts: tuple[tuple[int, ...], ...], first_map, in_h: int) 
     return last
 
 
+#: orders in which first fit takes the rows ((key, bytes, start, end) each): by first moment; longest lived
+#: first; most bytes x moments first.  None is best everywhere; place_rows keeps the smallest result.
+ORDERS = (lambda r: (r[2], r[0]), lambda r: (r[2] - r[3], r[2], r[0]), lambda r: (-r[1] * (r[3] - r[2] + 1), r[2], r[0]))
+
+
 def place_rows(rows: list[tuple[tuple[int, int], int, int, int]], fixed: list[Block]) -> dict[tuple[int, int], int]:
     """First-fit placement of ``rows`` ((key, bytes, start, end) each) around the ``fixed`` blocks; returns
-    {key: offset}.  Rows are taken in order of their first moment (then key)."""
+    {key: offset}: the placement with the lowest end of the :data:`ORDERS` (the first on a tie)."""
+    best: tuple[int, dict[tuple[int, int], int]] | None = None
+    for order in ORDERS:
+        offsets = _first_fit(sorted(rows, key=order), fixed)
+        end = max((offsets[key] + _align(size) for key, size, _, _ in rows), default=0)
+        if best is None or end < best[0]:
+            best = (end, offsets)
+    return best[1] if best else {}
+
+
+def _first_fit(rows: list[tuple[tuple[int, int], int, int, int]], fixed: list[Block]) -> dict[tuple[int, int], int]:
+    """Each row in turn at the lowest aligned offset where no block live at a common moment overlaps it."""
     offsets: dict[tuple[int, int], int] = {}
     placed: list[Block] = []
-    for key, size, start, end in sorted(rows, key=lambda r: (r[2], r[0])):
-        placed = [b for b in placed if b.end >= start]  # later rows start later: expired blocks never matter again
+    for key, size, start, end in rows:
         busy = sorted((b.offset, b.size) for b in placed + fixed if not (b.end < start or b.start > end))
         offset, size = 0, _align(size)
         for o, s in busy:

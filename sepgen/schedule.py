@@ -15,7 +15,12 @@ Every output value is computed exactly once with the same arithmetic as the whol
 so outputs are byte-identical; no row is recomputed (extra MACs: 0).
 
 The memory plan (:func:`sepgen.plan.place`) then places, per stage, the whole tensors alive across
-stages plus the stage's rings and sums.  Modes: ``layer`` (every layer its own stage, as
+stages plus the stage's rings and sums.  Or (:mod:`sepgen.rowplace`) it places the whole tensors and
+sums that way and then every row of a chain-internal tensor on its own, wherever arena bytes are free
+from the row step that writes it to the last that reads it: rows of different tensors share bytes over
+time, and rows of a whole tensor the stage has not written yet, or has read for the last time, are free
+too.  The generated C then finds such rows through a table of row offsets.  A schedule takes whichever
+placement needs the smaller arena (the rings on a tie).  Modes: ``layer`` (every layer its own stage, as
 :func:`sepgen.plan.plan`), ``stream`` (every chain of two or more layers streamed whole) and ``auto``: starting from
 ``stream``, a local search that cuts chains into shorter streamed runs (the layer at a cut writes its
 output whole) or leaves a run whole, as long as the arena shrinks; the layer schedule if nothing

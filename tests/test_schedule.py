@@ -247,7 +247,7 @@ def test_mobilenet_v1_025_ram_target():
     io = graph.tensors[graph.input].size + graph.tensors[graph.output].size
     assert io == 27_650 and s.layer_arena_size == 55_296
     assert s.arena_size + io <= 40_000
-    assert s.arena_size <= 10_752
+    assert s.arena_size <= 10_368  # pinned: 38,018 B in all
     assert s.row_offsets and s.extra_macs == 0
     assert s.peak()[0] <= s.arena_size
     assert replay_tags(graph, s) > 0
