@@ -282,3 +282,22 @@ def test_mobilenet_v1_025_auto_bit_exact_on_host():
     for sanitize in (False, True):
         result = verification.verify_host(graph, inputs[::8], "mn", sanitize=sanitize, files=files)
         assert result.ok, result.mismatch
+
+
+def test_report_explains_rows_placed_one_by_one():
+    """The memory plan of a chain placed row by row: what is live at its busiest row step adds up to the step's
+    bytes, rings say how many rows are live then, the text names the busiest row step."""
+    from sepgen import memory_report
+
+    graph = zoo.ds_cnn_kws()
+    s = sched.schedule(graph, "auto")
+    m = memory_report.memory_plan(graph, "auto")
+    assert m["arena_bytes"] == s.arena_size == 3_520 and m["peak_bytes"] == s.peak()[0] <= s.arena_size
+    step = m["steps"][0]
+    assert step["streamed"] and step["busiest"]["layer"] in step["layers"]
+    assert 0 <= step["busiest"]["row_step"] < step["row_steps"]
+    assert sum((b["bytes"] + 3) // 4 * 4 for b in step["live"] if b["where"] == "arena") == step["arena_bytes"]
+    rings = [b for b in step["live"] if b["kind"] == "ring"]
+    assert rings and all(b["placement"] == "rows" and b["bytes"] == b["rows"] * 320 for b in rings)  # 5 x 64 rows
+    text = memory_report.to_text(m, "kws")
+    assert "rows placed one by one" in text and f"busiest: row step {step['busiest']['row_step']}" in text
