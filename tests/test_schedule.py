@@ -99,7 +99,7 @@ def test_kws_arena_reached():
     s = sched.schedule(graph, "auto")
     io = graph.tensors[graph.input].size + graph.tensors[graph.output].size
     assert s.layer_arena_size == 16_000
-    assert s.arena_size <= 5_760
+    assert s.arena_size <= 3_520  # rows placed one by one (fixed rings: 5,760)
     assert s.arena_size + io <= 7_000
     assert s.extra_macs == 0
     assert [st.rings for st in s.streams.values()] == [(3, 1, 3, 1, 3, 1, 3, 1, 1)]
