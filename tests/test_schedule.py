@@ -252,6 +252,13 @@ def test_mobilenet_v1_025_ram_target():
     assert s.peak()[0] <= s.arena_size
     assert replay_tags(graph, s) > 0
     assert replay_tags(graph, sched.schedule(graph, "stream")) > 0  # the whole model as one streamed chain
+    # the first run's whole output (dw4, 12x12x32) lends its rows not yet written to the first run's rows and
+    # its rows read for the last time to the second run's rows
+    (cut,) = [b for b in s.buffers if b.kind == "tensor" and b.first == 0 and b.last == 1]
+    inside = {name for name, rows in s.row_offsets.items()
+              if any(s.offsets[cut.name] <= r < s.offsets[cut.name] + cut.size for r in rows)}
+    runs = [{graph.layers[i].output for i in st.layers} for st in s.streams.values()]
+    assert inside & runs[0] and inside & runs[1]
 
 
 def test_row_placement_beats_fixed_rings_and_falls_back_to_them():
