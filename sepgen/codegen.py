@@ -149,6 +149,8 @@ class LayerContext:
     check_x: bool = False
     ring_in: int = 0  # row kernels (sepgen.schedule): rows of the input's ring, 0 = the whole tensor
     ring_out: int = 0
+    rows_in: str = ""  # row kernels: the input's row offset table (rows placed one by one, sepgen.rowplace), or ""
+    rows_out: str = ""
     reducer: bool = False  # a row kernel summing its input rows (global pool / mean, sepgen.schedule)
     rows: bool = False  # a row kernel (streamed chain): the function computes output rows [row_begin, row_end)
 
@@ -214,10 +216,16 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
 
 
 def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, int], env: jinja2.Environment,
-                  target: str) -> tuple[list[LayerContext], list[dict]]:
-    """Layer contexts and invoke() calls of a schedule: a streamed stage becomes one step loop over row
-    kernels (:func:`row_kernel_variant`), the other layers their usual kernel."""
+                  target: str) -> tuple[list[LayerContext], list[dict], list[dict]]:
+    """Layer contexts, invoke() calls and row offset tables of a schedule: a streamed stage becomes one step
+    loop over row kernels (:func:`row_kernel_variant`), the other layers their usual kernel.  A
+    tensor placed row by row (``sched.row_offsets``) gets a table: entry y = arena byte offset of row y."""
     layers, calls = [], []
+    tables = {graph.layers[i].output: c_ident(f"{prefix}_layer{i}_rows") for st in sched.streams.values()
+              for i in st.layers[:-1] if graph.layers[i].output in sched.row_offsets}
+    ctype = "uint16_t" if sched.arena_size <= 0xFFFF else "int32_t"  # both promote to int: no sign conversions
+    row_tables = [dict(name=name, tensor=t, ctype=ctype, offsets=[max(o, 0) for o in sched.row_offsets[t]])
+                  for t, name in tables.items()]
     for number, stage in enumerate(sched.stages):
         st = sched.streams.get(number)
         if st is None:
@@ -232,10 +240,15 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         members = []
         for k, i in enumerate(st.layers):
             layer = graph.layers[i]
-            base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
-                                  row_kernel_variant(env, layer, target, graph), rows=True)
+            placed = layer.inputs[0] in tables or layer.output in tables
+            # The DSP/Helium row kernels address ring slots only; rows placed one by one (row offset tables)
+            # take the portable row kernel for now.
+            chosen = ((PORTABLE, f"layers/{layer.op}.rows.c.j2") if placed
+                      else row_kernel_variant(env, layer, target, graph))
+            base = _layer_context(graph, i, layer, prefix, bounds[layer.name], chosen, rows=True)
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
-                                      if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
+                                      if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer),
+                                      rows_in=tables.get(layer.inputs[0], ""), rows_out=tables.get(layer.output, ""))
             layers.append(ctx)
             sum_loc = sched.locations.get(f"{layer.name}:sum")
             members.append(dict(ctx=ctx, input=sched.locations[layer.inputs[0]], output=sched.locations[layer.output],
@@ -244,7 +257,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         calls.append(dict(stream=st, stage=number, members=members, ctx=members[-1]["ctx"],
                           output=sched.locations[last.output], size=graph.tensors[last.output].size,
                           row_type="uint8_t" if st.counts[-1] and max(st.counts[-1]) < 256 else "uint16_t"))
-    return layers, calls
+    return layers, calls, row_tables
 
 
 def traced_layers(graph: Graph, schedule: str = "layer", reuse_input: bool = False) -> list[tuple[int, int]]:
@@ -269,10 +282,10 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     bounds = prove_no_overflow(graph)
     sched = make_schedule(graph, schedule, reuse_input)
     if sched.streamed or reuse_input:
-        layers, calls = _stream_calls(graph, sched, prefix, bounds, env, target)
+        layers, calls, row_tables = _stream_calls(graph, sched, prefix, bounds, env, target)
         memory = sched
     else:
-        memory = plan(graph)
+        memory, row_tables = plan(graph), []
         layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name],
                                  kernel_variant(env, layer, target, graph))
                   for i, layer in graph.computed_layers()]
@@ -282,6 +295,7 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     in_spec, out_spec = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(
         version=__version__, graph=graph, prefix=prefix, PREFIX=prefix.upper(), layers=layers, calls=calls,
+        row_tables=row_tables,
         arena_size=memory.arena_size, input=in_spec, output=out_spec, streamed=sched.streamed,
         schedule=schedule, reuse_input=reuse_input,
         source=graph.source, sha=(graph.source_sha256 or "no digest")[:12],
