@@ -240,12 +240,8 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         members = []
         for k, i in enumerate(st.layers):
             layer = graph.layers[i]
-            placed = layer.inputs[0] in tables or layer.output in tables
-            # The DSP/Helium row kernels address ring slots only; rows placed one by one (row offset tables)
-            # take the portable row kernel for now.
-            chosen = ((PORTABLE, f"layers/{layer.op}.rows.c.j2") if placed
-                      else row_kernel_variant(env, layer, target, graph))
-            base = _layer_context(graph, i, layer, prefix, bounds[layer.name], chosen, rows=True)
+            base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
+                                  row_kernel_variant(env, layer, target, graph), rows=True)
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
                                       if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer),
                                       rows_in=tables.get(layer.inputs[0], ""), rows_out=tables.get(layer.output, ""))
