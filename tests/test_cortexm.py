@@ -273,14 +273,17 @@ def _streamed_cases():
     return streamed_cases()
 
 
+@pytest.mark.parametrize("placement", ["rows", "rings"])
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
 @pytest.mark.parametrize("name,build", _streamed_cases(), ids=[c[0] for c in _streamed_cases()])
-def test_streamed_chains_with_row_kernel_variants_bit_exact(name, build, target):
+def test_streamed_chains_with_row_kernel_variants_bit_exact(name, build, target, placement, monkeypatch):
     """Streamed chains whose convolutions run the DSP (M4) or Helium (M55) row kernels (strides, 'valid',
-    depth multipliers, dilation, pools between, convolutions reading rings): bit-exact on the core."""
-    from test_dsp_host import row_variants
+    depth multipliers, dilation, pools between, convolutions reading rings or rows placed one by one through
+    row offset tables; test_dsp_host.use_placement): bit-exact on the core."""
+    from test_dsp_host import row_variants, use_placement
 
     graph, inputs = quantized(build(), np.random.default_rng(1))
+    use_placement(monkeypatch, graph, placement)
     assert {variant for op, variant in row_variants(graph, target) if op == "conv2d"} == {
         "cortexm_dsp" if target == "cortex-m4" else "mve"}
     assert_target_matches(graph, inputs[::3], target, prefix="chain", schedule="stream")

@@ -66,15 +66,41 @@ def row_variants(graph, target: str) -> list[tuple[str, str]]:
             for st in schedule(graph, "stream").streams.values() for i in st.layers]
 
 
+#: how the rows inside a streamed chain are kept: "rows" the schedule's own choice (on every case here some rows
+#: placed one by one, through row offset tables), "rings" fixed rings forced (row y in slot y % ring)
+PLACEMENTS = ("rows", "rings")
+
+
+def use_placement(monkeypatch, graph, placement: str) -> None:
+    """Make the schedules of this test keep fixed rings (placement "rings": sepgen.schedule builds its stages
+    without row placement), or check that the schedule places some rows one by one that a convolution row kernel
+    reads or writes (placement "rows"), so both addressings of the variant row kernels stay covered."""
+    from sepgen import schedule as sched
+
+    if placement == "rings":
+        def rings_only(graph, mode, chains, layer_arena, reuse_input=False, memo=None):
+            return sched._placed(graph, mode, chains, layer_arena, reuse_input, False, {} if memo is None else memo)
+
+        monkeypatch.setattr(sched, "_build", rings_only)
+        assert not sched.schedule(graph, "stream").row_offsets
+        return
+    s = sched.schedule(graph, "stream")
+    convs = [graph.layers[i] for st in s.streams.values() for i in st.layers
+             if graph.layers[i].op in ("conv2d", "depthwise_conv2d")]
+    assert any(t in s.row_offsets for layer in convs for t in (layer.inputs[0], layer.output))
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
 @pytest.mark.parametrize("name,build", streamed_cases(), ids=[c[0] for c in streamed_cases()])
-def test_row_kernel_variants_under_sanitizers(name, build, target):
+def test_row_kernel_variants_under_sanitizers(name, build, target, placement, monkeypatch):
     """Streamed chains (strides, 'valid', depth multipliers 2 and 3, dilation, pools between, convolutions reading
-    rings) rendered for the DSP and Helium cores: every convolution's row kernel is the target's variant (the
-    whole-tensor template with ctx.rows; Helium has no depthwise kernel for depth multipliers > 1, those take the
-    DSP one), pooling stays portable, and the portable #else branches (for the DSP depthwise the same data flow,
-    ring addressing included) are bit-exact under ASan + UBSan."""
+    rings or rows placed one by one) rendered for the DSP and Helium cores: every convolution's row kernel is the
+    target's variant (the whole-tensor template with ctx.rows; Helium has no depthwise kernel for depth multipliers
+    > 1, those take the DSP one), pooling stays portable, and the portable #else branches (for the DSP depthwise
+    the same data flow, ring and row table addressing included) are bit-exact under ASan + UBSan."""
     graph, inputs = quantized(build(), np.random.default_rng(1))
+    use_placement(monkeypatch, graph, placement)
     for op, variant in row_variants(graph, target):
         if op not in ("conv2d", "depthwise_conv2d"):
             assert variant == "portable", op
