@@ -2,7 +2,8 @@
 depthwise 3x3 + pointwise 64->64) and the MLPerf-Tiny DS-CNN keyword-spotting model, each rendered twice
 in the same run: with the portable kernels (what `generate --target host` writes) and with the target's
 kernel variants (`generate --target cortex-m4` ...: the DSP kernels on M4/M7, the Helium (MVE) kernels on
-M55), then the targets of issue 9 beside the anchors.
+M55), then the targets of issue 9 beside the anchors, then the instructions of the row-streaming schedules
+beside the layer-by-layer one (issue 11: streaming should cost at most 10 % more).
 
     python benchmarks/cortexm_profile.py
 
@@ -63,19 +64,49 @@ def _op_per_mac(p, op: str) -> float:
     return sum(lp.instructions for lp in rows) / sum(lp.macs for lp in rows)
 
 
-def _mobilenet_m4():
+def _mobilenet_graph():
     """MobileNetV1-0.25 96x96 (random weights, the TFLite converter's int8 model read back, as
-    benchmarks/tflm_compare.py does) on Cortex-M4: (portable profile, DSP profile), layer by layer."""
+    benchmarks/tflm_compare.py does)."""
     from sepgen.tfconvert import quantize_with_tflite
 
     model = zoo.mobilenet_v1_025_keras()
     zoo.randomize_keras_weights(model, 1)
     graph, _ = quantize_with_tflite(model, np.random.default_rng(0).normal(size=(32, 96, 96, 3)).astype(np.float32),
                                     "mobilenet")
+    return graph
+
+
+def _mobilenet_m4(graph):
+    """MobileNetV1-0.25 on Cortex-M4: (portable profile, DSP profile), layer by layer."""
     portable = codegen.render(graph, PREFIX, "host", "layer")
     dsp = codegen.render(graph, PREFIX, "cortex-m4", "layer")
     return firmware.profile(graph, "cortex-m4", PREFIX, files=portable), firmware.profile(graph, "cortex-m4", PREFIX,
                                                                                           files=dsp)
+
+
+#: (model, core) pairs of the streaming table
+STREAMED = (("DS-CNN KWS", "cortex-m4"), ("DS-CNN KWS", "cortex-m7"), ("DS-CNN KWS", "cortex-m33"),
+            ("DS-CNN KWS", "cortex-m55"), ("MobileNetV1-0.25", "cortex-m4"), ("MobileNetV1-0.25", "cortex-m7"),
+            ("MobileNetV1-0.25", "cortex-m33"), ("MobileNetV1-0.25", "cortex-m55"))
+
+
+def streaming_table(graphs: dict) -> None:
+    """Executed instructions of --schedule layer, auto and auto --reuse-input, each with the portable kernels
+    (generate --target host) and with the core's kernels (generate --target <core>: streamed convolutions run
+    the DSP/Helium row kernels)."""
+    print("\nStreaming (issue 11): executed instructions, --schedule layer vs auto (row streaming) vs auto "
+          "--reuse-input; streamed / layer in brackets")
+    head = f"{'model':<18} {'core':<11} {'kernels':<9} {'layer':>12} {'auto':>21} {'auto --reuse-input':>21}"
+    print(head)
+    print("-" * len(head))
+    for name, core in STREAMED:
+        graph = graphs[name]
+        for kernels, target in (("portable", "host"), ("target", core)):
+            counts = [firmware.profile(graph, core, PREFIX, files=codegen.render(graph, PREFIX, target, schedule,
+                                                                                 reuse)).total
+                      for schedule, reuse in (("layer", False), ("auto", False), ("auto", True))]
+            cells = [f"{counts[0]:>12,}"] + [f"{c:>12,} ({c / counts[0]:.3f}x)" for c in counts[1:]]
+            print(f"{name:<18} {core:<11} {kernels:<9} {' '.join(cells)}")
 
 
 def _depthwise_variants_m4() -> dict[str, float]:
@@ -101,7 +132,8 @@ def main() -> int:
     kws_code = firmware.sizes(kws_graph, "cortex-m4", PREFIX).code
     extra = {"block-m33": {"cortex-m33": (None, firmware.profile(quantized(zoo.ds_cnn_block()), "cortex-m33",
                                                                     PREFIX))}}
-    mobilenet = _mobilenet_m4()
+    mobilenet_graph = _mobilenet_graph()
+    mobilenet = _mobilenet_m4(mobilenet_graph)
     variants = _depthwise_variants_m4()
 
     def layer(runs, target, op):
@@ -162,6 +194,7 @@ def main() -> int:
         print(f"{name:<36} {anchor:<26} {'<= ' + str(goal):>7} {measured:>9.2f}  {status}")
     print(f"{'KWS code size, Cortex-M4':<36} {'-':<26} {'<= 12 KB':>7} {kws_code / 1024:>7.1f} KB  "
           f"{'met' if kws_code <= 12 * 1024 else 'not met'}")
+    streaming_table({"DS-CNN KWS": kws_graph, "MobileNetV1-0.25": mobilenet_graph})
     return 0
 
 

@@ -67,10 +67,6 @@ def _variants_hint(board: Board, graph: Graph, prefix: str, files: dict[str, str
         return ""
     if given and _kernels(codegen.render(graph, prefix, board.core, schedule, reuse_input), prefix) == "target":
         return f"; 'generate --target {board.core}' would use this core's kernel variants"
-    if schedule != "layer" and _kernels(codegen.render(graph, prefix, board.core, "layer", reuse_input),
-                                        prefix) == "target":
-        return (f"; streamed chains run portable row kernels: --schedule layer (with --target {board.core}) "
-                "would use this core's kernel variants, with a larger arena")
     return ""
 
 

@@ -1,8 +1,9 @@
 """Command line: a thin layer over :mod:`sepgen.api` (the README's "Command line" section is the contract).
 
 User errors (:class:`sepgen.errors.UserError`) print one line on stderr and exit 2; a failed
-verification exits 1; any other exception is a bug: its traceback is kept, a line asks for a
-report, and the exit status is 1.
+verification exits 1; a failed external tool (:class:`sepgen.toolchain.ToolchainError`: a compiler,
+QEMU, a MicroPython build) prints the tool's output and one closing line, exit 3; any other exception is
+a bug: its traceback is kept, a line asks for a report, and the exit status is 1.
 
 Size: ~340 lines on purpose: one argparse definition (help text on every option) and one thin function per
 subcommand; the work is in the API modules.
@@ -30,6 +31,7 @@ from .ir import Graph
 from .boards import BOARDS, get_board
 from .layouts import LAYOUTS
 from .quiet import set_verbose, spinner
+from .toolchain import ToolchainError
 from .micropython.sources import BACKENDS as MICROPYTHON_BACKENDS
 
 #: Where `verify` can run the C: the host, or a Cortex-M core under QEMU (see firmware/README.md).
@@ -101,9 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "written for auto-vectorization; portable: the reference kernels only)")
     p.add_argument("--schedule", choices=MODES,
                    help="layer: whole tensors layer by layer; stream: chains of convolutions row by row through "
-                        "line buffers; auto: the smaller arena, chains cut where that pays. Default: auto for "
-                        "targets whose kernels have row kernels (host, portable, cortex-m0plus, cortex-m3), layer for "
-                        "targets with DSP/Helium kernels (their streamed layers run portable row kernels)")
+                        "line buffers; auto: the smaller arena, chains cut where that pays. Default: auto (streamed "
+                        "convolutions run the target's DSP/Helium kernels too)")
     p.add_argument("--reuse-input", action="store_true",
                    help="let invoke() overwrite its input buffer once read (smaller arena; said in the header)")
     p.add_argument("--micropython", action="append", choices=tuple(MICROPYTHON_BACKENDS), default=[],
@@ -317,8 +318,7 @@ def cmd_verify(args) -> int:
             return 1
         if not reason:
             print(f"ok: simulator == TFLite Micro on every tensor, {len(inputs)} inputs")
-    print(f"ok: generated C == simulator, byte for byte, on {result.samples} inputs x {result.layers} layers "
-          f"({args.target})")
+    print(f"ok: generated C == simulator, byte for byte, on {result.summary()} ({args.target})")
     return 0
 
 
@@ -385,6 +385,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"sepgen: error: {one_line(exc, 500) or type(exc).__name__}", file=sys.stderr)
         return 2
+    except ToolchainError as exc:
+        if os.environ.get("SEPGEN_DEBUG"):
+            raise
+        # The tool's own output (in the message) is what explains the failure; a Python traceback would not.
+        print(str(exc), file=sys.stderr)
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sepgen: error: {one_line(first, 200)} (the tool's output is above; if the tool works for other "
+              "projects, this is a bug in sepgen: please report it)", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("sepgen: interrupted", file=sys.stderr)
         return 130

@@ -149,7 +149,10 @@ class LayerContext:
     check_x: bool = False
     ring_in: int = 0  # row kernels (sepgen.schedule): rows of the input's ring, 0 = the whole tensor
     ring_out: int = 0
+    rows_in: str = ""  # row kernels: the input's row offset table (rows placed one by one, sepgen.rowplace), or ""
+    rows_out: str = ""
     reducer: bool = False  # a row kernel summing its input rows (global pool / mean, sepgen.schedule)
+    rows: bool = False  # a row kernel (streamed chain): the function computes output rows [row_begin, row_end)
 
 
 def _edges(in_size: int, out_size: int, kernel: int, stride: int, dilation: int, pad: int) -> bool:
@@ -170,15 +173,18 @@ def kernel_variant(env: jinja2.Environment, layer: Layer, target: str, graph: Gr
     raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no kernel template (expected {templates[PORTABLE]})")
 
 
-def row_kernel(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> tuple[str, str]:
-    """(variant, template) of ``layer``'s row kernel in a streamed chain: the row kernel of the variant
-    :func:`kernel_variant` picks (``layers/<op>.rows.<variant>.c.j2``) where there is one, else the portable row
-    kernel ``layers/<op>.rows.c.j2``."""
-    variant, _ = kernel_variant(env, layer, target, graph)
-    name = f"layers/{layer.op}.rows.{variant}.c.j2"
-    if variant != PORTABLE and name in set(env.list_templates()):
-        return variant, name
-    return PORTABLE, f"layers/{layer.op}.rows.c.j2"
+def row_kernel_variant(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> tuple[str, str]:
+    """(variant, template) of ``layer``'s row kernel inside a streamed chain: the first of the target's variants
+    that this layer instance can use whole (:meth:`Layer.instance_kernels`) and that has a row kernel
+    (:meth:`Layer.row_kernel_templates`), else the portable ``layers/<op>.rows.c.j2``."""
+    whole = layer.instance_kernels(graph)
+    rows = type(layer).row_kernel_templates()
+    known = set(env.list_templates())
+    for variant in variants(target):
+        name = rows.get(variant)
+        if variant in whole and name is not None and name in known:
+            return variant, name
+    raise UnsupportedLayer(layer.name, f"op '{layer.op}'", f"no row kernel template (expected {rows[PORTABLE]})")
 
 
 def kernel_template(env: jinja2.Environment, layer: Layer, target: str, graph: Graph) -> str:
@@ -187,7 +193,7 @@ def kernel_template(env: jinja2.Environment, layer: Layer, target: str, graph: G
 
 
 def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: int,
-                   chosen: tuple[str, str]) -> LayerContext:
+                   chosen: tuple[str, str], rows: bool = False) -> LayerContext:
     out_q = graph.tensors[layer.output].quant
     act_min, act_max = activation_range(out_q, getattr(layer, "activation", "none"))
     base = f"{prefix}_layer{index}_{layer.op}"
@@ -203,16 +209,23 @@ def _layer_context(graph: Graph, index: int, layer: Layer, prefix: str, bound: i
                                     dilation[1], pad_left))
     variant, template = chosen
     return LayerContext(index=index, layer=layer, template=template, fn=c_ident(base), variant=variant,
-                        kernel=layer.kernel_context(graph, variant),
+                        kernel=(layer.row_kernel_context if rows else layer.kernel_context)(graph, variant),
+                        rows=rows,
                         input_offsets=tuple(-graph.tensors[t].quant.zero_point for t in layer.inputs),
                         output_zero_point=out_q.zero_point, act_min=act_min, act_max=act_max, bound=bound, **extra)
 
 
 def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, int], env: jinja2.Environment,
-                  target: str) -> tuple[list[LayerContext], list[dict]]:
-    """Layer contexts and invoke() calls of a schedule: a streamed stage becomes one step loop over row
-    kernels (:func:`row_kernel`), the other layers their usual kernel."""
+                  target: str) -> tuple[list[LayerContext], list[dict], list[dict]]:
+    """Layer contexts, invoke() calls and row offset tables of a schedule: a streamed stage becomes one step
+    loop over row kernels (:func:`row_kernel_variant`), the other layers their usual kernel.  A
+    tensor placed row by row (``sched.row_offsets``) gets a table: entry y = arena byte offset of row y."""
     layers, calls = [], []
+    tables = {graph.layers[i].output: c_ident(f"{prefix}_layer{i}_rows") for st in sched.streams.values()
+              for i in st.layers[:-1] if graph.layers[i].output in sched.row_offsets}
+    ctype = "uint16_t" if sched.arena_size <= 0xFFFF else "int32_t"  # both promote to int: no sign conversions
+    row_tables = [dict(name=name, tensor=t, ctype=ctype, offsets=[max(o, 0) for o in sched.row_offsets[t]])
+                  for t, name in tables.items()]
     for number, stage in enumerate(sched.stages):
         st = sched.streams.get(number)
         if st is None:
@@ -227,9 +240,11 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         members = []
         for k, i in enumerate(st.layers):
             layer = graph.layers[i]
-            base = _layer_context(graph, i, layer, prefix, bounds[layer.name], row_kernel(env, layer, target, graph))
+            base = _layer_context(graph, i, layer, prefix, bounds[layer.name],
+                                  row_kernel_variant(env, layer, target, graph), rows=True)
             ctx = dataclasses.replace(base, fn=c_ident(base.fn + "_rows"), ring_in=rings.get(st.layers[k - 1], 0)
-                                      if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer))
+                                      if k else 0, ring_out=rings.get(i, 0), reducer=is_reducer(layer),
+                                      rows_in=tables.get(layer.inputs[0], ""), rows_out=tables.get(layer.output, ""))
             layers.append(ctx)
             sum_loc = sched.locations.get(f"{layer.name}:sum")
             members.append(dict(ctx=ctx, input=sched.locations[layer.inputs[0]], output=sched.locations[layer.output],
@@ -238,7 +253,7 @@ def _stream_calls(graph: Graph, sched: Schedule, prefix: str, bounds: dict[str, 
         calls.append(dict(stream=st, stage=number, members=members, ctx=members[-1]["ctx"],
                           output=sched.locations[last.output], size=graph.tensors[last.output].size,
                           row_type="uint8_t" if st.counts[-1] and max(st.counts[-1]) < 256 else "uint16_t"))
-    return layers, calls
+    return layers, calls, row_tables
 
 
 def traced_layers(graph: Graph, schedule: str = "layer", reuse_input: bool = False) -> list[tuple[int, int]]:
@@ -263,10 +278,10 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     bounds = prove_no_overflow(graph)
     sched = make_schedule(graph, schedule, reuse_input)
     if sched.streamed or reuse_input:
-        layers, calls = _stream_calls(graph, sched, prefix, bounds, env, target)
+        layers, calls, row_tables = _stream_calls(graph, sched, prefix, bounds, env, target)
         memory = sched
     else:
-        memory = plan(graph)
+        memory, row_tables = plan(graph), []
         layers = [_layer_context(graph, i, layer, prefix, bounds[layer.name],
                                  kernel_variant(env, layer, target, graph))
                   for i, layer in graph.computed_layers()]
@@ -276,6 +291,7 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     in_spec, out_spec = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(
         version=__version__, graph=graph, prefix=prefix, PREFIX=prefix.upper(), layers=layers, calls=calls,
+        row_tables=row_tables,
         arena_size=memory.arena_size, input=in_spec, output=out_spec, streamed=sched.streamed,
         schedule=schedule, reuse_input=reuse_input,
         source=graph.source, sha=(graph.source_sha256 or "no digest")[:12],

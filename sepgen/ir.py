@@ -120,6 +120,11 @@ class Layer:
     #: Kernel template per variant ("portable" is the reference, always present); default
     #: ``{"portable": "layers/<op>.c.j2"}``.  Targets pick variants (:mod:`sepgen.targets`).
     kernels: ClassVar[dict[str, str]] = {}
+    #: Row-kernel template per variant, for layers inside a streamed chain (:mod:`sepgen.schedule`): a row kernel
+    #: computes output rows [row_begin, row_end), its input and output possibly rings of rows.  Default
+    #: ``{"portable": "layers/<op>.rows.c.j2"}``; a variant usually names its whole-tensor template, which renders
+    #: the row kernel when ``ctx.rows`` is set, so both schedules run the same arithmetic.
+    row_kernels: ClassVar[dict[str, str]] = {}
     #: Extra directory searched for this op's templates (for ops defined outside the package).
     template_dir: ClassVar[str | None] = None
 
@@ -138,6 +143,10 @@ class Layer:
     def kernel_templates(cls) -> dict[str, str]:
         return {"portable": f"layers/{cls.op}.c.j2", **cls.kernels}
 
+    @classmethod
+    def row_kernel_templates(cls) -> dict[str, str]:
+        return {"portable": f"layers/{cls.op}.rows.c.j2", **cls.row_kernels}
+
     def instance_kernels(self, graph: "Graph") -> dict[str, str]:
         """The kernel templates usable for this layer instance in ``graph`` (default: all of the op's
         :meth:`kernel_templates`).  An op whose variant covers only some shapes or integer ranges (e.g. a
@@ -148,6 +157,10 @@ class Layer:
         """Generation-time constants a kernel variant's template needs beyond the layer's own fields
         (folded biases, specialised requantization), as ``ctx.kernel``; default none."""
         return {}
+
+    def row_kernel_context(self, graph: "Graph", variant: str) -> dict:
+        """:meth:`kernel_context` for the variant's row kernel (:attr:`row_kernels`); default the same."""
+        return self.kernel_context(graph, variant)
 
     # ----------------------------------------------------------- shapes
     @classmethod
@@ -177,6 +190,12 @@ class Layer:
     def output_quant(self, input_quants: list["QuantParams"], calibrated: "QuantParams") -> "QuantParams":
         """The output tensor's quantization: by default the one chosen from the calibration range."""
         return calibrated
+
+    def model_input_quant(self, rmin: float, rmax: float) -> "QuantParams | None":
+        """The quantization this layer needs for the model input when it reads it, given the input's calibrated
+        float range (e.g. a Rescaling folded into the input quantization); None (default): no requirement, the
+        quantizer chooses it from the range as for any tensor."""
+        return None
 
     def quantized(self, input_quants: list["QuantParams"], output_quant: "QuantParams") -> "Layer":
         """This layer with its integer parameters filled in (multipliers, int8 weights, ...)."""

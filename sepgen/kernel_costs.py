@@ -164,7 +164,8 @@ def estimate(graph: Graph, core: str, kernels: str, streamed: frozenset[int] = f
     """Executed instructions of ``graph``'s computed layers on ``core``: work x measured cost per op.
 
     ``kernels``: ``target`` (the core's variants) or ``portable``; layers in ``streamed`` (indices in
-    ``graph.layers``) run portable row kernels, so they take the portable cost.
+    ``graph.layers``) run row kernels: the core's variant where the op has one (:meth:`Layer.row_kernel_templates`:
+    convolutions), else the portable one, and take that cost.
     """
     measured_on, note = (core, f"measured on {core}") if core in MEASURED else BORROWED.get(
         core, ("cortex-m4", f"no measurement for {core}: portable kernels measured on Cortex-M4"))
@@ -173,7 +174,8 @@ def estimate(graph: Graph, core: str, kernels: str, streamed: frozenset[int] = f
     table = MEASURED[measured_on]
     total = 0.0
     for index, layer in graph.computed_layers():
-        costs = table["portable" if index in streamed else kernels]
+        portable_rows = index in streamed and set(type(layer).row_kernel_templates()) == {"portable"}
+        costs = table["portable" if portable_rows else kernels]
         key = cost_key(layer)
         cost = costs.get(key, costs[FALLBACK["macs" if layer.macs() else "elements"]])
         total += work(layer) * cost

@@ -23,6 +23,18 @@ def _rows(s: Schedule, graph: Graph, stage: int) -> dict[int, int]:
     return {} if st is None else dict(zip(st.layers, st.rings))
 
 
+def _busiest(s: Schedule, stage: int) -> tuple[int, dict[str, tuple[int, int]]]:
+    """A stage placed row by row: (its busiest moment, {buffer: (aligned bytes, blocks) live then})."""
+    blocks, moment = s.stage_blocks[stage]
+    moment = max(moment, 0)  # moment -1 (before the first row step) has no more live bytes than moment 0
+    live: dict[str, tuple[int, int]] = {}
+    for b in blocks:
+        if b.start <= moment <= b.end:
+            size, count = live.get(b.owner, (0, 0))
+            live[b.owner] = (size + (b.size + 3) // 4 * 4, count + 1)
+    return moment, live
+
+
 def plan_json(graph: Graph, s: Schedule) -> dict[str, Any]:
     peak, where = s.peak()
     steps = []
@@ -32,9 +44,17 @@ def plan_json(graph: Graph, s: Schedule) -> dict[str, Any]:
         live = [{"buffer": b.name, "kind": b.kind, "bytes": b.size,
                  "where": "input" if b.name in s.in_input else "arena", "offset": s.offsets[b.name],
                  **({"rows": rings[b.name]} if b.name in rings else {})} for b in s.live(number)]
-        steps.append({"step": number, "layers": [graph.layers[i].name for i in layers], "streamed": st is not None,
-                      "row_steps": st.steps if st else 0, "live": live,
-                      "arena_bytes": sum(x["bytes"] for x in live if x["where"] == "arena")})
+        step = {"step": number, "layers": [graph.layers[i].name for i in layers], "streamed": st is not None,
+                "row_steps": st.steps if st else 0}
+        if number in s.stage_blocks:  # rows placed one by one: what is live at the busiest moment
+            moment, at_peak = _busiest(s, number)
+            for x in live:
+                x["bytes"], rows = at_peak.get(x["buffer"], (0, 0))
+                if x["buffer"] in s.row_offsets:
+                    x["rows"], x["placement"] = rows, "rows"
+            live = [x for x in live if x["bytes"] or x["where"] == "input"]
+            step["busiest"] = {"row_step": moment // len(layers), "layer": graph.layers[layers[moment % len(layers)]].name}
+        steps.append({**step, "live": live, "arena_bytes": s.stage_bytes[number]})
     return {"schedule": s.mode, "reuse_input": s.reuse_input, "arena_bytes": s.arena_size,
             "layer_arena_bytes": s.layer_arena_size, "peak_bytes": peak, "peak_step": where,
             "peak_layers": [graph.layers[i].name for i in s.stages[where]] if s.stages else [],
@@ -63,9 +83,15 @@ def to_text(m: dict[str, Any], prefix: str = "model") -> str:
            f"peak: {_n(m['peak_bytes'])} live arena bytes at step {m['peak_step']} ({_label(m['peak_layers'])})"]
     if m["reuse_input"]:
         out.append("buffers marked [input] live in the caller's input buffer, which invoke() overwrites")
+    if any("busiest" in step for step in m["steps"]):
+        out.append("rows placed one by one: each row of a tensor inside a streamed chain takes arena bytes only from "
+                   "the row step that writes it to the last that reads it (rows of whole tensors not yet written or "
+                   "read for the last time are free too); such a step shows what is live at its busiest row step")
     rows = []
     for step in m["steps"]:
         what = _label(step["layers"]) + (f" (streamed, {step['row_steps']} row steps)" if step["streamed"] else "")
+        if "busiest" in step:
+            what = what[:-1] + f"; busiest: row step {step['busiest']['row_step']}, {step['busiest']['layer']})"
         buffers = ", ".join(
             f"{b['buffer']} {_n(b['bytes'])}" + (f" ({b['rows']} row{'s' if b['rows'] != 1 else ''})" if "rows" in b else "")
             + (" [sums]" if b["kind"] == "sum" else "") + (" [input]" if b["where"] == "input" else "")

@@ -1,9 +1,9 @@
 """The README's supported-ops table, generated from the op registry and the frontends' tables.
 
 One row per built-in op (:data:`sepgen.ops.BUILTIN_OPS`): its description (the op class's docstring), the Keras
-layers, ``.npz`` spec types and ``.tflite`` operators that produce it (each frontend's ``EXPRESSES``), its C kernel
-variants and whether the MicroPython ``.py`` backend has a kernel for it (a ``micropython`` entry in its ``kernels``).  ``python -m sepgen.optable README.md``
-rewrites the table between the README's markers; tests/test_docs.py checks that it is current.
+layers, ``.npz`` spec types and ``.tflite`` operators or multi-op patterns that produce it (each frontend's
+``EXPRESSES``), its C kernel variants and whether the MicroPython ``.py`` backend has a kernel for it (a
+``micropython`` entry in its ``kernels``).  ``python -m sepgen.optable README.md`` rewrites the table between the README's markers; tests/test_docs.py checks that it is current.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ END = "<!-- end of supported-ops table -->"
 
 
 def _cell(values) -> str:
-    return ", ".join(f"`{v}`" for v in values) if values else "—"
+    """Code-formatted names; a multi-op pattern "A+B+C" (a .tflite lowering read back as one layer) as A → B → C."""
+    return ", ".join(" → ".join(f"`{part}`" for part in v.split("+")) for v in values) if values else "—"
 
 
 def _python(cls) -> str:

@@ -76,12 +76,65 @@ def choose_quant_params(rmin: float, rmax: float) -> QuantParams:
     if rmax - rmin < 1e-9:
         return QuantParams(1.0 / 255.0, 0)  # constant-zero tensor: any scale is exact
     scale = float(np.float32((rmax - rmin) / (QMAX - QMIN)))
+    return QuantParams(scale, _nudged_zero_point(rmin, rmax, scale))
+
+
+def _nudged_zero_point(rmin: float, rmax: float, scale: float) -> int:
+    """gemmlowp's zero point for a range that includes 0 at a given scale: from the end with the smaller error."""
     zp_from_min = QMIN - rmin / scale
     zp_from_max = QMAX - rmax / scale
     zp_err_min = abs(QMIN) + abs(rmin / scale)
     zp_err_max = abs(QMAX) + abs(rmax / scale)
     zp = zp_from_min if zp_err_min < zp_err_max else zp_from_max
-    return QuantParams(scale, int(min(max(round(zp), QMIN), QMAX)))
+    return int(min(max(round(zp), QMIN), QMAX))
+
+
+# ------------------------------------------------- Rescaling folded into the input quantization
+def rescaling_input_quant(rmin: float, rmax: float, scale: float, offset: float) -> QuantParams:
+    """The raw model input's quantization when its first layer, y = ``scale`` * x + ``offset`` (scalars,
+    scale > 0), is folded into it: the int8 bytes stay the same and the next layer reads them as y with
+    :func:`rescaled_quant` (scale S = scale * S_x, zero point Z = Z_x - offset / S).
+
+    Exact when offset / S is an integer n: then quantizing x with (S_x, Z_x) gives exactly the bytes that
+    quantizing y with (S, Z) gives (in real arithmetic; a value exactly halfway between two steps may round
+    either way in floating point).  The raw range [rmin, rmax] is widened to include 0 and -offset / scale
+    (the raw value that rescales to 0), so that both zero points are int8; its gemmlowp scale S0 is then
+    raised to the nearest S_x >= S0 that makes n = offset / (scale * S_x) a whole number (by less than a
+    factor 2, by 1/127 for images 0..255 with Rescaling(1/127.5, -1)).  When the offset is smaller than one
+    raw step (|offset / scale| < S0) no such S_x exists: S0 is kept and n rounds to the nearest integer, so the
+    rescaled input is off by at most half a step of S.
+    """
+    scale, offset = float(scale), float(offset)
+    if not (math.isfinite(scale) and math.isfinite(offset) and scale > 0):
+        raise UserError(f"a folded Rescaling needs a finite scale > 0 and a finite offset, got {scale}, {offset}")
+    zero = -offset / scale  # the raw value that rescales to 0
+    rmin, rmax = min(float(rmin), 0.0, zero), max(float(rmax), 0.0, zero)
+    if rmax - rmin < 1e-9:
+        return QuantParams(1.0 / 255.0, 0)  # constant-zero input (offset 0): any scale is exact
+    s_x = float(np.float32((rmax - rmin) / (QMAX - QMIN)))
+    steps = abs(zero) / s_x  # |n| at the gemmlowp scale
+    if steps >= 1.0:  # the largest |n| <= steps; the 1e-6 absorbs float noise of an exact quotient
+        s_x = max(s_x, float(np.float32(abs(zero) / math.floor(steps + 1e-6))))
+    n = _offset_steps(float(np.float32(scale * s_x)), offset)  # as rescaled_quant computes it
+    zp = _nudged_zero_point(rmin, rmax, s_x)
+    return QuantParams(s_x, min(max(zp, QMIN + n, QMIN), QMAX + n, QMAX))  # Z_x and Z_x - n both int8
+
+
+def _offset_steps(rescaled_scale: float, offset: float) -> int:
+    """n = offset / S rounded to the nearest integer (half away from zero)."""
+    return int(round_half_away(np.float64(offset) / np.float64(rescaled_scale)))
+
+
+def rescaled_quant(raw: QuantParams, scale: float, offset: float) -> QuantParams:
+    """The quantization of y = ``scale`` * x + ``offset`` that reads x's int8 bytes unchanged: S = scale * S_x
+    (float32), Z = Z_x - n with n = offset / S rounded (a whole number for a raw quantization chosen by
+    :func:`rescaling_input_quant`).  UserError when Z leaves int8 (the raw quantization was chosen elsewhere)."""
+    s = float(np.float32(float(scale) * raw.scale))
+    zp = raw.zero_point - _offset_steps(s, offset)
+    if not (s > 0 and QMIN <= zp <= QMAX):
+        raise UserError(f"a Rescaling({scale:g}, {offset:g}) cannot be folded into the quantization "
+                        f"(scale {raw.scale:g}, zero point {raw.zero_point}): zero point {zp} is not int8")
+    return QuantParams(s, zp)
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -173,7 +226,7 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
     if graph.quantizer != "none":
         raise UserError(f"model '{graph.name}' is already quantized ({graph.quantizer})")
     ranges = calibrate(graph, calibration, batch_size, progress)
-    quants: dict[str, QuantParams] = {graph.input: choose_quant_params(*ranges[graph.input])}
+    quants: dict[str, QuantParams] = {graph.input: _input_quant(graph, ranges[graph.input])}
     layers: list[Layer] = []
     for layer in graph.layers:
         in_qs = [quants[t] for t in layer.inputs]
@@ -182,6 +235,15 @@ def quantize(graph: Graph, calibration: np.ndarray, batch_size: int = 64, progre
         quants[layer.output] = out_q
     tensors = {name: dataclasses.replace(spec, quant=quants[name]) for name, spec in graph.tensors.items()}
     return graph.replace_layers(layers, tensors=tensors, quantizer="sepgen")
+
+
+def _input_quant(graph: Graph, calibrated: tuple[float, float]) -> QuantParams:
+    """The model input's quantization: the one its readers ask for (:meth:`sepgen.ir.Layer.model_input_quant`,
+    e.g. a folded Rescaling), else the one chosen from its calibrated range."""
+    asked = {q for layer in graph.consumers(graph.input) if (q := layer.model_input_quant(*calibrated)) is not None}
+    if len(asked) > 1:
+        raise UserError(f"model '{graph.name}': its input is read by layers that need different quantizations")
+    return asked.pop() if asked else choose_quant_params(*calibrated)
 
 
 # ------------------------------------------------------- fixed-output ops

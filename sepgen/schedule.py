@@ -15,7 +15,12 @@ Every output value is computed exactly once with the same arithmetic as the whol
 so outputs are byte-identical; no row is recomputed (extra MACs: 0).
 
 The memory plan (:func:`sepgen.plan.place`) then places, per stage, the whole tensors alive across
-stages plus the stage's rings and sums.  Modes: ``layer`` (every layer its own stage, as
+stages plus the stage's rings and sums.  Or (:mod:`sepgen.rowplace`) it places the whole tensors and
+sums that way and then every row of a chain-internal tensor on its own, wherever arena bytes are free
+from the row step that writes it to the last that reads it: rows of different tensors share bytes over
+time, and rows of a whole tensor the stage has not written yet, or has read for the last time, are free
+too.  The generated C then finds such rows through a table of row offsets.  A schedule takes whichever
+placement needs the smaller arena (the rings on a tie).  Modes: ``layer`` (every layer its own stage, as
 :func:`sepgen.plan.plan`), ``stream`` (every chain of two or more layers streamed whole) and ``auto``: starting from
 ``stream``, a local search that cuts chains into shorter streamed runs (the layer at a cut writes its
 output whole) or leaves a run whole, as long as the arena shrinks; the layer schedule if nothing
@@ -31,6 +36,7 @@ import numpy as np
 
 from .ir import Graph, Layer
 from .plan import ALIGNMENT, Location, place, plan, storage_roots
+from .rowplace import Block, peak_bytes, stage_rows
 
 MODES = ("layer", "stream", "auto")
 WINDOWED = ("conv2d", "depthwise_conv2d")
@@ -177,20 +183,37 @@ class Schedule:
     locations: dict[str, Location] = field(default_factory=dict)  # tensor or buffer -> where its bytes are
     reuse_input: bool = False
     in_input: frozenset[str] = frozenset()  # buffers placed in the caller's input buffer (--reuse-input)
+    #: rings placed row by row (sepgen.rowplace): tensor -> arena offset of each row (-1: never computed);
+    #: such a tensor's location is the arena's start.  Empty: every ring is a fixed block of `rows` slots.
+    row_offsets: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    stage_bytes: tuple[int, ...] = ()  # live arena bytes of each stage at its busiest moment (4-byte aligned)
+    #: stages placed row by row: every block of arena bytes with its moments (sepgen.rowplace), and the busiest moment
+    stage_blocks: dict[int, tuple[tuple[Block, ...], int]] = field(default_factory=dict)
 
     def live(self, stage: int) -> list[Buffer]:
         return [b for b in self.buffers if b.first <= stage <= b.last]
 
     def peak(self) -> tuple[int, int]:
-        """(largest sum of live arena bytes, the first stage where it occurs); input-buffer tenants excluded."""
-        sums = [sum(_align(b.size) for b in self.live(s) if b.name not in self.in_input)
-                for s in range(len(self.stages))]
-        best = max(sums, default=0)
-        return best, (sums.index(best) if sums else 0)
+        """(largest live arena bytes of a stage, the first stage where it occurs); input-buffer tenants excluded."""
+        best = max(self.stage_bytes, default=0)
+        return best, (self.stage_bytes.index(best) if self.stage_bytes else 0)
 
 
 def _build(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_arena: int,
-           reuse_input: bool = False) -> Schedule:
+           reuse_input: bool = False, memo: dict | None = None) -> Schedule:
+    """The schedule streaming ``streamed_chains``: rings as fixed blocks of slots, or placed row by row
+    (:mod:`sepgen.rowplace`), whichever needs the smaller arena (fixed rings on a tie).  ``memo``: step
+    tables and row placements already computed for this graph (the search of ``auto`` rebuilds often)."""
+    memo = {} if memo is None else memo
+    rings = _placed(graph, mode, streamed_chains, layer_arena, reuse_input, False, memo)
+    if not rings.streamed:
+        return rings
+    rows = _placed(graph, mode, streamed_chains, layer_arena, reuse_input, True, memo)
+    return rows if rows.arena_size < rings.arena_size else rings
+
+
+def _placed(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_arena: int, reuse_input: bool,
+            by_rows: bool, memo: dict) -> Schedule:
     root = storage_roots(graph)
     out_root = root[graph.output]
     in_chain = {i: c for c in streamed_chains for i in c}
@@ -201,7 +224,10 @@ def _build(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_aren
         if chain is None:
             stages.append((index,))
         elif index == chain[0]:
-            streams[len(stages)] = stream(graph, chain)
+            key = ("stream", tuple(chain))
+            if key not in memo:
+                memo[key] = stream(graph, chain)
+            streams[len(stages)] = memo[key]
             stages.append(tuple(chain))
     stage_of = {i: s for s, layers in enumerate(stages) for i in layers}
     for index, layer in enumerate(graph.layers):  # aliasing layers: the stage of their input's producer
@@ -229,23 +255,44 @@ def _build(graph: Graph, mode: str, streamed_chains: list[list[int]], layer_aren
             buffers[owner] = Buffer(owner, "tensor", graph.tensors[owner].size, first, max(s, old.last if old else s))
     sizes = {b.name: b.size for b in buffers.values()}
     lifetimes = {b.name: (b.first, b.last) for b in buffers.values()}
+    by_row = {n for n in rings} if by_rows else set()
     in_input: dict[str, int] = {}
     if reuse_input:
-        in_input = _input_region(graph, root, stages, streams, stage_of, buffers)
-    arena_names = [n for n in sizes if n not in in_input]
+        candidates = {n: b for n, b in buffers.items() if n not in by_row}
+        in_input = _input_region(graph, root, stages, streams, stage_of, candidates)
+    arena_names = [n for n in sizes if n not in in_input and n not in by_row]
     offsets, arena = place({n: sizes[n] for n in arena_names}, {n: lifetimes[n] for n in arena_names})
+    live = [[b for b in buffers.values() if b.first <= s <= b.last] for s in range(len(stages))]
+    stage_bytes = [sum(_align(b.size) for b in bs if b.name not in in_input) for bs in live]
+    row_offsets: dict[str, tuple[int, ...]] = {}
+    stage_blocks: dict[int, tuple[tuple[Block, ...], int]] = {}
+    if by_rows:
+        for s, st in streams.items():
+            around = tuple(sorted((b.name, b.kind, b.size, offsets[b.name], b.first == s, b.last == s)
+                                  for b in live[s] if b.name in offsets))
+            key = ("rows", st.layers, around)
+            if key not in memo:
+                maps = [row_map(graph.layers[i]) for i in st.layers]
+                memo[key] = stage_rows(graph, s, st, maps, live[s], offsets, root,
+                                       is_reducer(graph.layers[st.layers[-1]]))
+            placed, blocks = memo[key]
+            row_offsets.update(placed)
+            stage_bytes[s], busiest = peak_bytes(blocks)
+            stage_blocks[s] = (tuple(blocks), busiest)
+            arena = max([arena] + [b.offset + _align(b.size) for b in blocks])
+        offsets.update({n: min(o for o in rows if o >= 0) for n, rows in row_offsets.items()})
     locations = {}
     for name in graph.tensors:
         owner = root[name]
         locations[name] = (Location("input") if owner == graph.input else Location("output") if owner == out_root
                            else Location("input", in_input[owner]) if owner in in_input
-                           else Location("arena", offsets[owner]))
+                           else Location("arena", 0) if owner in row_offsets else Location("arena", offsets[owner]))
     for b in buffers.values():
         locations.setdefault(b.name, Location("input", in_input[b.name]) if b.name in in_input
                              else Location("arena", offsets[b.name]))
     offsets = {**offsets, **in_input}
     return Schedule(mode, bool(streams), tuple(stages), streams, tuple(buffers.values()), offsets, arena,
-                    layer_arena, 0, locations, reuse_input, frozenset(in_input))
+                    layer_arena, 0, locations, reuse_input, frozenset(in_input), row_offsets, tuple(stage_bytes), stage_blocks)
 
 
 def _input_region(graph: Graph, root: dict[str, str], stages, streams: dict[int, Stream], stage_of: dict[int, int],
@@ -289,9 +336,10 @@ def schedule(graph: Graph, mode: str = "layer", reuse_input: bool = False) -> Sc
     if mode not in MODES:
         raise ValueError(f"unknown schedule '{mode}' (choose from {', '.join(MODES)})")
     layer_arena = plan(graph).arena_size
+    memo: dict = {}
 
     def build(segments: list[list[int]]) -> Schedule:
-        return _build(graph, mode, segments, layer_arena, reuse_input)
+        return _build(graph, mode, segments, layer_arena, reuse_input, memo)
 
     if mode == "layer":
         return build([])

@@ -38,8 +38,16 @@ class Mismatch:
 @dataclass(frozen=True)
 class VerifyResult:
     samples: int
-    layers: int
+    layers: int  # layers whose whole output the C traced and the comparison checked
     mismatch: Mismatch | None
+    streamed: int = 0  # layers inside streamed chains: never whole in the C, checked through their chain's end
+
+    def summary(self) -> str:
+        """'<samples> inputs x <layers> layers', naming the layers checked only through a streamed chain."""
+        if not self.streamed:
+            return f"{self.samples} inputs x {self.layers} layers"
+        return (f"{self.samples} inputs x {self.layers} traced layers (+{self.streamed} streamed inside chains, "
+                "checked through each chain's last layer)")
 
     @property
     def ok(self) -> bool:
@@ -114,7 +122,7 @@ def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -
     expected = simulate.run(graph, inputs, all_tensors=True)
     traced = [layer for _, layer in graph.computed_layers() if layer.output in c_values]
     hidden = [layer.name for _, layer in graph.computed_layers() if layer.output not in c_values]
-    checks = []
+    streamed, checks = len(hidden), []
     for layer in traced:
         before = [name for name in hidden if graph.layers.index(graph.layer(name)) < graph.layers.index(layer)]
         hidden = [name for name in hidden if name not in before]
@@ -126,8 +134,8 @@ def compare(graph: Graph, inputs: np.ndarray, c_values: dict[str, np.ndarray]) -
             sample, index = (int(v) for v in diff[0])
             return VerifyResult(len(inputs), len(traced), Mismatch(
                 sample, name, op, index, int(want.reshape(len(want), -1)[sample, index]),
-                int(got.reshape(len(got), -1)[sample, index]), before))
-    return VerifyResult(len(inputs), len(traced), None)
+                int(got.reshape(len(got), -1)[sample, index]), before), streamed)
+    return VerifyResult(len(inputs), len(traced), None, streamed)
 
 
 def verify_host(graph: Graph, inputs: np.ndarray, prefix: str = "model", sanitize: bool = False,

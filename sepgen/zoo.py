@@ -107,6 +107,28 @@ def ds_cnn_kws(seed: int = 0, blocks: int = 4, channels: int = 64) -> Graph:
     return b.build(y)
 
 
+#: MobileNetV1's separable blocks after the stem: (depthwise stride, pointwise filters at width 1.0)
+MOBILENET_V1_BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512),
+                       (1, 512), (1, 512), (2, 1024), (1, 1024))
+
+
+def mobilenet_v1_025(seed: int = 0, size: int = 96, classes: int = 2) -> Graph:
+    """MobileNetV1 width 0.25 (the visual-wake-words shape: 96x96x3, 2 classes) as a float Graph, random
+    weights: Conv2D 8 3x3 stride 2 'same' + ReLU6, 13 blocks of DepthwiseConv2D 3x3 'same' + ReLU6 and
+    Conv2D 1x1 + ReLU6 (BatchNorm folded), global average pool, Dense + softmax.  Same shapes as
+    :func:`mobilenet_v1_025_keras`."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder((size, size, 3), name="mobilenet_v1_025")
+    y = b.conv2d("conv1", b.input, _he(rng, (3, 3, 3, 8), 27), _bias(rng, 8), 2, 1, "same", "relu6")
+    c = 8
+    for i, (stride, filters) in enumerate(MOBILENET_V1_BLOCKS, 1):
+        y = b.depthwise_conv2d(f"dw{i}", y, _he(rng, (3, 3, c, 1), 9), _bias(rng, c), stride, 1, "same", "relu6")
+        y = b.conv2d(f"pw{i}", y, _he(rng, (1, 1, c, filters // 4), c), _bias(rng, filters // 4), activation="relu6")
+        c = filters // 4
+    y = b.dense("fc", b.global_avg_pool2d("gap", y), _he(rng, (c, classes), c), _bias(rng, classes), "softmax")
+    return b.build(y)
+
+
 def ds_cnn_block(seed: int = 0) -> Graph:
     """One DS-CNN block: 25x5x64 input, depthwise 3x3 'same' + ReLU, pointwise 64->64 + ReLU."""
     rng = np.random.default_rng(seed)

@@ -26,9 +26,10 @@ import numpy as np
 import pytest
 import test_ops_c
 from conftest import require_tool
-from util import quantized
+from util import quantized, rand
 
 from sepgen import codegen, toolchain, verification, zoo
+from sepgen.frontends.builder import GraphBuilder
 
 CLANG_WARNINGS = ("-std=c99", "-Weverything", "-Werror")
 PREFIX = "model"
@@ -103,18 +104,30 @@ def test_clang_everything_is_clean_and_exact(family, clang):
         assert result.ok, f"clang build: {result.mismatch}"
 
 
+def wide_chain():
+    """A streamed chain whose whole output (40x40x48, read by a Dense) makes the arena > 64 KiB: int32 row tables."""
+    rng = np.random.default_rng(5)
+    b = GraphBuilder((40, 40, 3))
+    y = b.conv2d("stem", b.input, rand(rng, 3, 3, 3, 16), rand(rng, 16), 1, 1, "same", "relu")
+    y = b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 16, 1), None, 1, 1, "same", "relu6")
+    y = b.conv2d("pw", y, rand(rng, 1, 1, 16, 48), rand(rng, 48), activation="relu")
+    return b.build(b.dense("fc", b.flatten("flat", y), rand(rng, 40 * 40 * 48, 2) * 0.05, rand(rng, 2)))
+
+
 @pytest.mark.parametrize("model, reuse", [("zoo_ds_cnn_kws", False), ("zoo_vgg_cifar10_separable", False),
-                                          ("chain", False), ("mobilenet_like", True)])
+                                          ("chain", False), ("mobilenet_like", True), ("wide", False)])
 def test_clang_everything_streamed(model, reuse, clang):
     """Row kernels and step loops of --schedule stream (and --reuse-input): clean under clang -Weverything
     and the strict gcc flags, still exact."""
     from test_schedule import CHAINS, chain_graph, mobilenet_like
 
     compiler, flags = clang
-    build = ZOO.get(model, (lambda: chain_graph(*CHAINS[3])) if model == "chain" else mobilenet_like)
-    graph, inputs = quantized(build(), np.random.default_rng(0))
+    build = {"chain": lambda: chain_graph(*CHAINS[3]), "mobilenet_like": mobilenet_like, "wide": wide_chain}.get(model)
+    graph, inputs = quantized((build or ZOO[model])(), np.random.default_rng(0))
     files = codegen.render(graph, PREFIX, schedule="stream", reuse_input=reuse)
     assert "_rows(" in files[f"{PREFIX}.c"]
+    if model == "wide":
+        assert "static const int32_t model_layer0_rows[40]" in files[f"{PREFIX}.c"]
     files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
     toolchain.compile_executable(files, toolchain.HOST_FLAGS)
     exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
@@ -155,3 +168,28 @@ def test_dsp_variants_portable_branch_is_clean_and_exact(family, target, clang):
         exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
         result = verification.compare(graph, inputs, _run(exe, graph, inputs))
         assert result.ok, f"clang build of the {target} kernels: {result.mismatch}"
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("model, reuse", [("zoo_ds_cnn_kws", False), ("conv_ring", False), ("mobilenet_like", True)])
+def test_row_kernel_variants_portable_branch_is_clean_and_exact(model, reuse, target, clang):
+    """The DSP and Helium row kernels of --schedule stream (their portable #else branch, built here for the host):
+    clean under clang -Weverything and still exact."""
+    from test_dsp_host import conv_ring_chain
+    from test_schedule import mobilenet_like
+
+    compiler, flags = clang
+    build = ZOO.get(model, conv_ring_chain if model == "conv_ring" else mobilenet_like)
+    graph, inputs = quantized(build(), np.random.default_rng(0))
+    files = codegen.render(graph, PREFIX, target, "stream", reuse)
+    assert "row_begin" in files[f"{PREFIX}.c"] and "__ARM_FEATURE" in files[f"{PREFIX}.c"]
+    files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
+    exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
+    with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
+        in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
+        in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
+        proc = toolchain.run([str(exe), str(in_path), str(out_path)])
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
+        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream", reuse)
+    result = verification.compare(graph, inputs, traced)
+    assert result.ok, f"clang build of the {target} row kernels: {result.mismatch}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def generated(tmp_path_factory) -> tuple[Path, "sepgen.Graph"]:
     y = b.dense("fc", b.flatten("flat", y), rand(rng, 4 * 4 * 6, 3), rand(rng, 3), "softmax")
     q, _ = quantized(b.build(y), rng)
     out = tmp_path_factory.mktemp("gen") / "tiny"
-    sepgen.generate(q, out, prefix="tiny")
+    sepgen.generate(q, out, prefix="tiny", schedule="layer")  # every layer traced whole
     return out, q
 
 
@@ -120,7 +121,8 @@ def test_streamed_directory_verifies_and_reports_its_plan(streamed):
     assert '#define CHAIN_SCHEDULE "auto"' in header and "#define CHAIN_REUSES_INPUT 1" in header
     proc = run_cli("verify", str(streamed), "--count", "20", "--sanitize")
     assert proc.returncode == 0, proc.stderr
-    assert "on 20 inputs x 4 layers" in proc.stdout  # dw and gap (ends of streamed runs), fc, softmax
+    # dw and gap (ends of streamed runs), fc, softmax; the stem and pw run inside the chains
+    assert "on 20 inputs x 4 traced layers (+2 streamed inside chains" in proc.stdout
     proc = run_cli("report", str(streamed), "--json")
     assert proc.returncode == 0, proc.stderr
     memory = json.loads(proc.stdout)["memory"]
@@ -166,11 +168,11 @@ def test_every_option_has_help_text():
 
 
 @pytest.mark.parametrize("target,variant_macro,schedule", [
-    ("host", None, "auto"), ("cortex-m3", None, "auto"), ("cortex-m4", "__ARM_FEATURE_DSP", "layer"),
-    ("cortex-m55", "__ARM_FEATURE_MVE", "layer")])
+    ("host", None, "auto"), ("cortex-m3", None, "auto"), ("cortex-m4", "__ARM_FEATURE_DSP", "auto"),
+    ("cortex-m55", "__ARM_FEATURE_MVE", "auto")])
 def test_a_model_file_is_rendered_for_the_target(generated, tmp_path, monkeypatch, target, variant_macro, schedule):
     """verify/profile of a model file build the C 'generate --target' writes: the target's kernel variants, and
-    the target's default schedule (layer where streaming would give up the variants; auto elsewhere)."""
+    the target's default schedule (auto everywhere: streamed convolutions run the variants' row kernels)."""
     from types import SimpleNamespace
 
     from sepgen import cli, codegen, targets
@@ -186,3 +188,27 @@ def test_a_model_file_is_rendered_for_the_target(generated, tmp_path, monkeypatc
     assert codegen.schedule_of(files, "model") == (schedule, False)
     c = files["model.c"]
     assert (variant_macro in c) if variant_macro else ("__ARM_FEATURE" not in c)
+
+
+def test_failing_tool_exits_3_with_its_output(generated, tmp_path):
+    """A compiler that fails is reported with its own output and one closing line, not a traceback."""
+    out, _ = generated
+    fake_cc = tmp_path / "broken-cc"
+    fake_cc.write_text("#!/bin/sh\necho 'broken-cc: licence expired' >&2\nexit 1\n")
+    fake_cc.chmod(0o755)
+    env = {**os.environ, "CC": str(fake_cc)}
+    proc = subprocess.run([sys.executable, "-m", "sepgen.cli", "verify", str(out), "--count", "2"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 3, proc.stderr
+    assert "broken-cc: licence expired" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("sepgen: error: broken-cc failed") and "the tool's output is above" in last
+
+
+def test_api_generate_defaults_to_the_command_lines_schedule(generated, tmp_path):
+    """sepgen.generate() without a schedule streams like `sepgen generate` (auto), on every target."""
+    _, q = generated
+    for target in ("host", "cortex-m4"):
+        out = sepgen.generate(q, tmp_path / target, prefix="tiny", target=target)
+        assert '#define TINY_SCHEDULE "auto"' in (out / "tiny.h").read_text()

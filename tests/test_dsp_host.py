@@ -29,3 +29,86 @@ def test_conv2d_dsp_kernel_under_sanitizers(kernel, stride, padding, dilation, s
     assert ("sepgen_dsp_smlad" in files["model.c"]) == (kernel[0] * kernel[1] * shape[2] >= 4)
     result = verification.verify_host(graph, inputs, sanitize=True, files=files)
     assert result.ok, f"sanitizer build of the cortex-m4 kernel: {result.mismatch}"
+
+
+# ------------------------------------------------------------------------------ row kernels (streamed chains)
+
+
+def conv_ring_chain(seed: int = 0):
+    """A chain whose windowed convolutions read rings of rows (not only the stem its whole input): 3x3 stride-2
+    stem, 3x3 'same' conv, depthwise depth multiplier 2, a 3x2 dilated 'valid' conv, a 2x2 stride-2 conv."""
+    from sepgen.frontends.builder import GraphBuilder
+
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder((13, 9, 3))
+    y = b.conv2d("stem", b.input, rand(rng, 3, 3, 3, 8), rand(rng, 8), 2, 1, "same", "relu")
+    y = b.conv2d("c2", y, rand(rng, 3, 3, 8, 8), rand(rng, 8), 1, 1, "same", "relu")
+    y = b.depthwise_conv2d("dw", y, rand(rng, 3, 3, 8, 2), rand(rng, 16), 1, 1, "same", "relu")
+    y = b.conv2d("c3", y, rand(rng, 3, 2, 16, 5), rand(rng, 5), 1, 2, "valid", "none")
+    y = b.conv2d("c4", y, rand(rng, 2, 2, 5, 8), None, 2, 1, "same", "relu6")
+    return b.build(y)
+
+
+def streamed_cases():
+    """(id, float graph) of the streamed chains the row-kernel variants are checked on."""
+    from test_schedule import CHAINS, chain_graph, mobilenet_like
+
+    return ([(f"chain{i}", lambda c=c: chain_graph(*c)) for i, c in enumerate(CHAINS)]
+            + [("conv-ring", conv_ring_chain), ("mobilenet-like", mobilenet_like)])
+
+
+def row_variants(graph, target: str) -> list[tuple[str, str]]:
+    """(op, row-kernel variant) of every layer streamed under --schedule stream on ``target``."""
+    from sepgen.schedule import schedule
+
+    env = codegen.environment()
+    return [(graph.layers[i].op, codegen.row_kernel_variant(env, graph.layers[i], target, graph)[0])
+            for st in schedule(graph, "stream").streams.values() for i in st.layers]
+
+
+#: how the rows inside a streamed chain are kept: "rows" the schedule's own choice (on every case here some rows
+#: placed one by one, through row offset tables), "rings" fixed rings forced (row y in slot y % ring)
+PLACEMENTS = ("rows", "rings")
+
+
+def use_placement(monkeypatch, graph, placement: str) -> None:
+    """Make the schedules of this test keep fixed rings (placement "rings": sepgen.schedule builds its stages
+    without row placement), or check that the schedule places some rows one by one that a convolution row kernel
+    reads or writes (placement "rows"), so both addressings of the variant row kernels stay covered."""
+    from sepgen import schedule as sched
+
+    if placement == "rings":
+        def rings_only(graph, mode, chains, layer_arena, reuse_input=False, memo=None):
+            return sched._placed(graph, mode, chains, layer_arena, reuse_input, False, {} if memo is None else memo)
+
+        monkeypatch.setattr(sched, "_build", rings_only)
+        assert not sched.schedule(graph, "stream").row_offsets
+        return
+    s = sched.schedule(graph, "stream")
+    convs = [graph.layers[i] for st in s.streams.values() for i in st.layers
+             if graph.layers[i].op in ("conv2d", "depthwise_conv2d")]
+    assert any(t in s.row_offsets for layer in convs for t in (layer.inputs[0], layer.output))
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55"])
+@pytest.mark.parametrize("name,build", streamed_cases(), ids=[c[0] for c in streamed_cases()])
+def test_row_kernel_variants_under_sanitizers(name, build, target, placement, monkeypatch):
+    """Streamed chains (strides, 'valid', depth multipliers 2 and 3, dilation, pools between, convolutions reading
+    rings or rows placed one by one) rendered for the DSP and Helium cores: every convolution's row kernel is the
+    target's variant (the whole-tensor template with ctx.rows; Helium has no depthwise kernel for depth multipliers
+    > 1, those take the DSP one), pooling stays portable, and the portable #else branches (for the DSP depthwise
+    the same data flow, ring and row table addressing included) are bit-exact under ASan + UBSan."""
+    graph, inputs = quantized(build(), np.random.default_rng(1))
+    use_placement(monkeypatch, graph, placement)
+    for op, variant in row_variants(graph, target):
+        if op not in ("conv2d", "depthwise_conv2d"):
+            assert variant == "portable", op
+        elif target == "cortex-m4":
+            assert variant == "cortexm_dsp", op
+        else:
+            assert variant in ("mve", "cortexm_dsp"), op
+    files = codegen.render(graph, "model", target, "stream")
+    assert "row_begin" in files["model.c"]
+    result = verification.verify_host(graph, inputs, sanitize=True, files=files)
+    assert result.ok, f"{name} on {target}, streamed: {result.mismatch}"

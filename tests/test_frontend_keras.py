@@ -680,15 +680,35 @@ def test_maximum_minimum_layers():
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("scale,offset,expect", [(1 / 255, 0.0, ["mul"]), (1 / 127.5, -1.0, ["mul", "add"]),
-                                                 ([0.5, 2.0, 1.0], [0.1, 0.0, -0.2], ["mul", "add"]),
-                                                 (1.0, 3.0, ["add"])])
-def test_rescaling_is_a_constant_multiply_and_add(scale, offset, expect):
-    """Rescaling (e.g. images 0..255 -> [-1, 1] as the first layer): TFLite's MUL/ADD of constants."""
+@pytest.mark.parametrize("scale,offset,expect", [
+    (1 / 255, 0.0, ["rescaling"]), (1 / 127.5, -1.0, ["rescaling"]), (1.0, 3.0, ["rescaling"]),
+    ([0.5, 0.5, 0.5], -1.0, ["rescaling"]),  # one value repeated per channel: a scalar
+    ([0.5, 2.0, 1.0], [0.1, 0.0, -0.2], ["mul", "add"]), (1 / 255, [0.0, 0.1, 0.2], ["mul", "add"]),
+    (-1 / 255, 0.0, ["mul"]),  # a negative scale reverses the order of the values: not a quantization
+])
+def test_rescaling_first_is_folded_or_a_constant_multiply_and_add(scale, offset, expect):
+    """Rescaling as the first layer (e.g. images 0..255 -> [-1, 1]) with a scalar scale > 0 and a scalar offset is
+    folded into the input quantization (a `rescaling` layer, no code); any other is TFLite's MUL/ADD of constants."""
     model = randomize(keras.Sequential([keras.Input((6, 5, 3)), L.Rescaling(scale, offset, name="rs"),
                                         L.Conv2D(4, 3, name="conv")], name="rescale"))
     graph = load(model)
     assert ops(graph) == expect + ["conv2d"]
+    assert graph.layers[0].aliases_input == (expect == ["rescaling"])
+    x = np.random.default_rng(0).uniform(0, 255, size=(3, 6, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL * 100)
+
+
+def test_rescaling_after_the_input_is_a_constant_multiply_and_add():
+    """Only a Rescaling that reads the model input is folded (the quantizer chooses only the input's quantization);
+    a second one on the same input is not (one input quantization cannot serve both)."""
+    inp = keras.Input((6, 5, 3))
+    a = L.Rescaling(1 / 255, name="first")(inp)
+    b = L.Rescaling(1 / 127.5, -1.0, name="second")(inp)
+    y = L.Rescaling(0.5, name="deep")(L.Conv2D(4, 3, name="conv")(L.Add(name="sum")([a, b])))
+    model = randomize(keras.Model(inp, y, name="rescales"))
+    graph = load(model)
+    assert [(layer.name, layer.op) for layer in graph.layers if layer.op in ("rescaling", "mul", "add")] == [
+        ("first", "rescaling"), ("second/scale", "mul"), ("second", "add"), ("sum", "add"), ("deep", "mul")]
     x = np.random.default_rng(0).uniform(0, 255, size=(3, 6, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(graph, x), model(x).numpy(), rtol=RTOL, atol=ATOL * 100)
 

@@ -81,6 +81,7 @@ def one_d_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
     arrays = {"c.kernel": _r(rng, 5, 3, 4), "c.bias": _r(rng, 4), "s.dw": _r(rng, 3, 4, 2), "s.pw": _r(rng, 1, 8, 6),
               "s.bias": _r(rng, 6), "d.kernel": _r(rng, 3, 6, 1), "d.bias": _r(rng, 6)}
     layers = [
+        {"name": "norm", "type": "rescaling", "scale": 0.5, "offset": -0.25},  # reads the input: folded
         {"name": "c", "type": "conv1d", "kernel": "c.kernel", "bias": "c.bias", "strides": 2, "padding": "same",
          "activation": "relu"},
         {"name": "s", "type": "separable_conv1d", "depthwise_kernel": "s.dw", "pointwise_kernel": "s.pw",
@@ -90,9 +91,10 @@ def one_d_model(seed: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
         {"name": "mp2", "type": "max_pool1d", "pool_size": 2},
         {"name": "d", "type": "depthwise_conv1d", "kernel": "d.kernel", "bias": "d.bias", "dilation": 2},
         {"name": "ap", "type": "avg_pool1d", "pool_size": 2, "strides": 1, "padding": "same"},
+        {"name": "deep", "type": "rescaling", "scale": 2.0, "offset": 1.0},  # elsewhere: a multiply and an add
     ]
     return {"format": "sepgen-npz", "version": 1, "name": "one_d", "input_shape": [24, 3], "layers": layers,
-            "output": "ap"}, arrays
+            "output": "deep"}, arrays
 
 
 def test_one_d_layers_match_keras(tmp_path):
@@ -102,13 +104,17 @@ def test_one_d_layers_match_keras(tmp_path):
     spec, arrays = one_d_model()
     g = load(_save(tmp_path, spec, arrays))
     assert g.tensors[g.input].shape == (1, 24, 3) and g.layer("d").dilation == (1, 2)
-    model = keras.Sequential([keras.Input((24, 3)), L.Conv1D(4, 5, 2, "same", activation="relu"),
+    assert [(layer.name, layer.op) for layer in g.layers if "rescal" in layer.op or layer.op in ("mul", "add")] == [
+        ("norm", "rescaling"), ("deep/scale", "mul"), ("deep", "add")]
+    model = keras.Sequential([keras.Input((24, 3)), L.Rescaling(0.5, -0.25),
+                              L.Conv1D(4, 5, 2, "same", activation="relu"),
                               L.SeparableConv1D(6, 3, padding="same", depth_multiplier=2), L.MaxPooling1D(2),
                               L.UpSampling1D(2), L.MaxPooling1D(2),
-                              L.DepthwiseConv1D(3, dilation_rate=2), L.AveragePooling1D(2, 1, "same")])
-    model.layers[0].set_weights([arrays["c.kernel"], arrays["c.bias"]])
-    model.layers[1].set_weights([arrays["s.dw"], arrays["s.pw"], arrays["s.bias"]])
-    model.layers[5].set_weights([arrays["d.kernel"], arrays["d.bias"]])
+                              L.DepthwiseConv1D(3, dilation_rate=2), L.AveragePooling1D(2, 1, "same"),
+                              L.Rescaling(2.0, 1.0)])
+    model.layers[1].set_weights([arrays["c.kernel"], arrays["c.bias"]])
+    model.layers[2].set_weights([arrays["s.dw"], arrays["s.pw"], arrays["s.bias"]])
+    model.layers[6].set_weights([arrays["d.kernel"], arrays["d.bias"]])
     x = np.random.default_rng(1).normal(size=(3, 24, 3)).astype(np.float32)
     np.testing.assert_allclose(run_float(g, x[:, None])[:, 0], np.asarray(model(x)), rtol=1e-4, atol=1e-5)
 

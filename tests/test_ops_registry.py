@@ -28,7 +28,8 @@ def every_op_graph() -> ir.Graph:
     """One graph that uses every built-in op (through the shared builder)."""
     rng = np.random.default_rng(0)
     b = GraphBuilder((9, 9, 2))
-    a = b.conv2d("c", b.input, rand(rng, 3, 3, 2, 4), rand(rng, 4), 2, 1, "same", "relu")
+    x = b.rescaling("scale_in", b.input, 0.5, 0.25)  # folded into the input quantization
+    a = b.conv2d("c", x, rand(rng, 3, 3, 2, 4), rand(rng, 4), 2, 1, "same", "relu")
     d = b.depthwise_conv2d("dw", a, rand(rng, 3, 3, 4, 1), rand(rng, 4), padding="same")
     d = b.conv2d("pw", d, rand(rng, 1, 1, 4, 4), rand(rng, 4))
     y = b.add("add", [a, d])
@@ -92,7 +93,8 @@ def test_every_frontend_maps_or_refuses_every_op(module):
     for op in ops.BUILTIN_OPS:
         assert (op in frontend.EXPRESSES) != (op in frontend.NOT_EXPRESSIBLE), f"{module}: {op}"
     handled = {"sepgen.frontends.numpy": set(npz_frontend.SPEC_TYPES),
-               "sepgen.frontends.tflite": set(getattr(frontend, "HANDLED_OPS", ())),
+               "sepgen.frontends.tflite": set(getattr(frontend, "HANDLED_OPS", ()))
+               | set(getattr(frontend, "HANDLED_PATTERNS", ())),
                "sepgen.frontends.keras": set(getattr(frontend, "_HANDLERS", ()))}[module]
     for op, sources in frontend.EXPRESSES.items():
         assert sources and set(sources) <= handled, f"{module}: {op} -> {sources} not all handled"
@@ -189,3 +191,19 @@ def test_target_picks_a_variant_and_falls_back_to_portable(tmp_path):
     finally:
         ir.LAYER_TYPES.pop("test_softmax_variant", None)
         codegen._environment.cache_clear()
+
+
+@pytest.mark.parametrize("op", ops.BUILTIN_OPS)
+def test_row_kernels_exist_for_streamable_ops(op, quantized_every_op):
+    """An op that can run inside a streamed chain (sepgen.schedule.row_map) has a portable row kernel; every
+    variant's row kernel exists and belongs to a variant the op has whole (the target picks it the same way)."""
+    from sepgen.schedule import row_map
+
+    cls = ir.LAYER_TYPES[op]
+    _, q = quantized_every_op
+    layer = next(layer for layer in q.layers if layer.op == op)
+    rows = cls.row_kernel_templates()
+    for template in rows.values():
+        if row_map(layer) is not None:
+            assert (codegen.templates_dir() / template).is_file(), template
+    assert set(rows) <= set(cls.kernel_templates()) | {"portable"}

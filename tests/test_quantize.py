@@ -10,7 +10,9 @@ import pytest
 from sepgen.frontends.builder import GraphBuilder
 from sepgen.ir import QuantParams
 from sepgen.ops import softmax_params
-from sepgen.quantize import activation_range, choose_quant_params, quantize, quantize_multiplier, quantize_tensor
+from sepgen.errors import UserError
+from sepgen.quantize import (activation_range, choose_quant_params, quantize, quantize_multiplier, quantize_tensor,
+                             rescaled_quant, rescaling_input_quant)
 from sepgen.evaluate import agreement
 from util import rand
 
@@ -38,6 +40,39 @@ def test_choose_quant_params_includes_zero_and_relu():
     q = choose_quant_params(2.0, 3.0)  # widened to include 0
     assert q.zero_point == -128
     assert choose_quant_params(-5.0, -1.0).zero_point == 127
+
+
+@pytest.mark.parametrize("rmin,rmax,scale,offset", [
+    (0, 255, 1 / 255, 0.0), (0, 255, 1 / 127.5, -1.0), (0, 255, 1 / 255, -0.5), (0, 255, 2.0, 3.0),
+    (-3.0, 3.0, 0.25, 0.5), (-3.0, 3.0, 10.0, -0.7), (0, 1023, 1 / 512, -1.0), (5.0, 9.0, 1.0, -7.0),
+    (-0.5, 0.5, 3.0, 40.0),  # the raw value that rescales to 0 (-13.3) lies outside the data: the range grows
+])
+def test_rescaling_folded_into_the_input_quantization_is_exact(rmin, rmax, scale, offset):
+    """The raw input's quantization for a folded Rescaling: both zero points int8, the data range covered, and
+    quantizing raw values gives exactly the bytes that quantizing the rescaled values gives."""
+    raw = rescaling_input_quant(rmin, rmax, scale, offset)
+    y = rescaled_quant(raw, scale, offset)
+    assert -128 <= raw.zero_point <= 127 and -128 <= y.zero_point <= 127
+    # the data range is covered (up to the half step gemmlowp's zero-point nudge may cut at one end)
+    assert raw.scale * (-128.5 - raw.zero_point) <= rmin and raw.scale * (127.5 - raw.zero_point) >= rmax
+    base = choose_quant_params(min(rmin, -offset / scale), max(rmax, -offset / scale))
+    assert base.scale <= raw.scale < 2 * base.scale  # raised to the nearest scale that makes offset / S whole
+    # every step of the raw quantization and +-0.3 step around it (a value exactly halfway between two steps may
+    # round either way in floating point, in one formula or the other)
+    x = raw.scale * (np.arange(-128, 128)[:, None] - raw.zero_point + np.array([-0.3, 0.0, 0.3])).ravel()
+    np.testing.assert_array_equal(quantize_tensor(x, raw), quantize_tensor(x * scale + offset, y))
+    if offset == 0:
+        assert raw == choose_quant_params(rmin, rmax)  # a plain scale changes nothing
+
+
+def test_rescaling_offset_below_one_input_step_is_rounded():
+    """An offset smaller than one step of the raw input cannot be a whole number of steps at a scale that still
+    covers the range: the scale is kept and the offset rounds to the nearest step (here 0 steps)."""
+    raw = rescaling_input_quant(0, 255, 1.0, 0.001)
+    y = rescaled_quant(raw, 1.0, 0.001)
+    assert raw.scale == y.scale and raw.zero_point == y.zero_point == -128
+    with pytest.raises(UserError, match="cannot be folded"):
+        rescaled_quant(QuantParams(1.0, 100), 1 / 255, -0.5)  # a raw quantization chosen elsewhere: Z = 100 + 128
 
 
 def test_activation_range_relu6():

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from arena_tags import replay_tags
 from util import quantized, rand
 
 from sepgen import codegen, schedule as sched, verification, zoo
@@ -72,8 +73,9 @@ def test_arena_size_is_the_schedule_peak():
     assert f"#define M_ARENA_SIZE {s.arena_size}\n" in header
     peak, _ = s.peak()
     assert peak <= s.arena_size  # the placement cannot use less than the live bytes of its busiest stage
-    offsets = {b.name: (s.offsets[b.name], b) for b in s.buffers}
-    for name, (offset, b) in offsets.items():  # buffers alive in the same stage never overlap
+    assert replay_tags(graph, s) > 0  # every byte read still holds what was written there
+    offsets = {b.name: (s.offsets[b.name], b) for b in s.buffers if b.name not in s.row_offsets}
+    for name, (offset, b) in offsets.items():  # buffers alive in the same stage never overlap (rows: replay_tags)
         assert offset + b.size <= s.arena_size
         for other, (o2, b2) in offsets.items():
             if other != name and not (b.last < b2.first or b2.last < b.first):
@@ -97,7 +99,7 @@ def test_kws_arena_reached():
     s = sched.schedule(graph, "auto")
     io = graph.tensors[graph.input].size + graph.tensors[graph.output].size
     assert s.layer_arena_size == 16_000
-    assert s.arena_size <= 5_760
+    assert s.arena_size <= 3_520  # rows placed one by one (fixed rings: 5,760)
     assert s.arena_size + io <= 7_000
     assert s.extra_macs == 0
     assert [st.rings for st in s.streams.values()] == [(3, 1, 3, 1, 3, 1, 3, 1, 1)]
@@ -118,6 +120,7 @@ def test_kws_stream_bit_exact_on_host():
     result = verification.verify_host(graph, inputs[::4], prefix="kws", schedule="auto")
     assert result.ok, result.mismatch
     assert result.layers == 3  # the chain's last layer (the pool), fc and the output buffer's producer
+    assert result.streamed == len(graph.computed_layers()) - 3 and "traced layers (+" in result.summary()
 
 
 def test_a_wrong_streamed_byte_is_reported_at_the_chain_end():
@@ -225,6 +228,8 @@ def test_random_chains_replay_and_ring_bounds():
             for i, rows in zip(chain, st.rings):
                 assert 1 <= rows <= graph.layers[i].output_shape[0]
             assert st.counts[-1][-1] == sched.row_map(graph.layers[chain[-1]]).out_h
+        for mode, reuse in (("stream", False), ("auto", False), ("auto", True)):
+            assert replay_tags(graph, sched.schedule(graph, mode, reuse)) > 0
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23])
@@ -233,3 +238,74 @@ def test_random_chains_bit_exact_on_host(seed):
     assert sched.schedule(graph, "stream").streamed
     result = verification.verify_host(graph, inputs, sanitize=True, schedule="stream")
     assert result.ok, result.mismatch
+
+
+def test_mobilenet_v1_025_ram_target():
+    """MobileNetV1-0.25 96x96: --schedule auto needs <= 40,000 B of RAM (arena + input + output) without
+    --reuse-input: rows of the streamed chains are placed one by one (deterministic: shapes only)."""
+    graph = zoo.mobilenet_v1_025()
+    s = sched.schedule(graph, "auto")
+    io = graph.tensors[graph.input].size + graph.tensors[graph.output].size
+    assert io == 27_650 and s.layer_arena_size == 55_296
+    assert s.arena_size + io <= 40_000
+    assert s.arena_size <= 10_368  # pinned: 38,018 B in all
+    assert s.row_offsets and s.extra_macs == 0
+    assert s.peak()[0] <= s.arena_size
+    assert replay_tags(graph, s) > 0
+    assert replay_tags(graph, sched.schedule(graph, "stream")) > 0  # the whole model as one streamed chain
+    # the first run's whole output (dw4, 12x12x32) lends its rows not yet written to the first run's rows and
+    # its rows read for the last time to the second run's rows
+    (cut,) = [b for b in s.buffers if b.kind == "tensor" and b.first == 0 and b.last == 1]
+    inside = {name for name, rows in s.row_offsets.items()
+              if any(s.offsets[cut.name] <= r < s.offsets[cut.name] + cut.size for r in rows)}
+    runs = [{graph.layers[i].output for i in st.layers} for st in s.streams.values()]
+    assert inside & runs[0] and inside & runs[1]
+
+
+def test_row_placement_beats_fixed_rings_and_falls_back_to_them():
+    """Rows placed one by one never need more than fixed rings: _build keeps the smaller (rings on a tie)."""
+    graph = zoo.ds_cnn_kws()
+    chain = sched.chains(graph)
+    fixed = sched._placed(graph, "stream", chain, 0, False, False, {})
+    rows = sched._placed(graph, "stream", chain, 0, False, True, {})
+    assert not fixed.row_offsets and rows.row_offsets
+    assert rows.arena_size < fixed.arena_size == 5_760
+    assert sched._build(graph, "stream", chain, 0).arena_size == rows.arena_size
+    for s in (fixed, rows):
+        assert replay_tags(graph, s) > 0
+    # a wrong row offset is caught by the replay (two live rows sharing bytes)
+    name = next(iter(rows.row_offsets))
+    moved = list(rows.row_offsets[name])
+    moved[5] = moved[4]
+    broken = dataclasses.replace(rows, row_offsets={**rows.row_offsets, name: tuple(moved)})
+    with pytest.raises(AssertionError, match="overwritten"):
+        replay_tags(graph, broken)
+
+
+def test_mobilenet_v1_025_auto_bit_exact_on_host():
+    rng = np.random.default_rng(96)
+    graph, inputs = quantized(zoo.mobilenet_v1_025(), rng)
+    files = codegen.render(graph, "mn", schedule="auto")
+    assert "static const uint16_t mn_layer0_rows[48]" in files["mn.c"]  # the stem's rows placed one by one
+    for sanitize in (False, True):
+        result = verification.verify_host(graph, inputs[::8], "mn", sanitize=sanitize, files=files)
+        assert result.ok, result.mismatch
+
+
+def test_report_explains_rows_placed_one_by_one():
+    """The memory plan of a chain placed row by row: what is live at its busiest row step adds up to the step's
+    bytes, rings say how many rows are live then, the text names the busiest row step."""
+    from sepgen import memory_report
+
+    graph = zoo.ds_cnn_kws()
+    s = sched.schedule(graph, "auto")
+    m = memory_report.memory_plan(graph, "auto")
+    assert m["arena_bytes"] == s.arena_size == 3_520 and m["peak_bytes"] == s.peak()[0] <= s.arena_size
+    step = m["steps"][0]
+    assert step["streamed"] and step["busiest"]["layer"] in step["layers"]
+    assert 0 <= step["busiest"]["row_step"] < step["row_steps"]
+    assert sum((b["bytes"] + 3) // 4 * 4 for b in step["live"] if b["where"] == "arena") == step["arena_bytes"]
+    rings = [b for b in step["live"] if b["kind"] == "ring"]
+    assert rings and all(b["placement"] == "rows" and b["bytes"] == b["rows"] * 320 for b in rings)  # 5 x 64 rows
+    text = memory_report.to_text(m, "kws")
+    assert "rows placed one by one" in text and f"busiest: row step {step['busiest']['row_step']}" in text

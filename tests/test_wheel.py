@@ -23,7 +23,7 @@ assert str(codegen.templates_dir()).startswith(sys.argv[1]), codegen.templates_d
 rng = np.random.default_rng(0)
 r = lambda *s: (rng.normal(size=s) * 0.3).astype(np.float32)
 b = GraphBuilder((9, 9, 2))
-a = b.conv2d("c", b.input, r(3, 3, 2, 4), r(4), 2, 1, "same", "relu")
+a = b.conv2d("c", b.rescaling("scale_in", b.input, 0.5, 0.25), r(3, 3, 2, 4), r(4), 2, 1, "same", "relu")
 d = b.depthwise_conv2d("dw", a, r(3, 3, 4, 1), r(4), padding="same")
 d = b.conv2d("pw", d, r(1, 1, 4, 4), r(4))
 y = b.add("add", [a, d])

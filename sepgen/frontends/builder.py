@@ -17,7 +17,8 @@ from ..bounds import LIMIT as MAX_TENSOR, MAX_EXTENT
 from ..errors import UserError
 from ..ir import ACTIVATIONS, PADDINGS, Graph, Layer, TensorSpec, UnsupportedLayer, unique_name
 from ..ops import (Add, AvgPool2D, Concatenation, Conv2D, DepthwiseConv2D, FullyConnected, HardSwish, LeakyRelu,
-                   Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Reshape, ResizeNearest, Softmax)
+                   Logistic, MaxPool2D, Maximum, Mean, Minimum, Mul, Pad, Relu, Rescaling, Reshape, ResizeNearest,
+                   Softmax)
 
 
 def _pair(value, name: str, what: str) -> tuple[int, int]:
@@ -44,6 +45,16 @@ def _finite(name: str, what: str, value) -> np.ndarray:
         raise UnsupportedLayer(name, f"{what} with {bad} NaN or infinite value{'s' if bad > 1 else ''}",
                                "weights must be finite float32 numbers (was training diverging?)")
     return value
+
+
+def _uniform(values: np.ndarray, shape: tuple[int, ...]) -> float | None:
+    """The one value of a constant that holds a single value and broadcasts over ``shape`` without changing it
+    (a scalar, or one value repeated per channel), else None."""
+    try:
+        same_shape = np.broadcast_shapes(shape, values.shape) == tuple(shape)
+    except ValueError:
+        return None
+    return float(values.flat[0]) if same_shape and np.all(values == values.flat[0]) else None
 
 
 #: Activations that are ops of their own (TFLite has no fused form): after a conv/dense they follow it as a layer.
@@ -235,10 +246,18 @@ class GraphBuilder:
         return self._binary(Mul, "Multiply", name, inputs, activation, constant)
 
     def rescaling(self, name: str, x: str, scale, offset) -> str:
-        """Keras Rescaling, x * scale + offset (scalars or per-channel vectors): a multiply by the constant scale
-        (left out when 1) then an add of the constant offset (``<name>/offset``, left out when 0), TFLite's
-        MUL and ADD arithmetic."""
+        """Keras Rescaling, x * scale + offset (scalars or per-channel vectors).
+
+        Folded into the input quantization (a :class:`Rescaling` layer, no code) when it reads the model input
+        and both are scalars (or one value repeated) with scale > 0, once per model; otherwise a multiply by the
+        constant scale (left out when 1) then an add of the constant offset (left out when 0), TFLite's MUL and
+        ADD arithmetic (named ``<name>/scale`` and ``<name>`` when there are both).  Nothing when the scale is 1
+        and the offset 0."""
         scale, offset = np.atleast_1d(_finite(name, "scale", scale)), np.atleast_1d(_finite(name, "offset", offset))
+        s, o = _uniform(scale, self.shape(x, name)), _uniform(offset, self.shape(x, name))
+        folded = any(isinstance(layer, Rescaling) for layer in self.layers)
+        if x == self.input and s is not None and o is not None and s > 0 and (s, o) != (1, 0) and not folded:
+            return self.layer(Rescaling, name, [x], scale=s, offset=o)
         y = x
         if np.any(scale != 1):
             y = self.multiply(name if np.all(offset == 0) else f"{name}/scale", [y], constant=scale)

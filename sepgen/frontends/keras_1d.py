@@ -2,13 +2,18 @@
 
 A sequence (T, C) is one row of a 2-D map, (1, T, C) (as the TFLite converter writes Conv1D: EXPAND_DIMS ->
 CONV_2D -> SQUEEZE), so each 1-D layer is its 2-D counterpart with a (1, k) kernel, (1, s) strides and (1, d)
-dilation; the budget then counts a (1, k) window.  Registered into :mod:`sepgen.frontends.keras`'s table.
+dilation; the budget then counts a (1, k) window.  Registered into the table of :mod:`sepgen.frontends.keras_layers`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..ir import UnsupportedLayer
-from .keras import _activation, _bias, _channels_last, _handler, _not_quantized, _np, _Translator  # noqa: F401
+from .keras_layers import _activation, _bias, _channels_last, _handler, _not_quantized, _np
+
+if TYPE_CHECKING:
+    from .keras import _Translator
 
 
 # ------------------------------------------------------------ 1-D layers: 2-D layers over one row (1, T, C)

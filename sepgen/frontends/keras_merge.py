@@ -1,13 +1,18 @@
 """Keras frontend, merge, elementwise-constant and resize layers: Concatenate, Multiply, Maximum, Minimum,
 Rescaling, UpSampling2D.
 
-Registered into :mod:`sepgen.frontends.keras`'s table (which lets these take several inputs).
+Registered into the table of :mod:`sepgen.frontends.keras_layers` (which lets these take several inputs).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..ir import UnsupportedLayer
-from .keras import _handler, _Translator
+from .keras_layers import _handler
+
+if TYPE_CHECKING:
+    from .keras import _Translator
 
 
 @_handler("Concatenate")

@@ -202,6 +202,11 @@ def _multiply(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.multiply(s.name, xs, s.string("activation", "linear"), s.array("constant", False))
 
 
+@_handler("rescaling", "scale", "offset")
+def _rescaling(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
+    return b.rescaling(s.name, xs[0], s.number("scale", 1.0), s.number("offset", 0.0))
+
+
 @_handler("maximum", "constant")
 def _maximum(b: GraphBuilder, s: _LayerSpec, xs: list[str]) -> str:
     return b.maximum(s.name, xs, s.array("constant", False))
@@ -248,10 +253,12 @@ EXPRESSES: dict[str, tuple[str, ...]] = {
     "depthwise_conv2d": ("depthwise_conv2d", "separable_conv2d", "depthwise_conv1d", "separable_conv1d"),
     "fully_connected": ("dense",), "max_pool2d": ("max_pool2d", "max_pool1d"),
     "avg_pool2d": ("avg_pool2d", "avg_pool1d"),
-    "mean": ("global_avg_pool2d",), "add": ("add",), "softmax": ("softmax",), "reshape": ("flatten", "reshape"),
+    "mean": ("global_avg_pool2d",), "add": ("add", "rescaling"), "softmax": ("softmax",),
+    "reshape": ("flatten", "reshape"),
     "pad": ("zero_padding2d",), "relu": ("relu", "relu6"), "leaky_relu": ("leaky_relu",), "logistic": ("sigmoid",),
-    "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid"), "concatenation": ("concatenate",),
-    "maximum": ("maximum",), "minimum": ("minimum",), "resize_nearest": ("upsampling2d",),
+    "hard_swish": ("hard_swish",), "mul": ("multiply", "hard_sigmoid", "rescaling"),
+    "concatenation": ("concatenate",), "maximum": ("maximum",), "minimum": ("minimum",),
+    "resize_nearest": ("upsampling2d",), "rescaling": ("rescaling",),
 }
 #: sepgen op -> why the spec cannot express it.
 NOT_EXPRESSIBLE: dict[str, str] = {}

@@ -14,13 +14,11 @@ import numpy as np
 from ..ir import UnsupportedLayer
 from ..quantize import hard_swish_params, resize_nearest_indices
 from ..ops import (
-    Add,
     Concatenation,
     HardSwish,
     LeakyRelu,
     Logistic,
     Mean,
-    Mul,
     Pad,
     Relu,
     Reshape,

@@ -19,6 +19,7 @@ from .mul import Mul
 from .pad import Pad
 from .pool import AvgPool2D, MaxPool2D, PoolLayer
 from .relu import Relu
+from .rescaling import Rescaling
 from .reshape import Reshape
 from .resize_nearest import ResizeNearest
 from .softmax import OUTPUT_QUANT as SOFTMAX_OUTPUT, Softmax, softmax_params
@@ -28,8 +29,8 @@ from ._common import SpatialLayer, WeightedLayer
 BUILTIN_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "mean", "add",
                "softmax", "reshape", "pad", "relu", "leaky_relu", "logistic",
                "hard_swish", "mul", "concatenation", "maximum", "minimum",
-               "resize_nearest")
+               "resize_nearest", "rescaling")
 
 __all__ = ["Add", "AvgPool2D", "BUILTIN_OPS", "Concatenation", "Conv2D", "DepthwiseConv2D", "FullyConnected",
-           "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul", "Pad", "PoolLayer", "Relu", "Reshape", "ResizeNearest", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
+           "HardSwish", "LeakyRelu", "Logistic", "MaxPool2D", "Maximum", "Mean", "Minimum", "Mul", "Pad", "PoolLayer", "Relu", "Rescaling", "Reshape", "ResizeNearest", "SOFTMAX_OUTPUT", "Softmax", "SpatialLayer", "WeightedLayer",
            "logistic_params", "softmax_params"]

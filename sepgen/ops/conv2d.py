@@ -46,6 +46,9 @@ class Conv2D(SpatialLayer):
     # ----------------------------------------------------------- kernel variants
     kernels = {"cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2", "mve": "layers/conv2d.mve.c.j2",
                "host": "layers/conv2d.host.c.j2", "micropython": "micropython/layers/conv2d.py.j2"}
+    #: inside a streamed chain the same host, DSP and Helium templates render a row kernel (ctx.rows)
+    row_kernels = {"host": "layers/conv2d.host.c.j2", "cortexm_dsp": "layers/conv2d.cortexm_dsp.c.j2",
+                   "mve": "layers/conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph: Graph) -> dict[str, str]:
         """The DSP variant serves every conv2d whose doubled accumulator stays within int32 and whose staged
@@ -61,8 +64,9 @@ class Conv2D(SpatialLayer):
             templates = {k: v for k, v in templates.items() if k != "host"}
         return templates
 
-    def dsp_plan(self, graph: Graph) -> dict | None:
-        """How the DSP kernel runs this layer, or None (then the portable kernel does).
+    def dsp_plan(self, graph: Graph, per_row: bool = False) -> dict | None:
+        """How the DSP kernel runs this layer, or None (then the portable kernel does); ``per_row``: as a row
+        kernel (blocks of pixels within one output row, :attr:`row_kernels`).
 
         The kernel is a matrix product: each output pixel's receptive field (kh x kw x C_in int8 values, OHWI
         order like a filter row, taps outside the image at the input zero point) is staged on the stack as
@@ -85,7 +89,7 @@ class Conv2D(SpatialLayer):
         rows_aligned = not pointwise and row % 4 == 0
         # the int8 patch (or one kernel row) the border path builds before staging it
         int8_bytes = 0 if pointwise else (row if rows_aligned else patch)
-        count = out_h * out_w
+        count = out_w if per_row else out_h * out_w
         pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words))
         if pixels == 0:
             return None
@@ -148,6 +152,11 @@ class Conv2D(SpatialLayer):
         if variant != "cortexm_dsp":
             return {}
         return self.dsp_plan(graph)
+
+    def row_kernel_context(self, graph: Graph, variant: str) -> dict:
+        if variant == "cortexm_dsp":
+            return self.dsp_plan(graph, per_row=True)
+        return self.kernel_context(graph, variant)
 
     def mve_filter_order(self) -> np.ndarray:
         """The OHWI filter as rows of n = kh * kw * in in the order the Helium kernel reads it: per group of 4

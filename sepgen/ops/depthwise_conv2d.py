@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _depthwise_dsp as dsp
+from ._depthwise_dsp_rows import row_tables
 from ._common import (LIMIT, SpatialLayer, host_floor, host_requant, input_offset, right_shift_requant,
                       windows)
 
@@ -57,6 +58,9 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
                "host": "layers/depthwise_conv2d.host.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
+    #: inside a streamed chain the same DSP and Helium templates render a row kernel (ctx.rows)
+    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2", "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2",
+                   "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
@@ -155,6 +159,15 @@ class DepthwiseConv2D(SpatialLayer):
             return {}
         return {**self.dsp_schedule(graph),
                 "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+
+    def row_kernel_context(self, graph, variant):
+        """The DSP row kernel also takes the per-channel constants the whole-tensor kernel makes at run time
+        (:mod:`sepgen.ops._depthwise_dsp_rows`)."""
+        context = self.kernel_context(graph, variant)
+        if variant != "cortexm_dsp":
+            return context
+        return {**context, **row_tables(self.qkernel, self.qbias, input_offset(graph, self), self.kernel_size,
+                                        context["segments"], context["runs"], context["pad_value"])}
 
     def mve_streams(self, folded_bias: np.ndarray) -> dict:
         """The constants in the order the Helium kernel reads them, one int8 and one int32 stream (the same bytes
