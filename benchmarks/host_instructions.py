@@ -78,7 +78,7 @@ def main() -> int:
             base.setdefault(schedule, n)
             print(f"{target:<10} {schedule:<9} {flags:<6} {n:>13,} {n / macs:>8.2f} {base[schedule] / n:>11.2f}x")
         counts = callgrind(graph, x, "host", "layer", ("-O2", *NO_INLINE))
-        print(f"\nhost kernels by layer (-O2, layers not inlined): instructions, per MAC")
+        print("\nhost kernels by layer (-O2, layers not inlined): instructions, per MAC")
         for index, layer in enumerate(graph.layers):
             n = counts.get(f"{PREFIX}_layer{index}_{layer.op}")
             if n is not None:

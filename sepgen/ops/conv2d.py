@@ -129,8 +129,8 @@ class Conv2D(SpatialLayer):
         """The host kernel's constants (``layers/conv2d.host.c.j2``), or None (then the portable kernel runs).
 
         Each output pixel's receptive field is staged as int16 (taps outside the image at the input zero point)
-        and padded with zeros to ``padded`` = a multiple of 16 values (GCC -O2 vectorizes only loops without a remainder;
-        16 int8 weights per vector), at most HOST_MAX_PATCH (stack bytes: 2 per
+        and padded with zeros to ``padded`` = a multiple of 16 values (GCC -O2 vectorizes only loops without a
+        remainder; 16 int8 weights per vector), at most HOST_MAX_PATCH (stack bytes: 2 per
         value); ``filter`` holds the OHWI rows padded likewise (zero weights add nothing).  The input offset is
         folded into the bias (:meth:`mve_folded`, which proves every partial sum within int32)."""
         folded = self.mve_folded(graph)

@@ -58,9 +58,9 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
                "host": "layers/depthwise_conv2d.host.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
-    #: inside a streamed chain the same DSP and Helium templates render a row kernel (ctx.rows)
-    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2", "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2",
-                   "mve": "layers/depthwise_conv2d.mve.c.j2"}
+    #: inside a streamed chain the same host, DSP and Helium templates render a row kernel (ctx.rows)
+    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2",
+                   "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
