@@ -67,26 +67,28 @@ class DepthwiseConv2D(SpatialLayer):
         """The DSP kernel's generation-time schedule (:mod:`sepgen.ops._depthwise_dsp`), or None.
 
         Filter rows outside the image are skipped and each row class gets the bias
-        bias[c] + input_offset * sum of channel c's taps on its inside rows; a column outside the image
-        reads the input zero point (x + input_offset = 0), so acc equals TFLite's sum over the taps inside
-        the image.  Every partial sum is within |bias'| + sum|w| * 128 (checked here, else None).
+        bias[c] + input_offset * sum of channel c's taps on its inside rows; a column outside the image is
+        staged as the input zero point (x + input_offset = 0), so acc equals TFLite's sum over the taps inside
+        the image.  The kernel accumulates 2 * acc (doubled taps): every partial sum is within
+        2 * (|bias'| + sum|w| * 128) (checked here, else None), and the staged rows of a band must fit
+        ``STAGE_BYTES`` (else None).
         """
         offset = input_offset(graph, self)
         (kh, kw), (sh, sw), (dh, dw), (pt, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
-        (in_h, in_w, in_c), (out_h, out_w, _) = self.input_shape, self.output_shape
+        (in_h, in_w, _), (out_h, out_w, _) = self.input_shape, self.output_shape
         segments, classes = dsp.y_segments(out_h, sh, dh, kh, pt, in_h)
         biases = dsp.class_biases(self.qbias, self.qkernel, offset, classes)  # (C, classes)
         w = np.abs(self.qkernel.astype(np.int64)).reshape(-1, self.out_channels).sum(axis=0)
-        partial = int((np.abs(biases) + w[:, None] * 128).max())
-        if partial >= LIMIT:
+        partial = 2 * int((np.abs(biases) + w[:, None] * 128).max())
+        layout = dsp.row_layout(out_w, sw, dw, kw, pl, in_w)
+        bands = dsp.bands(out_h, sh, dh, kh, pt, in_h, layout["words"])
+        if partial >= LIMIT or bands is None:
             return None
-        runs = dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c)
-        multiplies = sorted({"smlad" if op["kind"] == "smlad" else "smla" + op["data"] + op["weight"]
-                             for r in runs for o in r["body"]["outs"] for op in o["ops"]}
-                            | {"smlab" + t["weight"] for r in runs for o in r["body"]["outs"] for t in o["init"]})
+        runs = dsp.x_runs(out_w, sw, dw, kw, layout)
+        multiplies = sorted({op["kind"] for r in runs for o in r["body"]["outs"] for op in o["ops"]})
         return {"multiplies": multiplies, "filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
                 "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
-                "partial_bound": partial, "pad_value": -offset}
+                "layout": layout, "bands": bands, "partial_bound": partial, "pad_value": -offset}
 
     def depthwise_folded(self, graph) -> dict | None:
         """Depth multiplier 1 with the input offset folded into the bias, or None.
