@@ -9,11 +9,10 @@ chain per phase ``(x * stride_x) % dilation_x``).  A *staging* pass writes each 
 once as int16 pairs of chain neighbours, word ``k`` of a phase = elements (2k, 2k + 1), a column outside
 the image being the input zero point; then every output pixel multiplies its taps with SMLAD (two taps)
 or SMLAxy (one tap, the top or bottom half), the output pixels of a *group* (up to ``GROUP``, accumulators
-in registers) sharing each loaded word.  Filter row ``ky`` of a channel becomes ``kw`` words of doubled
-taps (made once per channel, on the stack): word ``t < kw - 1`` holds 2 * taps (t, t + 1), word ``kw - 1``
-holds 2 * (tap kw - 1, tap 0), so a window that starts on the top half of a word (odd chain index) uses
-the pairs (1, 2), (3, 4), ... and tap 0 from the top of the last word.  The doubled taps accumulate
-2 * acc, what the requantization takes.
+in registers) sharing each loaded word.  Filter row ``ky`` of a channel becomes ``kw - 1`` words of
+doubled taps (:func:`weight_words`, made once per channel, on the stack), used straight by a window that
+starts on the bottom half of a word (even chain index) and crossed (SMLADX) by one that starts on a top
+half.  The doubled taps accumulate 2 * acc, what the requantization takes.
 
 Padding: a column outside the image is staged as the zero point, whose term ``zero_point * w`` the
 folded bias takes back; a filter row outside the image is skipped and the row *class* (which filter rows
@@ -78,22 +77,37 @@ def row_layout(out_w: int, sw: int, dw: int, kw: int, pl: int, in_w: int) -> dic
     return {"words": words, "phases": phases, "staging": staging}
 
 
+def weight_words(kw: int) -> list[tuple[int, int]]:
+    """The words of one filter row as (tap in the bottom half, tap in the top half), doubled in the kernel:
+    A_j = (2j, 2j + 1) for j < kw // 2, then B_j = (2j + 2, 2j + 1) for j < (kw - 1) // 2 (SMLADX multiplies
+    a data pair (2j + 1, 2j + 2) by it crossed), kw - 1 words; a 1-wide filter has one word (0, 0)."""
+    if kw == 1:
+        return [(0, 0)]
+    return [(2 * j, 2 * j + 1) for j in range(kw // 2)] + [(2 * j + 2, 2 * j + 1) for j in range((kw - 1) // 2)]
+
+
 def _body(outs: tuple, kw: int) -> dict:
     """The multiplies of one group and filter row.  ``outs``: per pixel (dx, chain index of its first tap
-    relative to element 0 of the group's first word).  A pixel's taps from its first: a tap on the top half
-    of a word (odd index) alone (SMLATT with the top of word kw - 1: tap 0), then pairs (SMLAD with word
-    t = taps t, t + 1), then a last tap alone (SMLABB with the bottom of word kw - 1)."""
+    relative to element 0 of the group's first word).  With m = kw // 2 and the words of
+    :func:`weight_words`, a pixel starting on a bottom half (even index) multiplies pairs by A_j (SMLAD) and
+    an odd kw's last tap by the bottom of B_{m-1} (SMLABB); one starting on a top half (odd index) its first
+    tap by the bottom of A_0 (SMLATB), pairs by B_j crossed (SMLADX) and an even kw's last tap by the top of
+    A_{m-1} (SMLABT).  Three taps take two multiplies per pixel and filter row, and two words."""
+    m = kw // 2
     rendered = []
     for dx, s in outs:
-        ops, pos, t = [], s, 0
-        if pos % 2:
-            ops.append({"kind": "smlatt", "pair": pos // 2, "word": kw - 1})
-            pos, t = pos + 1, t + 1
-        while t + 1 < kw:
-            ops.append({"kind": "smlad", "pair": pos // 2, "word": t})
-            pos, t = pos + 2, t + 2
-        if t < kw:
-            ops.append({"kind": "smlabb", "pair": pos // 2, "word": kw - 1})
+        k = s // 2
+        if kw == 1:
+            ops = [{"kind": "smlatb" if s % 2 else "smlabb", "pair": k, "word": 0}]
+        elif s % 2 == 0:
+            ops = [{"kind": "smlad", "pair": k + j, "word": j} for j in range(m)]
+            if kw % 2:
+                ops.append({"kind": "smlabb", "pair": k + m, "word": m + m - 1})
+        else:
+            ops = [{"kind": "smlatb", "pair": k, "word": 0}]
+            ops += [{"kind": "smladx", "pair": k + 1 + j, "word": m + j} for j in range((kw - 1) // 2)]
+            if kw % 2 == 0:
+                ops.append({"kind": "smlabt", "pair": k + m, "word": m - 1})
         rendered.append({"dx": dx, "ops": ops})
     return {"pairs": sorted({op["pair"] for o in rendered for op in o["ops"]}), "outs": rendered,
             "words": sorted({op["word"] for o in rendered for op in o["ops"]})}

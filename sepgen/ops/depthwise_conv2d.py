@@ -88,7 +88,8 @@ class DepthwiseConv2D(SpatialLayer):
         multiplies = sorted({op["kind"] for r in runs for o in r["body"]["outs"] for op in o["ops"]})
         return {"multiplies": multiplies, "filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
                 "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
-                "layout": layout, "bands": bands, "partial_bound": partial, "pad_value": -offset}
+                "layout": layout, "bands": bands, "weight_words": dsp.weight_words(kw), "partial_bound": partial,
+                "pad_value": -offset}
 
     def depthwise_folded(self, graph) -> dict | None:
         """Depth multiplier 1 with the input offset folded into the bias, or None.
