@@ -147,10 +147,11 @@ def x_runs(out_w: int, sw: int, dw: int, kw: int, layout: dict) -> list[dict]:
     return best[1]
 
 
-def bands(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_words: int) -> dict | None:
+def bands(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_words: int, planes: int = 1) -> dict | None:
     """Output rows per band and staged rows: {"rows": output rows per band, "count": bands, "staged": staged
-    rows (the buffer's height), "in_lo"/"in_hi": the input rows all output rows read (one band)}, or None when not even one output row's input rows fit in STAGE_BYTES."""
-    capacity = STAGE_BYTES // (4 * row_words)
+    rows per plane (the buffer holds ``planes`` planes of that height), "in_lo"/"in_hi": the input rows all
+    output rows read (one band)}, or None when not even one output row's input rows fit in STAGE_BYTES."""
+    capacity = STAGE_BYTES // (4 * row_words * planes)
 
     def staged(y0: int, y1: int) -> int:  # input rows read by output rows y0..y1 - 1
         lo = max(0, y0 * sh - pt)
@@ -163,7 +164,23 @@ def bands(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_words: 
     if height > capacity:
         return None
     in_lo, in_hi = max(0, -pt), min(in_h, (out_h - 1) * sh - pt + (kh - 1) * dh + 1)
-    return {"rows": rows, "count": -(-out_h // rows), "staged": height, "in_lo": in_lo, "in_hi": in_hi}
+    return {"rows": rows, "count": -(-out_h // rows), "staged": height, "in_lo": in_lo, "in_hi": in_hi,
+            "planes": planes}
+
+
+def staging_plan(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_words: int,
+                 in_c: int) -> dict | None:
+    """:func:`bands` for the most input channels staged together (4, 2 or 1 dividing in_c: one 32-bit or
+    16-bit load and SXTB16 give the int16 pairs of several channels) that needs no more bands than one
+    channel at a time."""
+    single = bands(out_h, sh, dh, kh, pt, in_h, row_words)
+    if single is None:
+        return None
+    for planes in (4, 2):
+        plan = bands(out_h, sh, dh, kh, pt, in_h, row_words, planes)
+        if in_c % planes == 0 and plan is not None and plan["count"] <= single["count"]:
+            return plan
+    return single
 
 
 def y_segments(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int) -> tuple[list[dict], list[tuple]]:

@@ -81,7 +81,7 @@ class DepthwiseConv2D(SpatialLayer):
         w = np.abs(self.qkernel.astype(np.int64)).reshape(-1, self.out_channels).sum(axis=0)
         partial = 2 * int((np.abs(biases) + w[:, None] * 128).max())
         layout = dsp.row_layout(out_w, sw, dw, kw, pl, in_w)
-        bands = dsp.bands(out_h, sh, dh, kh, pt, in_h, layout["words"])
+        bands = dsp.staging_plan(out_h, sh, dh, kh, pt, in_h, layout["words"], self.input_shape[2])
         if partial >= LIMIT or bands is None:
             return None
         runs = dsp.x_runs(out_w, sw, dw, kw, layout)
