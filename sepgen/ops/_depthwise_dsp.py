@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import fixedpoint as fp
+from ._common import LIMIT
+
 GROUP = 5  # output pixels computed together at most (accumulators in registers; 13 usable on Cortex-M4)
 STAGE_BYTES = 2048  # the staged rows of one band, on the stack (as the conv2d DSP kernel's staged patches)
 LOOP_WORDS = 4  # a staged row's interior words become a loop from this many on
@@ -191,6 +194,34 @@ def staging_plan(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_
         if best is None or cost < best[0]:
             best = (cost, plan)
     return None if best is None else best[1]
+
+
+MAX_SCALE_SHIFT = 7  # 127 * 2^(1+d) must stay an int16 tap
+
+
+def scaled_requant(rq: dict | None, biases: np.ndarray, weight_sums: np.ndarray, zero_point: int,
+                   act_min: int) -> dict | None:
+    """The requantization with every channel's right shift e moved into its accumulator, or None.
+
+    Channel c's taps and bias are scaled by 2^(1+d) with d = E - e and E = max e + 1, and the requantization is
+    :func:`sepgen.fixedpoint.requantize_floor_scaled` (SMMLA + SSAT with the shift E, the same for every
+    channel: no per-channel shift at run time).  Taken for the floor form only (a clamp whose lower bound is
+    >= the output zero point), when the channels' shifts differ (else SSAT already shifts by the shared one),
+    d <= MAX_SCALE_SHIFT and no int32 value overflows: |acc_s| <= 2^(1+d) * (|bias'| + sum|w| * 128) < 2^31
+    and |round| + |acc_s| / 2 < 2^31.  ``biases``: (C, classes) folded biases, ``weight_sums``: sum|w| per
+    channel.  Returns {"exponent": E, "partial_bound": the largest |acc_s|}."""
+    if rq is None or rq["uniform"] is not None or act_min < zero_point:
+        return None
+    e = np.asarray(rq["right_shift"], dtype=np.int64)
+    big = int(e.max()) + 1
+    d = big - e
+    if d.max() > MAX_SCALE_SHIFT or big > 31:
+        return None
+    partial = (np.abs(biases).max(axis=1) + weight_sums * 128) << (1 + d)
+    rounds = np.abs(fp.scaled_floor_round(zero_point, e, d))
+    if partial.max() >= LIMIT or (rounds + (partial >> 1)).max() >= LIMIT:
+        return None
+    return {"exponent": big, "partial_bound": int(partial.max())}
 
 
 def y_segments(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int) -> tuple[list[dict], list[tuple]]:

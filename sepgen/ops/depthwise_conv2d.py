@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _depthwise_dsp as dsp
-from ._common import LIMIT, SpatialLayer, input_offset, right_shift_requant, windows
+from ._common import LIMIT, SpatialLayer, clamp_range, input_offset, right_shift_requant, windows
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +89,7 @@ class DepthwiseConv2D(SpatialLayer):
         return {"multiplies": multiplies, "filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
                 "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
                 "layout": layout, "bands": bands, "weight_words": dsp.weight_words(kw), "partial_bound": partial,
+                "biases": biases,
                 "pad_value": -offset}
 
     def depthwise_folded(self, graph) -> dict | None:
@@ -131,8 +132,12 @@ class DepthwiseConv2D(SpatialLayer):
                     "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
-        return {**self.dsp_schedule(graph),
-                "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+        schedule = self.dsp_schedule(graph)
+        rq = right_shift_requant(self.requant, self.accumulator_bound(graph))
+        act_min, _ = clamp_range(graph, self)
+        scaled = dsp.scaled_requant(rq, schedule["biases"], self.channel_weight_sums(),
+                                    graph.tensors[self.output].quant.zero_point, act_min)
+        return {**schedule, "requant": rq, "scaled": scaled}
 
     def mve_streams(self, folded_bias: np.ndarray) -> dict:
         """The constants in the order the Helium kernel reads them, one int8 and one int32 stream (the same bytes
