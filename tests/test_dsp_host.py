@@ -53,3 +53,16 @@ def test_depthwise_dsp_kernel_under_sanitizers(kernel, stride, padding, dm, dila
     assert "sepgen_dw_pack" in files["model.c"]
     result = verification.verify_host(graph, inputs, sanitize=True, files=files)
     assert result.ok, f"sanitizer build of the cortex-m4 depthwise kernel: {result.mismatch}"
+
+
+def test_depthwise_dsp_scaled_requantization_under_sanitizers():
+    """The DS-CNN block's depthwise layer (ReLU, per-channel right shifts that differ) takes the requantization
+    with every channel's shift moved into its taps and bias (one SMMLA + SSAT per output); exact on the host."""
+    from sepgen import zoo
+
+    rng = np.random.default_rng(3)
+    graph, inputs = quantized(zoo.ds_cnn_block(), rng)
+    files = codegen.render(graph, "model", "cortex-m4")
+    assert "_requantize_scaled(acc" in files["model.c"] and "sepgen_requantize_floor_scaled" in files["model.c"]
+    result = verification.verify_host(graph, inputs, sanitize=True, files=files)
+    assert result.ok, f"sanitizer build of the cortex-m4 DS block: {result.mismatch}"
