@@ -149,6 +149,11 @@ class Layer:
         (folded biases, specialised requantization), as ``ctx.kernel``; default none."""
         return {}
 
+    def stack_bytes(self, graph: "Graph", variant: str) -> int:
+        """Bytes of the staging buffers a kernel variant declares on the stack (bounded at generation time; not
+        in the arena, so not in ``scratch_bytes``); default none."""
+        return 0
+
     # ----------------------------------------------------------- shapes
     @classmethod
     def infer_shape(cls, input_shapes: list[tuple[int, ...]], **fields) -> tuple[int, ...]:

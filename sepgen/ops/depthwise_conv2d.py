@@ -139,6 +139,16 @@ class DepthwiseConv2D(SpatialLayer):
                                     graph.tensors[self.output].quant.zero_point, act_min)
         return {**schedule, "requant": rq, "scaled": scaled}
 
+    def stack_bytes(self, graph, variant):
+        """The DSP kernel's staged rows and one channel's tap words; the Helium kernel's row of padding."""
+        if variant == "cortexm_dsp":
+            s = self.dsp_schedule(graph)
+            return 4 * (s["bands"]["planes"] * s["bands"]["staged"] * s["layout"]["words"]
+                        + self.kernel_size[0] * len(s["weight_words"]))
+        if variant == "mve":
+            return self.mve_columns()["pad_columns"] * self.input_shape[2]
+        return 0
+
     def mve_streams(self, folded_bias: np.ndarray) -> dict:
         """The constants in the order the Helium kernel reads them, one int8 and one int32 stream (the same bytes
         as the filter, shift, bias and multiplier arrays, permuted): per group g of 4 channels, ``weights_shift``
