@@ -141,11 +141,13 @@ def _runs(out_w: int, sw: int, dw: int, kw: int, layout: dict, group: int) -> li
 def x_runs(out_w: int, sw: int, dw: int, kw: int, layout: dict) -> list[dict]:
     """Runs of groups with the same taps: {"x", "word" (first staged word), "count", "dx", "dword" (between
     groups), "body"}; the group size (<= GROUP) that gives the fewest groups (each loads its filter words and
-    the words its windows share) with at most 2 runs (code) where possible, then the fewest runs."""
+    the words its windows share) with at most 2 runs (code) where possible, then the most even groups, then the
+    fewest runs."""
     best = None
     for group in range(GROUP, 2, -1):
         runs = _runs(out_w, sw, dw, kw, layout, group)
-        key = (len(runs) > 2, sum(r["count"] for r in runs), len(runs))
+        smallest = min(len(r["outs"]) for r in runs)  # balanced groups: a lone pixel loads the filter words alone
+        key = (len(runs) > 2, sum(r["count"] for r in runs), -smallest, len(runs))
         if best is None or key < best[0]:
             best = (key, runs)
     return best[1]
