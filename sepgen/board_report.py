@@ -144,13 +144,31 @@ def board_report(board: Board, graph: Graph, b: Budget, files: dict[str, str] | 
     ram_needed = arena + input_bytes + output_bytes
     flash = {"needed_bytes": flash_needed, **code, **_headroom(flash_needed, board.flash_bytes),
              "fits": flash_needed <= board.flash_bytes}
+    stack = kernel_stack(graph, render_target(board)) if _kernels(files, prefix) == "target" else []
     ram = {"needed_bytes": ram_needed, "arena_bytes": arena, "input_bytes": input_bytes, "output_bytes": output_bytes,
            **_headroom(ram_needed, board.ram_bytes), "largest_region_bytes": board.largest_ram_region_bytes,
-           "fits": ram_needed <= board.ram_bytes and arena <= board.largest_ram_region_bytes}
+           "fits": ram_needed <= board.ram_bytes and arena <= board.largest_ram_region_bytes,
+           "kernel_stack_bytes": max((row["bytes"] for row in stack), default=0), "kernel_stack": stack}
     return {"name": board.name, "chip": board.chip, "core": board.core, "clock_mhz": board.clock_mhz,
             "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes, "source": board.source,
             "note": board.note, "fits": flash["fits"] and ram["fits"], "flash": flash, "ram": ram,
             "latency": _latency(board, graph, prefix, files, schedule, reuse_input, measure, given)}
+
+
+def kernel_stack(graph: Graph, target: str) -> list[dict[str, Any]]:
+    """[{"name", "bytes"}]: the stack staging buffers of the layers whose kernel variant for ``target`` declares
+    some (:meth:`sepgen.ir.Layer.stack_bytes`; the layer-by-layer kernels; layers run one at a time, so the
+    largest is what the stack needs on top of the caller's).  Empty for a float model."""
+    if not graph.is_quantized:
+        return []
+    env = codegen.environment()
+    rows = []
+    for _, layer in graph.computed_layers():
+        variant, _ = codegen.kernel_variant(env, layer, target, graph)
+        n = layer.stack_bytes(graph, variant)
+        if n:
+            rows.append({"name": layer.name, "bytes": int(n)})
+    return rows
 
 
 def _n(v: int) -> str:
@@ -179,6 +197,9 @@ def to_text(r: dict[str, Any]) -> str:
              f"  RAM {'ok' if m['fits'] else 'NO'}: {_n(m['needed_bytes'])} of {_n(m['available_bytes'])} bytes (arena "
              f"{_n(m['arena_bytes'])} + input {_n(m['input_bytes'])} + output {_n(m['output_bytes'])}; stack not "
              f"counted); {_left(m)}{region}",
+             *([f"  stack: the kernels' staging buffers take up to {_n(m['kernel_stack_bytes'])} bytes ("
+                f"{max(m['kernel_stack'], key=lambda row: row['bytes'])['name']}; one layer at a time), on top of the "
+                "caller's stack"] if m["kernel_stack"] else []),
              f"  latency: ~{lat['ms']:g} ms per inference, an ESTIMATE ({lat['instructions_basis']} instructions)",
              f"    {lat['how']}",
              f"  figures: {r['source']}" + (f"; note: {r['note']}" if r["note"] else "")]

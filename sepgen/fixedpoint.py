@@ -135,6 +135,32 @@ def scaled_requant_constants(multiplier: int, exponent: int, zero_point: int, co
     return (2 * multiplier) << k, ((1 << 31) + (2 * zero_point + 1) * (1 << (31 + exponent))) << k
 
 
+def high_mul_add(a, b, c) -> np.ndarray:
+    """floor(a * b / 2^32) + c for int32 a, b, c: Arm's SMMLA (no rounding), (c * 2^32 + a * b) >> 32 (C twin
+    sepgen_high_mul_add; the caller keeps the result within int32)."""
+    return ((_i64(a) * _i64(b)) >> 32) + _i64(c)
+
+
+def scaled_floor_round(zero_point, exponent, scale_shift) -> np.ndarray:
+    """zp * 2^E + 2^(d-1) + 2^(E-1) with E = e + d, for e >= 1 and d >= 1: the third operand of
+    requantize_floor_scaled for a channel of right shift e whose accumulator is scaled by 2^(1+d)."""
+    e, d = _i64(exponent), _i64(scale_shift)
+    return (_i64(zero_point) << (e + d)) + (np.int64(1) << (d - 1)) + (np.int64(1) << (e + d - 1))
+
+
+def requantize_floor_scaled(acc_scaled, multiplier, round_, exponent) -> np.ndarray:
+    """high_mul_add(acc_s, m, round_) >> E: requantize_floor with the channel's shift moved into its
+    accumulator (C twin sepgen_requantize_floor_scaled; on a DSP core one SMMLA and SSAT with a shift that is
+    the same constant E for every channel of a layer).
+
+    With acc_s = 2^(1+d) * acc, A = acc * m, E = e + d (d >= 1) and round_ = scaled_floor_round(zp, e, d):
+    floor(acc_s m / 2^32) = floor(A 2^d / 2^31), and merging the floors, the result is
+    floor((A 2^d + 2^(30+d) + 2^(E+30)) / 2^(31+E)) + zp = floor((A + 2^30 + 2^(e+30)) / 2^(31+e)) + zp,
+    which is requantize_floor(2 acc, m, requant_round(zp, e), e) exactly (numerator and denominator share
+    2^d).  Exact when |acc_s| < 2^31 and |round_| + |acc_s| / 2 < 2^31 (no int32 sum overflows)."""
+    return high_mul_add(acc_scaled, multiplier, round_) >> _i64(exponent)
+
+
 def multiply_by_quantized_multiplier(x, multiplier, shift) -> np.ndarray:
     """TFLite MultiplyByQuantizedMultiplier (double rounding): x * multiplier * 2^shift / 2^31.
 

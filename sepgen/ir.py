@@ -162,6 +162,11 @@ class Layer:
         """:meth:`kernel_context` for the variant's row kernel (:attr:`row_kernels`); default the same."""
         return self.kernel_context(graph, variant)
 
+    def stack_bytes(self, graph: "Graph", variant: str) -> int:
+        """Bytes of the staging buffers a kernel variant declares on the stack (bounded at generation time; not
+        in the arena, so not in ``scratch_bytes``); default none."""
+        return 0
+
     # ----------------------------------------------------------- shapes
     @classmethod
     def infer_shape(cls, input_shapes: list[tuple[int, ...]], **fields) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from math import prod
 
 from .ir import Graph, Layer
+from .targets import variants
 
 #: Filled in from ``python benchmarks/kernel_costs.py`` (executed instructions per MAC / per input element).
 MEASURED: dict[str, dict[str, dict[str, float]]] = {
@@ -52,13 +53,13 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
             "softmax": 260.136,
         },
         "target": {
-            "avg_pool2d": 7.169,
+            "avg_pool2d": 7.168,
             "conv2d": 1.157,
-            "conv2d_1x1": 1.317,
-            "depthwise_conv2d": 2.723,
+            "conv2d_1x1": 1.321,
+            "depthwise_conv2d": 2.149,
             "fully_connected": 6.027,
-            "max_pool2d": 4.027,
-            "softmax": 260.636,
+            "max_pool2d": 4.135,
+            "softmax": 260.045,
         },
     },
     "cortex-m7": {
@@ -75,10 +76,10 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
             "avg_pool2d": 7.161,
             "conv2d": 1.157,
             "conv2d_1x1": 1.352,
-            "depthwise_conv2d": 2.749,
-            "fully_connected": 7.013,
-            "max_pool2d": 4.242,
-            "softmax": 333.318,
+            "depthwise_conv2d": 2.147,
+            "fully_connected": 7.014,
+            "max_pool2d": 4.096,
+            "softmax": 333.227,
         },
     },
     "cortex-m33": {
@@ -92,13 +93,13 @@ MEASURED: dict[str, dict[str, dict[str, float]]] = {
             "softmax": 260.364,
         },
         "target": {
-            "avg_pool2d": 7.168,
+            "avg_pool2d": 7.169,
             "conv2d": 1.157,
-            "conv2d_1x1": 1.317,
-            "depthwise_conv2d": 2.763,
+            "conv2d_1x1": 1.321,
+            "depthwise_conv2d": 2.149,
             "fully_connected": 6.027,
-            "max_pool2d": 4.027,
-            "softmax": 260.682,
+            "max_pool2d": 4.134,
+            "softmax": 260.455,
         },
     },
     "cortex-m55": {
@@ -164,17 +165,18 @@ def estimate(graph: Graph, core: str, kernels: str, streamed: frozenset[int] = f
     """Executed instructions of ``graph``'s computed layers on ``core``: work x measured cost per op.
 
     ``kernels``: ``target`` (the core's variants) or ``portable``; layers in ``streamed`` (indices in
-    ``graph.layers``) run row kernels: the core's variant where the op has one (:meth:`Layer.row_kernel_templates`:
-    convolutions), else the portable one, and take that cost.
+    ``graph.layers``) run row kernels: one of the core's variants where the op has a row form of it
+    (:meth:`Layer.row_kernel_templates`), else the portable one, and take that cost.
     """
     measured_on, note = (core, f"measured on {core}") if core in MEASURED else BORROWED.get(
         core, ("cortex-m4", f"no measurement for {core}: portable kernels measured on Cortex-M4"))
     if kernels == "target" and core not in HAS_VARIANTS:
         kernels = "portable"
     table = MEASURED[measured_on]
+    core_variants = set(variants(core)[:-1]) if core in HAS_VARIANTS else set()
     total = 0.0
     for index, layer in graph.computed_layers():
-        portable_rows = index in streamed and set(type(layer).row_kernel_templates()) == {"portable"}
+        portable_rows = index in streamed and not set(type(layer).row_kernel_templates()) & core_variants
         costs = table["portable" if portable_rows else kernels]
         key = cost_key(layer)
         cost = costs.get(key, costs[FALLBACK["macs" if layer.macs() else "elements"]])

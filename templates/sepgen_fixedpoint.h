@@ -118,6 +118,21 @@ static inline int32_t sepgen_requantize_scaled(int32_t acc, int64_t multiplier, 
     return (int32_t)(((int64_t)acc * multiplier + addend) >> shift);
 }
 
+/* floor(a * b / 2^32) + c: Arm's SMMLA (Python twin: sepgen.fixedpoint.high_mul_add); the caller keeps the
+ * result within int32. */
+static inline int32_t sepgen_high_mul_add(int32_t a, int32_t b, int32_t c)
+{
+    return (int32_t)((((int64_t)a * b) >> 32) + c);
+}
+
+/* sepgen_requantize_floor for a channel of right shift e whose accumulator is scaled by 2^(1+d) (d >= 1):
+ * acc_scaled = 2^(1+d) * acc, round = zp * 2^E + 2^(d-1) + 2^(E-1) and exponent E = e + d, the same for every
+ * channel of a layer (Python twin and the proof: sepgen.fixedpoint.requantize_floor_scaled). */
+static inline int32_t sepgen_requantize_floor_scaled(int32_t acc_scaled, int32_t multiplier, int32_t round, int exponent)
+{
+    return sepgen_high_mul_add(acc_scaled, multiplier, round) >> exponent;
+}
+
 /* x * multiplier * 2^shift / 2^31 (shift > 0: left shift first; shift < 0:
  * rounding right shift after).  Callers guarantee x * 2^max(shift, 0) fits in
  * int32: sepgen proves it for every layer at generation time. */

@@ -205,3 +205,24 @@ def test_hint_when_the_c_misses_the_cores_kernel_variants(small):
     assert "would use" not in streamed  # streamed chains run the core's row-kernel variants
     pico = board_report(boards.get_board("pico"), small, b, portable, "layer", False, measure=False)["latency"]["how"]
     assert "would use" not in pico  # no variants for Cortex-M0+
+
+
+def test_board_report_lists_the_kernels_stack_buffers(kws):
+    """With an M4 board the report lists the DSP kernels' stack staging per layer (the depthwise layers' staged rows
+    and tap words, the convolutions' staged patches), as the generated C declares them; a portable core: none."""
+    b = budget(kws, prefix="kws")
+    r = board_report(boards.get_board("stm32f4"), kws, b, None, "layer", False, measure=False)["ram"]
+    stack = {row["name"]: row["bytes"] for row in r["kernel_stack"]}
+    c = codegen.render(kws, "kws", "cortex-m4", "layer")["kws.c"]
+    for layer in kws.layers:
+        if layer.op == "depthwise_conv2d":
+            assert f"({stack[layer.name] - 4 * 3 * 2} bytes)" in c, (layer.name, stack[layer.name])  # + 3x2 tap words
+    assert r["kernel_stack_bytes"] == max(stack.values()) and set(stack) == {
+        layer.name for layer in kws.layers if layer.op in ("conv2d", "depthwise_conv2d")}
+    assert "stack: the kernels' staging buffers take up to" in to_text(
+        board_report(boards.get_board("stm32f4"), kws, b, None, "layer", False, measure=False))
+    pico = board_report(boards.get_board("pico"), kws, b, None, "layer", False, measure=False)["ram"]
+    assert pico["kernel_stack"] == [] and pico["kernel_stack_bytes"] == 0
+    portable_c = codegen.render(kws, "kws", "host", "layer")
+    given = board_report(boards.get_board("stm32f4"), kws, b, portable_c, "layer", False, measure=False)["ram"]
+    assert given["kernel_stack"] == []  # a DIR generated for the host: portable kernels, no staging buffers

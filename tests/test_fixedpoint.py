@@ -261,6 +261,16 @@ def test_rounding_high_mul_add(driver, rows):
     assert [r[0] for r in run_c(driver, "rhma", rows)] == want
 
 
+@SETTINGS
+@given(st.lists(st.tuples(INT32, INT32, st.integers(-(1 << 29), 1 << 29)), min_size=1, max_size=200))
+def test_high_mul_add(driver, rows):
+    """Arm's SMMLA in C and Python: floor(a * b / 2^32) + c."""
+    rows = rows + [(-(1 << 31), -(1 << 31), -(1 << 29)), (-(1 << 31), (1 << 31) - 1, 0), (-1, 1, 5)]
+    want = [((a * b) >> 32) + c for a, b, c in rows]  # Python integers: exact
+    assert fp.high_mul_add(*np.array(rows).T).tolist() == want
+    assert [r[0] for r in run_c(driver, "hma", rows)] == want
+
+
 def _reference_requant(acc, multiplier, exponent, zero_point):
     return int(fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent)) + zero_point
 
@@ -361,6 +371,42 @@ def test_doubled_accumulator_requantization_exhaustively(multiplier, exponent):
     if multiplier == 1 << 30:  # many ties: the floor form really differs before the clamp
         assert (fp.requantize_floor(2 * acc, multiplier, fp.requant_round(0, exponent), exponent)
                 != fp.multiply_by_quantized_multiplier(acc, multiplier, -exponent)).any()
+
+
+@st.composite
+def scaled_requant_case(draw):
+    """(acc, multiplier, e, zp, d) with the accumulator scaled by 2^(1+d) inside requantize_floor_scaled's domain:
+    |2^(1+d) acc| < 2^31 and |round| + |acc_s| / 2 < 2^31."""
+    acc, multiplier, exponent, zero_point = draw(doubled_requant_case())
+    d = draw(st.integers(1, 8))
+    round_ = abs(int(fp.scaled_floor_round(zero_point, exponent, d)))
+    limit = min(((1 << 31) - 1) >> (1 + d), max(0, (1 << 31) - 1 - round_) >> d)
+    return max(-limit, min(limit, acc)), multiplier, exponent, zero_point, d
+
+
+@settings(max_examples=3000, deadline=None)
+@given(scaled_requant_case())
+def test_scaled_floor_requantization_equals_the_floor_form(case):
+    """A channel's right shift e moved into its accumulator (scaled by 2^(1+d)) and a layer-wide shift e + d: the
+    same value as the floor form from 2 * acc, so the same clamped output as TFLite's requantization."""
+    acc, multiplier, exponent, zp, d = case
+    want = int(fp.requantize_floor(2 * acc, multiplier, fp.requant_round(zp, exponent), exponent))
+    got = fp.requantize_floor_scaled(acc << (1 + d), multiplier, fp.scaled_floor_round(zp, exponent, d), exponent + d)
+    assert int(got) == want
+
+
+@pytest.mark.parametrize("multiplier", [1 << 30, 3 << 29, (1 << 31) - 1, 1518500250])
+@pytest.mark.parametrize("exponent,d", [(1, 1), (3, 2), (7, 1), (7, 5), (12, 3)])
+def test_scaled_floor_requantization_exhaustively(driver, multiplier, exponent, d):
+    """Every accumulator in a window around zero (the rounding ties), every kind of zero point, in C and Python."""
+    acc = np.arange(-(3 << (exponent + d)) * 8, (3 << (exponent + d)) * 8 + 1, 7, dtype=np.int64)
+    for zp in (-128, -1, 0, 127):
+        round_ = int(fp.scaled_floor_round(zp, exponent, d))
+        want = fp.requantize_floor(2 * acc, multiplier, fp.requant_round(zp, exponent), exponent)
+        got = fp.requantize_floor_scaled(acc << (1 + d), multiplier, round_, exponent + d)
+        np.testing.assert_array_equal(got, want)
+        rows = [(int(a) << (1 + d), multiplier, round_, exponent + d) for a in acc[::97]]
+        assert [r[0] for r in run_c(driver, "rqfs", rows)] == got[::97].tolist()
 
 
 def test_right_shift_requant_domain():

@@ -1,142 +1,230 @@
 """The schedule of the DSP depthwise kernel (``templates/layers/depthwise_conv2d.cortexm_dsp.c.j2``), made at
-generation time: which taps share a 32-bit word of two int16 (one SMLAD for two taps), which output pixels
-are computed together, which rows skip which filter rows.
+generation time: the layout of the staged rows of int16 pairs, which output pixels are computed together,
+which rows skip which filter rows, and how many input rows are staged at once.
 
 The kernel runs one output channel at a time (input channel ``channel // depth_multiplier``; depth
 multiplier 2 and 3 cost what 1 costs per MAC).  Along a row, the taps of an output pixel lie on a *chain*
-of input columns ``i * dilation_x + phase`` (consecutive chain indices for consecutive taps); the output
-pixels of one phase are taken in *groups* of up to ``GROUP`` pixels whose windows overlap on the chain.
-Each group loads every input byte its windows read once per filter row (LDRSB), packs chain neighbours
-(2k, 2k+1) into int16 pairs (PKHBT) and every pixel multiplies its taps with SMLAD (a pair of taps) or
-SMLAxy (one tap, the top or bottom half).  Filter row ``ky`` of a channel becomes ``kw`` words (made from
-the int8 filter once per channel, on the stack):
-word ``t < kw - 1`` holds taps (t, t + 1), word ``kw - 1`` holds (tap kw - 1, tap 0), so a window that
-starts on the top half of a pair (odd chain index) uses the pairs (1, 2), (3, 4), ... and tap 0 from the
-top of the last word.
+of input columns ``i * dilation_x + phase - pad_left`` (consecutive chain indices for consecutive taps; one
+chain per phase ``(x * stride_x) % dilation_x``).  A *staging* pass writes each input row of the channel
+once as int16 pairs of chain neighbours, word ``k`` of a phase = elements (2k, 2k + 1), a column outside
+the image being the input zero point; then every output pixel multiplies its taps with SMLAD (two taps)
+or SMLAxy (one tap, the top or bottom half), the output pixels of a *group* (up to ``GROUP``, accumulators
+in registers) sharing each loaded word.  Filter row ``ky`` of a channel becomes ``kw - 1`` words of
+doubled taps (:func:`weight_words`, made once per channel, on the stack), used straight by a window that
+starts on the bottom half of a word (even chain index) and crossed (SMLADX) by one that starts on a top
+half.  The doubled taps accumulate 2 * acc, what the requantization takes.
 
-Padding: a tap on a column outside the image reads the input zero point, a constant: its term
-``zero_point * w`` (which the folded bias takes back) is added once per channel and row segment to the
-pixel's starting sum, not per row; a filter row outside the image is skipped and the
-row *class* (which filter rows are inside) selects a bias with only the inside rows folded:
-``bias[c] + input_offset * sum(w[c][ky][:] for inside ky)``.  Output rows of one class form a segment
-(one loop); groups whose windows read the same pattern of inside/outside columns at the same relative
-offsets form a run (one loop), so the code is one body per (row class, column pattern).
+Padding: a column outside the image is staged as the zero point, whose term ``zero_point * w`` the
+folded bias takes back; a filter row outside the image is skipped and the row *class* (which filter rows
+are inside) selects a bias with only the inside rows folded:
+``bias[c] + input_offset * sum(w[c][ky][:] for inside ky)``.  Output rows of one class form a segment (one
+loop); groups with the same taps relative to their first word form a run (one loop).
+
+Staging memory: a *band* of output rows stages the input rows it reads, at most ``STAGE_BYTES`` on the
+stack (all rows at once when they fit, else bands of rows that overlap by the filter's height).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-GROUP = 5  # output pixels computed together (accumulators in registers; 13 usable on Cortex-M4)
+from .. import fixedpoint as fp
+from ._common import LIMIT
+
+GROUP = 5  # output pixels computed together at most (accumulators in registers; 13 usable on Cortex-M4)
+STAGE_BYTES = 2048  # the staged rows of one band, on the stack (as the conv2d DSP kernel's staged patches)
+LOOP_WORDS = 4  # a staged row's interior words become a loop from this many on
 
 
-@dataclass(frozen=True)
-class Group:
-    """Output pixels of one phase computed together; chain indices relative to the group's first element."""
-
-    outs: tuple  # per pixel: (dx = x - first x, relative chain index of its first tap)
-    elems: tuple  # per relative chain index: byte offset (image column - base column) * C_in, or None: padding
-    base_col: int  # image column of the offset origin (>= 0)
-    x: int  # first output column
-
-
-def _phase_outputs(out_w: int, sw: int, dw: int) -> dict[int, list[int]]:
+def _phases(out_w: int, sw: int, dw: int) -> dict[int, list[int]]:
+    """Output columns per phase (x * sw) % dw, in order."""
     phases: dict[int, list[int]] = {}
     for x in range(out_w):
         phases.setdefault((x * sw) % dw, []).append(x)
-    return phases
+    return dict(sorted(phases.items()))
 
 
-def _group(xs: list[int], sw: int, dw: int, kw: int, pl: int, in_w: int, in_c: int) -> Group:
-    starts = [(x * sw) // dw for x in xs]
-    phase = (xs[0] * sw) % dw
-    lo = starts[0]
-    n = starts[-1] - lo + kw
-    cols = [(lo + i) * dw + phase - pl for i in range(n)]
-    inside = [c for c in cols if 0 <= c < in_w]
-    base = min(inside) if inside else 0
-    elems = tuple((c - base) * in_c if 0 <= c < in_w else None for c in cols)
-    return Group(tuple((x - xs[0], s - lo) for x, s in zip(xs, starts)), elems, base, xs[0])
+def row_layout(out_w: int, sw: int, dw: int, kw: int, pl: int, in_w: int) -> dict:
+    """The staged row: {"words": its length in 32-bit words, "phases": {phase: (first word, chain origin)},
+    "staging": what the staging pass writes}.
+
+    Chain element i of a phase is image column (origin + i) * dw + phase - pl.  ``staging`` items:
+    {"kind": "pair", "word", "a", "b"} (a/b: image column of the bottom/top half, None = zero point),
+    {"kind": "loop", "word", "count", "a", "step"} (count words from ``word``, bottom column a + j * step,
+    top column one dilation further, all inside) and {"kind": "pad", "word"} (both halves the zero point:
+    written once per call, not per row)."""
+    phases, staging, words = {}, [], 0
+    for phase, xs in _phases(out_w, sw, dw).items():
+        origin = (xs[0] * sw) // dw
+        n = (xs[-1] * sw) // dw - origin + kw
+        count = (n + 1) // 2
+        phases[phase] = (words, origin)
+
+        def col(i: int) -> int | None:
+            c = (origin + i) * dw + phase - pl
+            return c if 0 <= c < in_w and i < n else None
+        j = 0
+        while j < count:
+            a, b = col(2 * j), col(2 * j + 1)
+            run = 0
+            while j + run < count and col(2 * (j + run)) is not None and col(2 * (j + run) + 1) is not None:
+                run += 1
+            if run >= LOOP_WORDS:
+                staging.append({"kind": "loop", "word": words + j, "count": run, "a": a, "step": 2 * dw})
+                j += run
+                continue
+            kind = "pad" if a is None and b is None else "pair"
+            staging.append({"kind": kind, "word": words + j, "a": a, "b": b})
+            j += 1
+        words += count
+    return {"words": words, "phases": phases, "staging": staging}
 
 
-def _signature(g: Group) -> tuple:
-    return g.outs, g.elems
+def weight_words(kw: int) -> list[tuple[int, int]]:
+    """The words of one filter row as (tap in the bottom half, tap in the top half), doubled in the kernel:
+    A_j = (2j, 2j + 1) for j < kw // 2, then B_j = (2j + 2, 2j + 1) for j < (kw - 1) // 2 (SMLADX multiplies
+    a data pair (2j + 1, 2j + 2) by it crossed), kw - 1 words; a 1-wide filter has one word (0, 0)."""
+    if kw == 1:
+        return [(0, 0)]
+    return [(2 * j, 2 * j + 1) for j in range(kw // 2)] + [(2 * j + 2, 2 * j + 1) for j in range((kw - 1) // 2)]
 
 
-def x_runs(out_w: int, sw: int, dw: int, kw: int, pl: int, in_w: int, in_c: int, group: int = GROUP) -> list[dict]:
-    """Runs of identical groups: {"x", "count", "dx", "dcol" (image columns between groups), "group"}."""
+def _body(outs: tuple, kw: int) -> dict:
+    """The multiplies of one group and filter row.  ``outs``: per pixel (dx, chain index of its first tap
+    relative to element 0 of the group's first word).  With m = kw // 2 and the words of
+    :func:`weight_words`, a pixel starting on a bottom half (even index) multiplies pairs by A_j (SMLAD) and
+    an odd kw's last tap by the bottom of B_{m-1} (SMLABB); one starting on a top half (odd index) its first
+    tap by the bottom of A_0 (SMLATB), pairs by B_j crossed (SMLADX) and an even kw's last tap by the top of
+    A_{m-1} (SMLABT).  Three taps take two multiplies per pixel and filter row, and two words."""
+    m = kw // 2
+    rendered = []
+    for dx, s in outs:
+        k = s // 2
+        if kw == 1:
+            ops = [{"kind": "smlatb" if s % 2 else "smlabb", "pair": k, "word": 0}]
+        elif s % 2 == 0:
+            ops = [{"kind": "smlad", "pair": k + j, "word": j} for j in range(m)]
+            if kw % 2:
+                ops.append({"kind": "smlabb", "pair": k + m, "word": m + m - 1})
+        else:
+            ops = [{"kind": "smlatb", "pair": k, "word": 0}]
+            ops += [{"kind": "smladx", "pair": k + 1 + j, "word": m + j} for j in range((kw - 1) // 2)]
+            if kw % 2 == 0:
+                ops.append({"kind": "smlabt", "pair": k + m, "word": m - 1})
+        rendered.append({"dx": dx, "ops": ops})
+    return {"pairs": sorted({op["pair"] for o in rendered for op in o["ops"]}), "outs": rendered,
+            "words": sorted({op["word"] for o in rendered for op in o["ops"]})}
+
+
+def _runs(out_w: int, sw: int, dw: int, kw: int, layout: dict, group: int) -> list[dict]:
     runs: list[dict] = []
-    for _, xs in sorted(_phase_outputs(out_w, sw, dw).items()):
-        groups = [_group(xs[k:k + group], sw, dw, kw, pl, in_w, in_c) for k in range(0, len(xs), group)]
-        for g in groups:
+    for phase, xs in _phases(out_w, sw, dw).items():
+        base, origin = layout["phases"][phase]
+        for k in range(0, len(xs), group):
+            chunk = xs[k:k + group]
+            rel = [(x * sw) // dw - origin for x in chunk]
+            first = rel[0] // 2
+            outs = tuple((x - chunk[0], r - 2 * first) for x, r in zip(chunk, rel))
+            word, x = base + first, chunk[0]
             last = runs[-1] if runs else None
-            if (last is not None and _signature(last["group"]) == _signature(g)
-                    and (last["count"] == 1 or (g.x - last["x"] - (last["count"] - 1) * last["dx"] == last["dx"]
-                                                and g.base_col - last["group"].base_col
-                                                - (last["count"] - 1) * last["dcol"] == last["dcol"]))):
+            if last is not None and last["outs"] == outs and (
+                    last["count"] == 1 or (x - last["x"] == last["count"] * last["dx"]
+                                           and word - last["word"] == last["count"] * last["dword"])):
                 if last["count"] == 1:
-                    last["dx"], last["dcol"] = g.x - last["x"], g.base_col - last["group"].base_col
+                    last["dx"], last["dword"] = x - last["x"], word - last["word"]
                 last["count"] += 1
                 continue
-            runs.append({"x": g.x, "count": 1, "dx": 0, "dcol": 0, "group": g})
-    return [dict(r, body=_body(r["group"], kw)) for r in runs]
+            runs.append({"x": x, "word": word, "count": 1, "dx": 0, "dword": 0, "outs": outs})
+    return [dict(r, body=_body(r["outs"], kw)) for r in runs]
 
 
-def _body(g: Group, kw: int) -> dict:
-    """The multiplies of one group and filter row: which pairs to pack, then per pixel its operations.
+def x_runs(out_w: int, sw: int, dw: int, kw: int, layout: dict) -> list[dict]:
+    """Runs of groups with the same taps: {"x", "word" (first staged word), "count", "dx", "dword" (between
+    groups), "body"}; the group size (<= GROUP) that gives the fewest groups (each loads its filter words and
+    the words its windows share) with at most 2 runs (code) where possible, then the most even groups, then the
+    fewest runs."""
+    best = None
+    for group in range(GROUP, 2, -1):
+        runs = _runs(out_w, sw, dw, kw, layout, group)
+        smallest = min(len(r["outs"]) for r in runs)  # balanced groups: a lone pixel loads the filter words alone
+        key = (len(runs) > 2, sum(r["count"] for r in runs), -smallest, len(runs))
+        if best is None or key < best[0]:
+            best = (key, runs)
+    return best[1]
 
-    A pixel's taps on the chain, from its first: a tap on the top half of a pair (odd index) alone, then
-    pairs (SMLAD with word t = taps t, t + 1), then a last tap alone.  One tap is (source, data half, word,
-    weight half): SMLA<data><weight>; a source is pair k ("p", k) or element i ("e", i), an element being
-    its own bottom half.  Taps on padding columns read the zero point, a constant: they move to "init"
-    (word, weight half), added to the pixel's bias once per channel and row segment, not per row."""
-    pads = {i for i, off in enumerate(g.elems) if off is None}
-    plans = []
-    for dx, s in g.outs:
-        taps, pos, t = [], s, 0  # (kind, chain index, word, weight half)
-        if pos % 2:
-            taps.append(("one", pos, kw - 1, "t"))
-            pos, t = pos + 1, t + 1
-        while t + 1 < kw:
-            taps.append(("two", pos, t, ""))
-            pos, t = pos + 2, t + 2
-        if t < kw:
-            taps.append(("one", pos, kw - 1, "b"))
-        ops, init = [], []
-        for kind, i, word, half in taps:
-            if kind == "two" and (i in pads or i + 1 in pads):  # split: the inside half alone
-                for j, h in ((i, "b"), (i + 1, "t")):
-                    (init if j in pads else ops).append(("one", j, word, h))
-            elif kind == "one" and i in pads:
-                init.append((kind, i, word, half))
-            else:
-                ops.append((kind, i, word, half))
-        plans.append((dx, ops, init))
-    uses: dict[int, set] = {}
-    for _, ops, _ in plans:
-        for kind, i, _, _ in ops:
-            uses.setdefault(i // 2, set()).add("pair" if kind == "two" else "bt"[i % 2])
-    packed = sorted(k for k, u in uses.items() if "pair" in u or u == {"b", "t"})
-    outs = []
-    for dx, ops, init in plans:
-        rendered = []
-        for kind, i, word, half in ops:
-            if kind == "two":
-                rendered.append({"kind": "smlad", "src": ("p", i // 2), "word": word, "data": "", "weight": ""})
-            elif i // 2 in packed:
-                rendered.append({"kind": "single", "src": ("p", i // 2), "word": word, "data": "bt"[i % 2],
-                                 "weight": half})
-            else:
-                rendered.append({"kind": "single", "src": ("e", i), "word": word, "data": "b", "weight": half})
-        outs.append({"dx": dx, "ops": rendered, "init": [{"word": w, "weight": h} for _, _, w, h in init]})
-    loaded = sorted({i for k in packed for i in (2 * k, 2 * k + 1)}
-                    | {op["src"][1] for o in outs for op in o["ops"] if op["src"][0] == "e"})
-    return {"elems": [{"i": i, "off": g.elems[i]} for i in loaded],
-            "pairs": [{"k": k} for k in packed],
-            "outs": outs, "words": sorted({op["word"] for o in outs for op in o["ops"]}),
-            "has_init": any(o["init"] for o in outs)}
+
+def bands(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_words: int, planes: int = 1) -> dict | None:
+    """Output rows per band and staged rows: {"rows": output rows per band, "count": bands, "staged": staged
+    rows per plane (the buffer holds ``planes`` planes of that height), "in_lo"/"in_hi": the input rows all
+    output rows read (one band)}, or None when not even one output row's input rows fit in STAGE_BYTES."""
+    capacity = STAGE_BYTES // (4 * row_words * planes)
+
+    def staged(y0: int, y1: int) -> int:  # input rows read by output rows y0..y1 - 1
+        lo = max(0, y0 * sh - pt)
+        hi = min(in_h, (y1 - 1) * sh - pt + (kh - 1) * dh + 1)
+        return max(hi - lo, 1)
+    rows = out_h
+    while rows > 1 and max(staged(y, min(y + rows, out_h)) for y in range(0, out_h, rows)) > capacity:
+        rows -= 1
+    height = max(staged(y, min(y + rows, out_h)) for y in range(0, out_h, rows))
+    if height > capacity:
+        return None
+    in_lo, in_hi = max(0, -pt), min(in_h, (out_h - 1) * sh - pt + (kh - 1) * dh + 1)
+    return {"rows": rows, "count": -(-out_h // rows), "staged": height, "in_lo": in_lo, "in_hi": in_hi,
+            "planes": planes}
+
+
+# Estimated instructions per staged element (LDRSB + PKHBT + STR per pair / LDRH + ORR + 2 SXTB16 + 2 STR per 2
+# channels / 2 LDR + PKHBT + PKHTB + 4 SXTB16 + 4 STR per 4 channels, with the loop) and per channel and band
+# (the filter words and biases made again) on Cortex-M4; they choose how many channels are staged together.
+STAGE_COST = {1: 2.75, 2: 2.0, 4: 1.6}
+BAND_COST = 60
+
+
+def staging_plan(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_words: int,
+                 in_c: int) -> dict | None:
+    """:func:`bands` for the number of input channels staged together (4, 2 or 1 dividing in_c: one 32-bit or
+    16-bit load and SXTB16 give the int16 pairs of several channels) with the lowest estimated cost per
+    channel: staged rows (bands overlap) x row words x STAGE_COST + bands x BAND_COST."""
+    best = None
+    for planes in (1, 2, 4):
+        plan = bands(out_h, sh, dh, kh, pt, in_h, row_words, planes) if in_c % planes == 0 else None
+        if plan is None:
+            continue
+        staged = sum(min(in_h, (min(y + plan["rows"], out_h) - 1) * sh - pt + (kh - 1) * dh + 1) - max(0, y * sh - pt)
+                     for y in range(0, out_h, plan["rows"]))
+        cost = staged * 2 * row_words * STAGE_COST[planes] + plan["count"] * BAND_COST
+        if best is None or cost < best[0]:
+            best = (cost, plan)
+    return None if best is None else best[1]
+
+
+MAX_SCALE_SHIFT = 7  # 127 * 2^(1+d) must stay an int16 tap
+
+
+def scaled_requant(rq: dict | None, biases: np.ndarray, weight_sums: np.ndarray, zero_point: int,
+                   act_min: int) -> dict | None:
+    """The requantization with every channel's right shift e moved into its accumulator, or None.
+
+    Channel c's taps and bias are scaled by 2^(1+d) with d = E - e and E = max e + 1, and the requantization is
+    :func:`sepgen.fixedpoint.requantize_floor_scaled` (SMMLA + SSAT with the shift E, the same for every
+    channel: no per-channel shift at run time).  Taken for the floor form only (a clamp whose lower bound is
+    >= the output zero point), when the channels' shifts differ (else SSAT already shifts by the shared one),
+    d <= MAX_SCALE_SHIFT and no int32 value overflows: |acc_s| <= 2^(1+d) * (|bias'| + sum|w| * 128) < 2^31
+    and |round| + |acc_s| / 2 < 2^31.  ``biases``: (C, classes) folded biases, ``weight_sums``: sum|w| per
+    channel.  Returns {"exponent": E, "partial_bound": the largest |acc_s|}."""
+    if rq is None or rq["uniform"] is not None or act_min < zero_point:
+        return None
+    e = np.asarray(rq["right_shift"], dtype=np.int64)
+    big = int(e.max()) + 1
+    d = big - e
+    if d.max() > MAX_SCALE_SHIFT or big > 31:
+        return None
+    partial = (np.abs(biases).max(axis=1) + weight_sums * 128) << (1 + d)
+    rounds = np.abs(fp.scaled_floor_round(zero_point, e, d))
+    if partial.max() >= LIMIT or (rounds + (partial >> 1)).max() >= LIMIT:
+        return None
+    return {"exponent": big, "partial_bound": int(partial.max())}
 
 
 def y_segments(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int) -> tuple[list[dict], list[tuple]]:

@@ -158,6 +158,14 @@ class Conv2D(SpatialLayer):
             return self.dsp_plan(graph, per_row=True)
         return self.kernel_context(graph, variant)
 
+    def stack_bytes(self, graph, variant):
+        """The DSP kernel's staged patches; the Helium kernel's patch of two windows (not for a pointwise layer)."""
+        if variant == "cortexm_dsp":
+            return int(self.dsp_plan(graph)["stage_bytes"])
+        if variant == "mve":
+            return 0 if self.is_pointwise else 2 * self.kernel_size[0] * self.kernel_size[1] * self.input_shape[2]
+        return 0
+
     def mve_filter_order(self) -> np.ndarray:
         """The OHWI filter as rows of n = kh * kw * in in the order the Helium kernel reads it: per group of 4
         output channels (the last may have fewer rows), chunk by chunk of 16 (the last n % 16 wide), each row's

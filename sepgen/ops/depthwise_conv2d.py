@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _depthwise_dsp as dsp
-from ._depthwise_dsp_rows import row_tables
-from ._common import (LIMIT, SpatialLayer, host_floor, host_requant, input_offset, right_shift_requant,
-                      windows)
+from ._common import (LIMIT, SpatialLayer, clamp_range, host_floor, host_requant, input_offset,
+                      right_shift_requant, windows)
 
 
 #: Most channels the host kernel keeps int32 sums of on the stack (4 bytes each).
@@ -58,9 +57,10 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
                "host": "layers/depthwise_conv2d.host.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
-    #: inside a streamed chain the same host, DSP and Helium templates render a row kernel (ctx.rows)
-    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2",
-                   "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
+    #: inside a streamed chain the same host and Helium templates render a row kernel (ctx.rows)
+    # The DSP depthwise kernel has no row form yet (its staged rewrite replaced the one that had): streamed DSP
+    # depthwise layers run the portable row kernel.
+    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
@@ -94,26 +94,30 @@ class DepthwiseConv2D(SpatialLayer):
         """The DSP kernel's generation-time schedule (:mod:`sepgen.ops._depthwise_dsp`), or None.
 
         Filter rows outside the image are skipped and each row class gets the bias
-        bias[c] + input_offset * sum of channel c's taps on its inside rows; a column outside the image
-        reads the input zero point (x + input_offset = 0), so acc equals TFLite's sum over the taps inside
-        the image.  Every partial sum is within |bias'| + sum|w| * 128 (checked here, else None).
+        bias[c] + input_offset * sum of channel c's taps on its inside rows; a column outside the image is
+        staged as the input zero point (x + input_offset = 0), so acc equals TFLite's sum over the taps inside
+        the image.  The kernel accumulates 2 * acc (doubled taps): every partial sum is within
+        2 * (|bias'| + sum|w| * 128) (checked here, else None), and the staged rows of a band must fit
+        ``STAGE_BYTES`` (else None).
         """
         offset = input_offset(graph, self)
         (kh, kw), (sh, sw), (dh, dw), (pt, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
-        (in_h, in_w, in_c), (out_h, out_w, _) = self.input_shape, self.output_shape
+        (in_h, in_w, _), (out_h, out_w, _) = self.input_shape, self.output_shape
         segments, classes = dsp.y_segments(out_h, sh, dh, kh, pt, in_h)
         biases = dsp.class_biases(self.qbias, self.qkernel, offset, classes)  # (C, classes)
         w = np.abs(self.qkernel.astype(np.int64)).reshape(-1, self.out_channels).sum(axis=0)
-        partial = int((np.abs(biases) + w[:, None] * 128).max())
-        if partial >= LIMIT:
+        partial = 2 * int((np.abs(biases) + w[:, None] * 128).max())
+        layout = dsp.row_layout(out_w, sw, dw, kw, pl, in_w)
+        bands = dsp.staging_plan(out_h, sh, dh, kh, pt, in_h, layout["words"], self.input_shape[2])
+        if partial >= LIMIT or bands is None:
             return None
-        runs = dsp.x_runs(out_w, sw, dw, kw, pl, in_w, in_c)
-        multiplies = sorted({"smlad" if op["kind"] == "smlad" else "smla" + op["data"] + op["weight"]
-                             for r in runs for o in r["body"]["outs"] for op in o["ops"]}
-                            | {"smlab" + t["weight"] for r in runs for o in r["body"]["outs"] for t in o["init"]})
+        runs = dsp.x_runs(out_w, sw, dw, kw, layout)
+        multiplies = sorted({op["kind"] for r in runs for o in r["body"]["outs"] for op in o["ops"]})
         return {"multiplies": multiplies, "filter": self.qkernel.reshape(kh * kw, -1).T, "segments": segments,
                 "row_sums": sorted({ky for seg in segments for ky in seg["kys"]}), "runs": runs,
-                "partial_bound": partial, "pad_value": -offset}
+                "layout": layout, "bands": bands, "weight_words": dsp.weight_words(kw), "partial_bound": partial,
+                "biases": biases,
+                "pad_value": -offset}
 
     def depthwise_folded(self, graph) -> dict | None:
         """Depth multiplier 1 with the input offset folded into the bias, or None.
@@ -157,17 +161,22 @@ class DepthwiseConv2D(SpatialLayer):
                     "left_shift": bool(np.max(self.requant.shift) > 0)}
         if variant != "cortexm_dsp":
             return {}
-        return {**self.dsp_schedule(graph),
-                "requant": right_shift_requant(self.requant, self.accumulator_bound(graph))}
+        schedule = self.dsp_schedule(graph)
+        rq = right_shift_requant(self.requant, self.accumulator_bound(graph))
+        act_min, _ = clamp_range(graph, self)
+        scaled = dsp.scaled_requant(rq, schedule["biases"], self.channel_weight_sums(),
+                                    graph.tensors[self.output].quant.zero_point, act_min)
+        return {**schedule, "requant": rq, "scaled": scaled}
 
-    def row_kernel_context(self, graph, variant):
-        """The DSP row kernel also takes the per-channel constants the whole-tensor kernel makes at run time
-        (:mod:`sepgen.ops._depthwise_dsp_rows`)."""
-        context = self.kernel_context(graph, variant)
-        if variant != "cortexm_dsp":
-            return context
-        return {**context, **row_tables(self.qkernel, self.qbias, input_offset(graph, self), self.kernel_size,
-                                        context["segments"], context["runs"], context["pad_value"])}
+    def stack_bytes(self, graph, variant):
+        """The DSP kernel's staged rows and one channel's tap words; the Helium kernel's row of padding."""
+        if variant == "cortexm_dsp":
+            s = self.dsp_schedule(graph)
+            return 4 * (s["bands"]["planes"] * s["bands"]["staged"] * s["layout"]["words"]
+                        + self.kernel_size[0] * len(s["weight_words"]))
+        if variant == "mve":
+            return self.mve_columns()["pad_columns"] * self.input_shape[2]
+        return 0
 
     def mve_streams(self, folded_bias: np.ndarray) -> dict:
         """The constants in the order the Helium kernel reads them, one int8 and one int32 stream (the same bytes

@@ -26,6 +26,10 @@ int main(void)
             printf("%ld\n", (long)sepgen_requantize_wide_floor((int32_t)a, (int32_t)b, (int32_t)c, (int)d));
         } else if (strcmp(op, "rqscaled") == 0) {
             printf("%ld\n", (long)sepgen_requantize_scaled((int32_t)a, (int64_t)b, (int64_t)c, (int)d));
+        } else if (strcmp(op, "hma") == 0) {
+            printf("%ld\n", (long)sepgen_high_mul_add((int32_t)a, (int32_t)b, (int32_t)c));
+        } else if (strcmp(op, "rqfs") == 0) {
+            printf("%ld\n", (long)sepgen_requantize_floor_scaled((int32_t)a, (int32_t)b, (int32_t)c, (int)d));
         } else if (strcmp(op, "logistic") == 0) {
             printf("%ld\n", (long)sepgen_logistic((int32_t)a, (int)b));
         } else if (strcmp(op, "exp") == 0) {
