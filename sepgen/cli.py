@@ -194,7 +194,7 @@ def _load(args, quiet: bool = False) -> tuple[Graph, str, dict[str, str] | None]
     prefix = getattr(args, "prefix", "model")
     if not hasattr(args, "schedule"):
         return prepared.graph, prefix, None
-    # the C a 'generate --target' for this core would write (micropython targets: the host's portable C)
+    # the C a 'generate --target' for this core would write (micropython targets: the host's, plain C99)
     target = args.target if args.target in targets.TARGETS else "host"
     return prepared.graph, prefix, codegen.render(prepared.graph, prefix, target,
                                                   args.schedule or targets.default_schedule(target),

@@ -3,7 +3,7 @@
 ``MEASURED[core][kernels][key]`` is the number of executed instructions (QEMU ``-icount``, ``sepgen
 profile``; not cycles) per unit of work of one op, measured by ``benchmarks/kernel_costs.py`` on the
 DS-CNN KWS and the separable VGG-CIFAR10 of :mod:`sepgen.zoo` (``--schedule layer``).  ``kernels`` is
-``portable`` (the C99 kernels of ``generate --target host``) or ``target`` (the core's kernel variants:
+``portable`` (the reference C99 kernels of ``generate --target portable``) or ``target`` (the core's kernel variants:
 the DSP kernels on M4/M7/M33, MVE then DSP on M55).  ``key`` is the op (:func:`cost_key`; a 1x1 stride-1
 Conv2D is ``conv2d_1x1``); the unit of work (:func:`work`) is a MAC for ops with MACs, else an input
 element.  An op the two models lack costs :data:`FALLBACK` of its core and kernel set.
