@@ -1,6 +1,6 @@
 """Executed instructions per layer on Cortex-M4/M7/M55 (QEMU, -icount): the DS-CNN block (25x5x64,
 depthwise 3x3 + pointwise 64->64) and the MLPerf-Tiny DS-CNN keyword-spotting model, each rendered twice
-in the same run: with the portable kernels (what `generate --target host` writes) and with the target's
+in the same run: with the portable kernels (what `generate --target portable` writes) and with the target's
 kernel variants (`generate --target cortex-m4` ...: the DSP kernels on M4/M7, the Helium (MVE) kernels on
 M55), then the targets of issue 9 beside the anchors, then the instructions of the row-streaming schedules
 beside the layer-by-layer one (issue 11: streaming should cost at most 10 % more).
@@ -37,7 +37,7 @@ def per_mac(instructions: int, macs: int) -> str:
 
 def layer_table(title: str, q) -> dict:
     """Print the per-layer table (portable -> target kernels, per target); return the profiles."""
-    portable_files = codegen.render(q, PREFIX, "host")
+    portable_files = codegen.render(q, PREFIX, "portable")
     runs = {t: (firmware.profile(q, t, PREFIX, files=portable_files), firmware.profile(q, t, PREFIX))
             for t in TARGETS}
     print(f"\n{title}: executed instructions per MAC, portable kernels -> the target's kernels")
@@ -106,7 +106,7 @@ def streaming_table(graphs: dict) -> None:
     print("-" * len(head))
     for name, core in STREAMED:
         graph = graphs[name]
-        for kernels, target in (("portable", "host"), ("target", core)):
+        for kernels, target in (("portable", "portable"), ("target", core)):
             counts = [firmware.profile(graph, core, PREFIX, files=codegen.render(graph, PREFIX, target, schedule,
                                                                                  reuse)).total
                       for schedule, reuse in (("layer", False), ("auto", False), ("auto", True))]

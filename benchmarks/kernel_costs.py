@@ -33,7 +33,7 @@ def main() -> None:
     models = [quantized(zoo.ds_cnn_kws()), quantized(zoo.vgg_cifar10(separable=True))]
     table: dict[str, dict[str, dict[str, float]]] = {}
     for core in CORES:
-        for kernels, render_target in (("portable", "host"), ("target", core)):
+        for kernels, render_target in (("portable", "portable"), ("target", core)):
             sums: dict[str, list[int]] = {}
             for q in models:
                 files = codegen.render(q, PREFIX, render_target, "layer")
