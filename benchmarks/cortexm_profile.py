@@ -97,7 +97,7 @@ STREAMED = (("DS-CNN KWS", "cortex-m4"), ("DS-CNN KWS", "cortex-m7"), ("DS-CNN K
 
 def streaming_table(graphs: dict) -> None:
     """Executed instructions of --schedule layer, auto and auto --reuse-input, each with the portable kernels
-    (generate --target host) and with the core's kernels (generate --target <core>: streamed convolutions run
+    (generate --target portable) and with the core's kernels (generate --target <core>: streamed convolutions run
     the DSP/Helium row kernels)."""
     print("\nStreaming (issue 11): executed instructions, --schedule layer vs auto (row streaming) vs auto "
           "--reuse-input; streamed / layer in brackets")
