@@ -196,7 +196,7 @@ def test_generic_boards_and_overrides(tmp_path, small):
 def test_hint_when_the_c_misses_the_cores_kernel_variants(small):
     b = budget(small, prefix="small")
     board = boards.get_board("stm32f4")
-    portable = codegen.render(small, "small", "host", "layer")
+    portable = codegen.render(small, "small", "portable", "layer")
     how = board_report(board, small, b, portable, "layer", False, measure=False)["latency"]["how"]
     assert "'generate --target cortex-m4' would use this core's kernel variants" in how
     dsp = codegen.render(small, "small", "cortex-m4", "layer")
@@ -223,6 +223,6 @@ def test_board_report_lists_the_kernels_stack_buffers(kws):
         board_report(boards.get_board("stm32f4"), kws, b, None, "layer", False, measure=False))
     pico = board_report(boards.get_board("pico"), kws, b, None, "layer", False, measure=False)["ram"]
     assert pico["kernel_stack"] == [] and pico["kernel_stack_bytes"] == 0
-    portable_c = codegen.render(kws, "kws", "host", "layer")
+    portable_c = codegen.render(kws, "kws", "portable", "layer")
     given = board_report(boards.get_board("stm32f4"), kws, b, portable_c, "layer", False, measure=False)["ram"]
-    assert given["kernel_stack"] == []  # a DIR generated for the host: portable kernels, no staging buffers
+    assert given["kernel_stack"] == []  # a DIR of portable kernels: no staging buffers
