@@ -103,10 +103,10 @@ class Conv2D(SpatialLayer):
         # the int8 patch (or one kernel row) the border path builds before staging it
         int8_bytes = 0 if pointwise else (row if rows_aligned else patch)
         count = out_w if per_row else out_h * out_w
-        pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words))
+        unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
+        pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words), words, groups, unroll)
         if pixels == 0:
             return None
-        unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
         offset = input_offset(graph, self)
         # the block functions depend on these only (not on the constants): layers that agree share them
         code = (groups, tail, words, self.out_channels, unroll, self.bias is None, requant["uniform"],
@@ -188,13 +188,25 @@ def _digest(code: tuple) -> str:
     return hashlib.sha256(repr(code).encode()).hexdigest()[:16]
 
 
-def _pixels_per_block(count: int, fit: int) -> int:
-    """Output pixels staged and computed together: at most MAX_PIXELS and ``fit``; a divisor of ``count`` if
-    one of the two largest choices divides it (no remainder block), else the largest."""
+def _pixels_per_block(count: int, fit: int, words: int, groups: int, unrolled: int) -> int:
+    """Output pixels staged and computed together: at most MAX_PIXELS and ``fit``; of the two largest choices the
+    one of fewer estimated instructions (:func:`_block_cost` over the blocks of ``count`` pixels), a divisor of
+    ``count`` (no remainder block) on a tie."""
     top = min(MAX_PIXELS, fit, count)
     if top <= 0:
         return 0
-    for p in (top, top - 1):
-        if p >= 2 and count % p == 0:
-            return p
-    return top
+
+    def cost(p: int) -> int:
+        return (count // p) * _block_cost(p, words, groups, unrolled) + (
+            _block_cost(count % p, words, groups, unrolled) if count % p else 0)
+
+    return min((p for p in (top, top - 1) if p >= 1), key=lambda p: (cost(p), count % p != 0))
+
+
+def _block_cost(pixels: int, words: int, groups: int, unrolled: int) -> int:
+    """Estimated instructions of one output channel of a block: the filter row's groups widened (LDR, 2 SXTB16
+    each) and ~10 to start and requantize the channel, then per pixel an LDRD and 2 SMLAD per group and 4 to
+    requantize; a pixel whose staged words lie beyond one LDRD's reach (index > 254 in a run of ``unrolled``
+    groups) loads each pair with two LDRs."""
+    far = sum(1 for p in range(pixels) if p * words + 2 * (unrolled - 1) > 254)
+    return 3 * groups + 10 + pixels * (3 * groups + 4) + far * groups
