@@ -453,7 +453,7 @@ def test_cli_verify_and_profile_on_cortex_m4(tmp_path):
     y = b.depthwise_conv2d("dw", b.input, rand(rng, 3, 3, 3, 1), rand(rng, 3), padding="same", activation="relu")
     y = b.conv2d("pw", y, rand(rng, 1, 1, 3, 4), rand(rng, 4))
     q, _ = quantized(b.build(y), rng)
-    out = sepgen.generate(q, tmp_path / "m", prefix="m")
+    out = sepgen.generate(q, tmp_path / "m", prefix="m", schedule="layer")  # a profile row per layer
     cli = [sys.executable, "-m", "sepgen.cli"]
     proc = subprocess.run(cli + ["verify", str(out), "--target", "cortex-m4", "--count", "5"],
                           capture_output=True, text=True, timeout=600)
