@@ -184,8 +184,9 @@ def main() -> int:
          f"depthwise layers {_op_per_mac(mobilenet[1], 'depthwise_conv2d'):.2f} instr/MAC (the stride-2 ones ~2.8-3.4: "
          "each staged input element serves a quarter of the outputs it serves at stride 1; the 6x6 and 3x3 ones pay "
          "~60 per channel for their filter words and biases), the first conv (3x3 stride 2 over 3 channels) "
-         f"{mobilenet[1].layers[0].instructions_per_mac:.2f} (~0.5 per MAC to copy each kernel row "
-         "of its 27-value patches into a patch and stage it; a 3-weight tail by LDR + MLA per pixel), the other conv2d layers "
+         f"{mobilenet[1].layers[0].instructions_per_mac:.2f} (27 MACs and 8 output channels per pixel: "
+         "the staging of its kernel rows of 9, straight from the input, and the requantization weigh more per "
+         "MAC), the other conv2d layers "
          f"{_op_per_mac_after_first(mobilenet[1]):.2f} (pointwise layers with 8-32 input channels spend more per "
          "MAC on requantization and per-channel set-up), dense and pooling portable"),
         *[(f"  depthwise {name}, Cortex-M4", "-", None, value, f"{value / variants['dm 1']:.2f}x dm 1 "

@@ -453,7 +453,7 @@ def test_cli_verify_and_profile_on_cortex_m4(tmp_path):
     y = b.depthwise_conv2d("dw", b.input, rand(rng, 3, 3, 3, 1), rand(rng, 3), padding="same", activation="relu")
     y = b.conv2d("pw", y, rand(rng, 1, 1, 3, 4), rand(rng, 4))
     q, _ = quantized(b.build(y), rng)
-    out = sepgen.generate(q, tmp_path / "m", prefix="m")
+    out = sepgen.generate(q, tmp_path / "m", prefix="m", schedule="layer")  # a profile row per layer
     cli = [sys.executable, "-m", "sepgen.cli"]
     proc = subprocess.run(cli + ["verify", str(out), "--target", "cortex-m4", "--count", "5"],
                           capture_output=True, text=True, timeout=600)
@@ -719,3 +719,19 @@ def test_instruction_counts_stay_at_what_was_reached(target):
         q = _zoo_ds_block(rng)
         block_ipm = firmware.profile(q, target, prefix="bench").instructions_per_mac
         assert block_ipm <= DS_BLOCK_BOUNDS[target], (target, block_ipm)
+
+
+# MobileNetV1-0.25 96x96 (sepgen's quantization, seed 0) with the DSP kernels, layer by layer, on Cortex-M4: 1.277
+# instr/MAC measured (the TFLite-converted model of benchmarks/cortexm_profile.py 1.28); the bound is issue 9's
+# target.  About 10 s (build + QEMU), so CI runs it.
+MOBILENET_M4_BOUND = 1.30
+
+
+def test_mobilenet_v1_025_stays_within_the_target_on_cortex_m4():
+    """A kernel or codegen change that takes MobileNetV1-0.25 on M4 above the issue's 1.3 instr/MAC fails CI."""
+    from sepgen import zoo
+
+    graph, _ = quantized(zoo.mobilenet_v1_025(), np.random.default_rng(0))
+    files = codegen.render(graph, "mn", "cortex-m4", "layer")
+    ipm = firmware.profile(graph, "cortex-m4", prefix="mn", files=files).instructions_per_mac
+    assert ipm <= MOBILENET_M4_BOUND, ipm

@@ -68,13 +68,20 @@ class Conv2D(SpatialLayer):
         """How the DSP kernel runs this layer, or None (then the portable kernel does); ``per_row``: as a row
         kernel (blocks of pixels within one output row, :attr:`row_kernels`).
 
-        The kernel is a matrix product: each output pixel's receptive field (kh x kw x C_in int8 values, OHWI
-        order like a filter row, taps outside the image at the input zero point) is staged on the stack as
-        int16 values 2 * (x + input_offset) (0 for padding), two per word in SXTB16 order (bytes 0, 2 then
-        1, 3 of every 4); then each filter row (4 weights per load, SXTB16) meets ``pixels`` staged patches
-        at once with SMLAD, accumulating 2 * acc from 2 * bias, and is requantized from 2 * acc
-        (``right_shift_requant``).  Needs |2 acc| < 2^31 (every partial sum is within the final bound, as
-        no term is offset) and a stage of at most ``STAGE_BYTES``.
+        The kernel is a matrix product: each output pixel's receptive field (kh x kw x C_in int8 values, taps
+        outside the image at the input zero point) is staged on the stack as int16 values 2 * (x + input_offset)
+        (0 for padding), two per word in SXTB16 order (bytes 0, 2 then 1, 3 of every 4); then each filter row
+        (4 weights per load, SXTB16) meets ``pixels`` staged patches at once with SMLAD, accumulating 2 * acc
+        from 2 * bias, and is requantized from 2 * acc (``right_shift_requant``).  Needs |2 acc| < 2^31 (every
+        partial sum is within the final bound, as no term is offset, and padding weights are 0) and a stage of
+        at most ``STAGE_BYTES``.
+
+        Patch order: a pointwise layer's and a windowed layer's whose kernel rows (kw x C_in values) are a
+        multiple of 4 long (``rows_aligned``) is OHWI, groups of 4 then ``tail`` single values.  Otherwise
+        (``split_rows``) each kernel row's first 4 * ``row_groups`` values come first, row by row, then the
+        ``left`` = row % 4 last values of every row, row by row, packed into ``left_groups`` groups of 4 whose
+        unused places have weight 0; ``filter`` is the int8 filter in that order (C_out rows of 4 * groups), so
+        an interior pixel is staged straight from its kh input rows.
         """
         requant = right_shift_requant(self.requant, self.accumulator_bound(graph))
         (kh, kw), (_, _, c_in) = self.kernel_size, self.input_shape
@@ -83,17 +90,27 @@ class Conv2D(SpatialLayer):
         groups, tail = divmod(patch, 4)
         if requant is None or groups == 0:  # fewer than 4 MACs per output: nothing to pair up
             return None
-        words = 2 * groups + tail
         row = kw * c_in
         pointwise = self.kernel_size == (1, 1) and self.strides == (1, 1) and self.pads() == (0, 0)
         rows_aligned = not pointwise and row % 4 == 0
+        split_rows = not pointwise and not rows_aligned
+        row_groups, left = divmod(row, 4)
+        left_groups = -(-kh * left // 4)
+        filt = self.qkernel.reshape(self.out_channels, -1)
+        if split_rows:
+            groups, tail = kh * row_groups + left_groups, 0
+            rows = self.qkernel.reshape(self.out_channels, kh, row)
+            filt = np.concatenate([rows[:, :, :4 * row_groups].reshape(self.out_channels, -1),
+                                   rows[:, :, 4 * row_groups:].reshape(self.out_channels, -1),
+                                   np.zeros((self.out_channels, 4 * left_groups - kh * left), filt.dtype)], axis=1)
+        words = 2 * groups + tail
         # the int8 patch (or one kernel row) the border path builds before staging it
         int8_bytes = 0 if pointwise else (row if rows_aligned else patch)
         count = out_w if per_row else out_h * out_w
-        pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words))
+        unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
+        pixels = _pixels_per_block(count, (STAGE_BYTES - int8_bytes) // (4 * words), words, groups, unroll)
         if pixels == 0:
             return None
-        unroll = groups if groups <= FULL_UNROLL else 8  # then groups % 8 unrolled after the loop
         offset = input_offset(graph, self)
         # the block functions depend on these only (not on the constants): layers that agree share them
         code = (groups, tail, words, self.out_channels, unroll, self.bias is None, requant["uniform"],
@@ -103,7 +120,9 @@ class Conv2D(SpatialLayer):
         return {"requant": requant, "offset": offset,
                 "offset_pair": int(np.array([offset, offset], "<i2").view("<i4")[0]),  # two int16 halves
                 "patch": patch, "groups": groups, "tail": tail, "words": words, "pointwise": pointwise,
-                "rows_aligned": rows_aligned, "pixels": pixels, "rest": count % pixels, "unroll": unroll,
+                "rows_aligned": rows_aligned, "split_rows": split_rows, "row_groups": row_groups, "left": left,
+                "left_groups": left_groups, "filter": filt.ravel(),
+                "pixels": pixels, "rest": count % pixels, "unroll": unroll,
                 "stage_bytes": 4 * words * pixels + int8_bytes,  # stack bytes
                 "bias2": None if self.bias is None else 2 * self.qbias.astype(np.int64),
                 "block_key": block_key, "driver_key": _digest(driver)}
@@ -195,13 +214,25 @@ def _digest(code: tuple) -> str:
     return hashlib.sha256(repr(code).encode()).hexdigest()[:16]
 
 
-def _pixels_per_block(count: int, fit: int) -> int:
-    """Output pixels staged and computed together: at most MAX_PIXELS and ``fit``; a divisor of ``count`` if
-    one of the two largest choices divides it (no remainder block), else the largest."""
+def _pixels_per_block(count: int, fit: int, words: int, groups: int, unrolled: int) -> int:
+    """Output pixels staged and computed together: at most MAX_PIXELS and ``fit``; of the two largest choices the
+    one of fewer estimated instructions (:func:`_block_cost` over the blocks of ``count`` pixels), a divisor of
+    ``count`` (no remainder block) on a tie."""
     top = min(MAX_PIXELS, fit, count)
     if top <= 0:
         return 0
-    for p in (top, top - 1):
-        if p >= 2 and count % p == 0:
-            return p
-    return top
+
+    def cost(p: int) -> int:
+        return (count // p) * _block_cost(p, words, groups, unrolled) + (
+            _block_cost(count % p, words, groups, unrolled) if count % p else 0)
+
+    return min((p for p in (top, top - 1) if p >= 1), key=lambda p: (cost(p), count % p != 0))
+
+
+def _block_cost(pixels: int, words: int, groups: int, unrolled: int) -> int:
+    """Estimated instructions of one output channel of a block: the filter row's groups widened (LDR, 2 SXTB16
+    each) and ~10 to start and requantize the channel, then per pixel an LDRD and 2 SMLAD per group and 4 to
+    requantize; a pixel whose staged words lie beyond one LDRD's reach (index > 254 in a run of ``unrolled``
+    groups) loads each pair with two LDRs."""
+    far = sum(1 for p in range(pixels) if p * words + 2 * (unrolled - 1) > 254)
+    return 3 * groups + 10 + pixels * (3 * groups + 4) + far * groups
