@@ -52,9 +52,7 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
     #: inside a streamed chain the same DSP and Helium templates render a row kernel (ctx.rows)
-    # The DSP depthwise kernel has no row form yet (its staged rewrite replaced the one that had): streamed DSP
-    # depthwise layers run the portable row kernel.
-    row_kernels = {"mve": "layers/depthwise_conv2d.mve.c.j2"}
+    row_kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
@@ -142,6 +140,15 @@ class DepthwiseConv2D(SpatialLayer):
         scaled = dsp.scaled_requant(rq, schedule["biases"], self.channel_weight_sums(),
                                     graph.tensors[self.output].quant.zero_point, act_min)
         return {**schedule, "requant": rq, "scaled": scaled}
+
+    def row_kernel_context(self, graph, variant):
+        """The DSP row kernel stages the input rows of one output row per band (:func:`_depthwise_dsp.row_bands`)."""
+        context = self.kernel_context(graph, variant)
+        if variant == "cortexm_dsp":
+            (kh, _), (sh, _), (dh, _) = self.kernel_size, self.strides, self.dilation
+            context["bands"] = dsp.row_bands(sh, dh, kh, self.input_shape[0], context["layout"]["words"],
+                                             self.input_shape[2])
+        return context
 
     def stack_bytes(self, graph, variant):
         """The DSP kernel's staged rows and one channel's tap words; the Helium kernel's row of padding."""
