@@ -102,11 +102,8 @@ def test_row_kernel_variants_under_sanitizers(name, build, target, placement, mo
     graph, inputs = quantized(build(), np.random.default_rng(1))
     use_placement(monkeypatch, graph, placement)
     for op, variant in row_variants(graph, target):
-        # the DSP depthwise kernel has no row form (yet): DSP-only depthwise rows run the portable kernel
         if op not in ("conv2d", "depthwise_conv2d"):
             assert variant == "portable", op
-        elif op == "depthwise_conv2d":
-            assert variant in (("mve", "portable") if target == "cortex-m55" else ("portable",)), op
         elif target == "cortex-m4":
             assert variant == "cortexm_dsp", op
         else:

@@ -199,6 +199,19 @@ def staging_plan(out_h: int, sh: int, dh: int, kh: int, pt: int, in_h: int, row_
     return None if best is None else best[1]
 
 
+def row_bands(sh: int, dh: int, kh: int, in_h: int, row_words: int, in_c: int) -> dict | None:
+    """The staging of the row kernel (a layer inside a streamed chain; its calls compute output rows [row_begin,
+    row_end), one row per call in the chains sepgen.schedule makes): bands of one output row (so a band lies in
+    one row segment), each staging the at most (kh - 1) * dh + 1 input rows it reads; the most input channels
+    staged together (4, 2 or 1 dividing in_c, the cheapest per element: STAGE_COST) whose rows fit STAGE_BYTES.
+    The same keys as :func:`bands` (``count``, ``in_lo``, ``in_hi``: unused by the row kernel), or None."""
+    staged = min(in_h, (kh - 1) * dh + 1)
+    for planes in (4, 2, 1):
+        if in_c % planes == 0 and 4 * planes * staged * row_words <= STAGE_BYTES:
+            return {"rows": 1, "count": 0, "staged": staged, "in_lo": 0, "in_hi": 0, "planes": planes}
+    return None
+
+
 MAX_SCALE_SHIFT = 7  # 127 * 2^(1+d) must stay an int16 tap
 
 

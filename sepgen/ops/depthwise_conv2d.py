@@ -57,10 +57,9 @@ class DepthwiseConv2D(SpatialLayer):
     kernels = {"cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2",
                "host": "layers/depthwise_conv2d.host.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
-    #: inside a streamed chain the same host and Helium templates render a row kernel (ctx.rows)
-    # The DSP depthwise kernel has no row form yet (its staged rewrite replaced the one that had): streamed DSP
-    # depthwise layers run the portable row kernel.
-    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
+    #: inside a streamed chain the same host, DSP and Helium templates render a row kernel (ctx.rows)
+    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2", "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2",
+                   "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
@@ -167,6 +166,25 @@ class DepthwiseConv2D(SpatialLayer):
         scaled = dsp.scaled_requant(rq, schedule["biases"], self.channel_weight_sums(),
                                     graph.tensors[self.output].quant.zero_point, act_min)
         return {**schedule, "requant": rq, "scaled": scaled}
+
+    def row_kernel_context(self, graph, variant):
+        """The DSP row kernel stages the input rows of one output row per band (:func:`_depthwise_dsp.row_bands`).
+
+        ``row_segment``: when some output row has every filter row inside the image (its row class, whose folded
+        bias the partial-sum bound covers), one code path for every row: a filter row outside the image reads a
+        staged row of the input zero point, so with that class's bias the sum equals the row's own class's;
+        else None (one code path per row segment).  ``always_inside``: the filter rows inside for every row."""
+        context = self.kernel_context(graph, variant)
+        if variant == "cortexm_dsp":
+            (kh, _), (sh, _), (dh, _), (pt, _) = self.kernel_size, self.strides, self.dilation, self.pads()
+            context["bands"] = dsp.row_bands(sh, dh, kh, self.input_shape[0], context["layout"]["words"],
+                                             self.input_shape[2])
+            segments = context["segments"]
+            full = len(segments) > 1 and any(seg["kys"] == list(range(kh)) for seg in segments)
+            context["row_segment"] = ({"begin": 0, "end": self.output_shape[0], "kys": list(range(kh)), "row0": -pt}
+                                      if full else None)
+            context["always_inside"] = [ky for ky in range(kh) if all(ky in seg["kys"] for seg in segments)]
+        return context
 
     def stack_bytes(self, graph, variant):
         """The DSP kernel's staged rows and one channel's tap words; the Helium kernel's row of padding."""
