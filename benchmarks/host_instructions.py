@@ -21,12 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sepgen import __version__, codegen, toolchain, zoo
-from sepgen.tfconvert import quantize_with_tflite
-from sepgen.verification import random_inputs
+from sepgen import __version__, codegen, toolchain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tflm_compare import MODELS  # noqa: E402
+from tflm_compare import converted_models  # noqa: E402
 
 PREFIX = "bench"
 NO_INLINE = ("-fno-inline-functions-called-once", "-fno-inline-small-functions")
@@ -59,12 +57,7 @@ def main() -> int:
     if shutil.which("valgrind") is None:
         print("valgrind not found (apt-get install valgrind)", file=sys.stderr)
         return 2
-    for name, (factory, shape) in MODELS.items():
-        model = factory()
-        zoo.randomize_keras_weights(model, 1)
-        graph, _ = quantize_with_tflite(
-            model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32), name)
-        x = random_inputs(graph, 1)[0]
+    for name, graph, _, x in converted_models():
         macs = sum(layer.macs() for layer in graph.layers if hasattr(layer, "macs"))
         print(f"\n{name}: {macs:,} MACs; executed x86-64 instructions per invoke (callgrind)")
         header = f"{'kernels':<10} {'schedule':<9} {'flags':<6} {'instructions':>13} {'per MAC':>8} {'vs portable':>12}"

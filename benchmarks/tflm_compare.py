@@ -31,6 +31,17 @@ MODELS = {"DS-CNN KWS 49x10": (zoo.ds_cnn_kws_keras, (49, 10, 1)),
           "MobileNetV1-0.25 96x96": (zoo.mobilenet_v1_025_keras, (96, 96, 3))}
 
 
+def converted_models():
+    """Per model of MODELS: (name, int8 graph, .tflite bytes, one int8 input); random weights (seed 1), converted
+    by the TFLite converter on 32 normal calibration samples, so every benchmark times the same model."""
+    for name, (factory, shape) in MODELS.items():
+        model = factory()
+        zoo.randomize_keras_weights(model, 1)
+        graph, data = quantize_with_tflite(
+            model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32), name)
+        yield name, graph, data, random_inputs(graph, 1)[0]
+
+
 def tflm_arena_bytes(data: bytes) -> int:
     """TFLM's arena total, parsed from print_allocations() (C-level stderr, captured through fd 2)."""
     from tflite_micro.python.tflite_micro import runtime
@@ -82,12 +93,7 @@ def tflm_latency_ns(data: bytes, x: np.ndarray, repeats: int) -> int:
 
 def main() -> int:
     rows = []
-    for name, (factory, shape) in MODELS.items():
-        model = factory()
-        zoo.randomize_keras_weights(model, 1)
-        graph, data = quantize_with_tflite(
-            model, np.random.default_rng(0).normal(size=(32,) + shape).astype(np.float32), name)
-        x = random_inputs(graph, 1)[0]
+    for name, graph, data, x in converted_models():
         sepgen_ram = plan(graph).arena_size + graph.tensors[graph.input].size + graph.tensors[graph.output].size
         tflm_ram = tflm_arena_bytes(data)
         constants = sum(layer.weight_bytes() for layer in graph.layers)

@@ -80,13 +80,15 @@ def _family_models(family: str) -> list[tuple[object, np.ndarray]]:
     return captured
 
 
-def _run(exe: Path, graph, inputs: np.ndarray) -> dict[str, np.ndarray]:
+def _run(exe: Path, graph, inputs: np.ndarray, schedule: str = "layer", reuse: bool = False
+         ) -> dict[str, np.ndarray]:
+    """Run a trace build on ``inputs``: each traced tensor's values (the layers ``schedule`` keeps whole)."""
     with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
         in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
         in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
         proc = toolchain.run([str(exe), str(in_path), str(out_path)])
         assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
-        return verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build")
+        return verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", schedule, reuse)
 
 
 @pytest.mark.parametrize("family", FAMILIES + sorted(ZOO))
@@ -131,13 +133,7 @@ def test_clang_everything_streamed(model, reuse, clang):
     files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
     toolchain.compile_executable(files, toolchain.HOST_FLAGS)
     exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
-    with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
-        in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
-        in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
-        proc = toolchain.run([str(exe), str(in_path), str(out_path)])
-        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
-        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream", reuse)
-    result = verification.compare(graph, inputs, traced)
+    result = verification.compare(graph, inputs, _run(exe, graph, inputs, "stream", reuse))
     assert result.ok, f"clang build: {result.mismatch}"
 
 
@@ -185,11 +181,5 @@ def test_row_kernel_variants_portable_branch_is_clean_and_exact(model, reuse, ta
     assert "row_begin" in files[f"{PREFIX}.c"] and "__ARM_FEATURE" in files[f"{PREFIX}.c"]
     files["sepgen_harness.c"] = codegen.render_harness(graph, PREFIX, "host", "stream", reuse)
     exe = toolchain.compile_executable(files, flags, defines=(f"{PREFIX.upper()}_TRACE",), compiler=compiler)
-    with tempfile.TemporaryDirectory(prefix="sepgen-clang-") as tmp:
-        in_path, out_path = Path(tmp) / "in.bin", Path(tmp) / "trace.bin"
-        in_path.write_bytes(np.ascontiguousarray(inputs, dtype=np.int8).tobytes())
-        proc = toolchain.run([str(exe), str(in_path), str(out_path)])
-        assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-3000:]
-        traced = verification.parse_trace(graph, out_path.read_bytes(), len(inputs), "clang build", "stream", reuse)
-    result = verification.compare(graph, inputs, traced)
+    result = verification.compare(graph, inputs, _run(exe, graph, inputs, "stream", reuse))
     assert result.ok, f"clang build of the {target} row kernels: {result.mismatch}"
