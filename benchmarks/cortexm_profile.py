@@ -83,7 +83,7 @@ def _mobilenet_graph():
 
 def _mobilenet_m4(graph):
     """MobileNetV1-0.25 on Cortex-M4: (portable profile, DSP profile), layer by layer."""
-    portable = codegen.render(graph, PREFIX, "host", "layer")
+    portable = codegen.render(graph, PREFIX, "portable", "layer")
     dsp = codegen.render(graph, PREFIX, "cortex-m4", "layer")
     return firmware.profile(graph, "cortex-m4", PREFIX, files=portable), firmware.profile(graph, "cortex-m4", PREFIX,
                                                                                           files=dsp)
