@@ -184,7 +184,20 @@ class DepthwiseConv2D(SpatialLayer):
             context["row_segment"] = ({"begin": 0, "end": self.output_shape[0], "kys": list(range(kh)), "row0": -pt}
                                       if full else None)
             context["always_inside"] = [ky for ky in range(kh) if all(ky in seg["kys"] for seg in segments)]
+            context["row_bias"] = self.row_bias(context) if full else None
         return context
+
+    def row_bias(self, context: dict) -> np.ndarray:
+        """(C,) int64: the full row class's folded bias bias[c] + input_offset * (sum of all channel c's taps),
+        times the channel's tap scale (2, or 2^(1 + E - e_c) with the right shift moved in): the start of every
+        accumulator of the row kernel with one code path, so a call makes no row sums.  Within int32: the
+        partial-sum bound (:func:`_depthwise_dsp.scaled_requant` or :meth:`dsp_schedule`) covers it."""
+        full = next(seg["cls"] for seg in context["segments"] if seg["kys"] == list(range(self.kernel_size[0])))
+        folded = np.asarray(context["biases"], dtype=np.int64)[:, full]
+        if context["scaled"] is None:
+            return folded * 2
+        shifts = np.asarray(context["requant"]["right_shift"], dtype=np.int64)
+        return folded << (1 + context["scaled"]["exponent"] - shifts)
 
     def stack_bytes(self, graph, variant):
         """The DSP kernel's staged rows and one channel's tap words; the Helium kernel's row of padding."""
