@@ -4,7 +4,7 @@
 profile``; not cycles) per unit of work of one op, measured by ``benchmarks/kernel_costs.py`` on the
 DS-CNN KWS and the separable VGG-CIFAR10 of :mod:`sepgen.zoo` (``--schedule layer``).  ``kernels`` is
 ``portable`` (the reference C99 kernels of ``generate --target portable``) or ``target`` (the core's kernel variants:
-the DSP kernels on M4/M7/M33, MVE then DSP on M55).  ``key`` is the op (:func:`cost_key`; a 1x1 stride-1
+the DSP kernels on M4/M7/M33, MVE then DSP on M55; only for those cores, :data:`HAS_VARIANTS`).  ``key`` is the op (:func:`cost_key`; a 1x1 stride-1
 Conv2D is ``conv2d_1x1``); the unit of work (:func:`work`) is a MAC for ops with MACs, else an input
 element.  An op the two models lack costs :data:`FALLBACK` of its core and kernel set.
 
@@ -24,15 +24,6 @@ from .targets import variants
 MEASURED: dict[str, dict[str, dict[str, float]]] = {
     "cortex-m3": {
         "portable": {
-            "avg_pool2d": 7.168,
-            "conv2d": 16.429,
-            "conv2d_1x1": 6.736,
-            "depthwise_conv2d": 20.333,
-            "fully_connected": 6.026,
-            "max_pool2d": 4.133,
-            "softmax": 260.364,
-        },
-        "target": {
             "avg_pool2d": 7.168,
             "conv2d": 16.429,
             "conv2d_1x1": 6.736,
