@@ -5,7 +5,7 @@ verification exits 1; a failed external tool (:class:`sepgen.toolchain.Toolchain
 QEMU, a MicroPython build) prints the tool's output and one closing line, exit 3; any other exception is
 a bug: its traceback is kept, a line asks for a report, and the exit status is 1.
 
-Size: ~340 lines on purpose: one argparse definition (help text on every option) and one thin function per
+Size: ~400 lines on purpose: one argparse definition (help text on every option) and one thin function per
 subcommand; the work is in the API modules.
 """
 
