@@ -43,6 +43,20 @@ def input_offset(graph: Graph, layer: Layer, i: int = 0) -> int:
     return -graph.tensors[layer.inputs[i]].quant.zero_point
 
 
+def fold_input_offset(qbias: np.ndarray, taps: np.ndarray, offset: int) -> dict | None:
+    """The bias with the input offset folded in, for kernels whose taps outside the image read the input zero
+    point: ``taps`` (C, n) each channel's weights over its whole window; bias'[c] = bias[c] + offset * sum_k
+    taps[c][k], so acc = bias'[c] + sum_k taps[c][k] * x[k] is TFLite's bias[c] + sum_k taps[c][k] * (x[k] +
+    offset).  Every partial sum (any order) is within |bias'[c]| + sum_k |taps[c][k]| * 128 ("partial_bound");
+    None if that could leave int32."""
+    w = np.asarray(taps, dtype=np.int64)
+    folded = qbias.astype(np.int64) + offset * w.sum(axis=1)
+    partial = int((np.abs(folded) + np.abs(w).sum(axis=1) * 128).max())
+    if partial >= LIMIT:
+        return None
+    return {"folded_bias": folded, "partial_bound": partial}
+
+
 def clamp_range(graph: Graph, layer: Layer) -> tuple[int, int]:
     """The int8 clamp [act_min, act_max] of a layer's output (fused activation on the output quantization)."""
     return activation_range(graph.tensors[layer.output].quant, getattr(layer, "activation", "none"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Graph
-from ._common import (LIMIT, SpatialLayer, clamp_range, host_floor, host_requant, input_offset,
+from ._common import (SpatialLayer, clamp_range, fold_input_offset, host_floor, host_requant, input_offset,
                       right_shift_requant, windows)
 
 
@@ -136,13 +136,7 @@ class Conv2D(SpatialLayer):
         when taps outside the image read the input zero point; every partial sum (any order) is bounded by
         |bias'[c]| + sum_k |w[c][k]| * 128.
         """
-        offset = input_offset(graph, self)
-        w = self.qkernel.astype(np.int64).reshape(self.out_channels, -1)
-        folded = self.qbias.astype(np.int64) + offset * w.sum(axis=1)
-        partial = int((np.abs(folded) + np.abs(w).sum(axis=1) * 128).max())
-        if partial >= LIMIT:
-            return None
-        return {"folded_bias": folded, "partial_bound": partial}
+        return fold_input_offset(self.qbias, self.qkernel.reshape(self.out_channels, -1), input_offset(graph, self))
 
     def host_plan(self, graph: Graph) -> dict | None:
         """The host kernel's constants (``layers/conv2d.host.c.j2``), or None (then the portable kernel runs).

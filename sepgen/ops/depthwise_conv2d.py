@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _depthwise_dsp as dsp
-from ._common import (LIMIT, SpatialLayer, clamp_range, host_floor, host_requant, input_offset,
+from ._common import (LIMIT, SpatialLayer, clamp_range, fold_input_offset, host_floor, host_requant, input_offset,
                       right_shift_requant, windows)
 
 
@@ -58,8 +58,8 @@ class DepthwiseConv2D(SpatialLayer):
                "host": "layers/depthwise_conv2d.host.c.j2",
                "micropython": "micropython/layers/depthwise_conv2d.py.j2"}
     #: inside a streamed chain the same host, DSP and Helium templates render a row kernel (ctx.rows)
-    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2", "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2",
-                   "mve": "layers/depthwise_conv2d.mve.c.j2"}
+    row_kernels = {"host": "layers/depthwise_conv2d.host.c.j2",
+                   "cortexm_dsp": "layers/depthwise_conv2d.cortexm_dsp.c.j2", "mve": "layers/depthwise_conv2d.mve.c.j2"}
 
     def instance_kernels(self, graph):
         """The DSP variant covers every depth multiplier, kernel, stride, dilation and padding, the Helium variant
@@ -128,11 +128,8 @@ class DepthwiseConv2D(SpatialLayer):
         """
         if self.depth_multiplier != 1:
             return None
-        offset = input_offset(graph, self)
-        w = self.qkernel.astype(np.int64).reshape(-1, self.out_channels)  # (taps, C)
-        folded = self.qbias.astype(np.int64) + offset * w.sum(axis=0)
-        partial = int((np.abs(folded) + np.abs(w).sum(axis=0) * 128).max())
-        if partial >= LIMIT:
+        fold = fold_input_offset(self.qbias, self.qkernel.reshape(-1, self.out_channels).T, input_offset(graph, self))
+        if fold is None:
             return None
         (kh, kw), (sh, sw), (dh, dw), (pt, pl) = self.kernel_size, self.strides, self.dilation, self.pads()
         (in_h, in_w, _), (out_h, out_w, _) = self.input_shape, self.output_shape
@@ -144,8 +141,8 @@ class DepthwiseConv2D(SpatialLayer):
 
         y_lo, y_hi = inside(pt, sh, (kh - 1) * dh, in_h, out_h)
         x_lo, x_hi = inside(pl, sw, (kw - 1) * dw, in_w, out_w)
-        zp = -offset
-        return {"folded_bias": folded, "partial_bound": partial, "pad_value": zp,
+        zp = -input_offset(graph, self)
+        return {**fold, "pad_value": zp,
                 "pad_word": int(np.array([zp & 0xFF] * 4, dtype=np.uint8).view("<i4")[0]),
                 "interior": (y_lo, y_hi, x_lo, x_hi),
                 "has_interior": y_lo <= y_hi and x_lo <= x_hi,
