@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import fixedpoint as fp
 from . import _depthwise_dsp as dsp
 from ._common import (LIMIT, SpatialLayer, clamp_range, fold_input_offset, host_floor, host_requant, input_offset,
                       right_shift_requant, windows)
@@ -162,7 +163,8 @@ class DepthwiseConv2D(SpatialLayer):
         act_min, _ = clamp_range(graph, self)
         scaled = dsp.scaled_requant(rq, schedule["biases"], self.channel_weight_sums(),
                                     graph.tensors[self.output].quant.zero_point, act_min)
-        return {**schedule, "requant": rq, "scaled": scaled}
+        return {**schedule, "requant": rq, "scaled": scaled,
+                "output_zero_point": graph.tensors[self.output].quant.zero_point}
 
     def row_kernel_context(self, graph, variant):
         """The DSP row kernel stages the input rows of one output row per band (:func:`_depthwise_dsp.row_bands`).
@@ -182,7 +184,33 @@ class DepthwiseConv2D(SpatialLayer):
                                       if full else None)
             context["always_inside"] = [ky for ky in range(kh) if all(ky in seg["kys"] for seg in segments)]
             context["row_bias"] = self.row_bias(context) if full else None
+            context["row_taps"] = self.row_taps(context) if full else None
         return context
+
+    def row_taps(self, context: dict) -> dict:
+        """The row kernel's per-channel constants in flash, so that a call makes none of them (it is called once
+        per output row: made per call, they cost DS-CNN's 5-pixel rows ~45 instructions per channel on M4).
+
+        ``words``: (C, kh * NW) int32, filter row ky's NW words of two taps as int16 (bottom, top:
+        :func:`_depthwise_dsp.weight_words`), each tap times the channel's scale: 2, or 2^(1+d) with the right
+        shift moved in (d <= MAX_SCALE_SHIFT keeps 128 * 2^(1+d) within int16); the words the whole-tensor kernel
+        makes on the stack.  ``round``: (C,) the scaled requantization's third operand
+        (:func:`sepgen.fixedpoint.scaled_floor_round`), or None (not scaled)."""
+        kh, kw = self.kernel_size
+        taps = np.asarray(context["filter"], dtype=np.int64).reshape(-1, kh, kw)  # (C, kh, kw)
+        scaled, round_ = context["scaled"], None
+        if scaled is None:
+            scale = np.full(len(taps), 2, dtype=np.int64)
+        else:
+            e = np.asarray(context["requant"]["right_shift"], dtype=np.int64)
+            d = scaled["exponent"] - e
+            scale = np.left_shift(np.int64(2), d)
+            round_ = fp.scaled_floor_round(context["output_zero_point"], e, d)
+        pairs = np.asarray(context["weight_words"])
+        lo = taps[:, :, pairs[:, 0]] * scale[:, None, None]
+        hi = taps[:, :, pairs[:, 1]] * scale[:, None, None]
+        words = (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)
+        return {"words": words.astype(np.uint32).view(np.int32).reshape(len(taps), -1), "round": round_}
 
     def row_bias(self, context: dict) -> np.ndarray:
         """(C,) int64: the full row class's folded bias bias[c] + input_offset * (sum of all channel c's taps),
