@@ -144,7 +144,8 @@ def board_report(board: Board, graph: Graph, b: Budget, files: dict[str, str] | 
     ram_needed = arena + input_bytes + output_bytes
     flash = {"needed_bytes": flash_needed, **code, **_headroom(flash_needed, board.flash_bytes),
              "fits": flash_needed <= board.flash_bytes}
-    stack = kernel_stack(graph, render_target(board)) if _kernels(files, prefix) == "target" else []
+    target_kernels = _kernels(files, prefix) == "target"
+    stack = kernel_stack(graph, render_target(board), schedule, reuse_input) if target_kernels else []
     ram = {"needed_bytes": ram_needed, "arena_bytes": arena, "input_bytes": input_bytes, "output_bytes": output_bytes,
            **_headroom(ram_needed, board.ram_bytes), "largest_region_bytes": board.largest_ram_region_bytes,
            "fits": ram_needed <= board.ram_bytes and arena <= board.largest_ram_region_bytes,
@@ -155,17 +156,23 @@ def board_report(board: Board, graph: Graph, b: Budget, files: dict[str, str] | 
             "latency": _latency(board, graph, prefix, files, schedule, reuse_input, measure, given)}
 
 
-def kernel_stack(graph: Graph, target: str) -> list[dict[str, Any]]:
+def kernel_stack(graph: Graph, target: str, schedule: str = "layer", reuse_input: bool = False) -> list[dict[str, Any]]:
     """[{"name", "bytes"}]: the stack staging buffers of the layers whose kernel variant for ``target`` declares
-    some (:meth:`sepgen.ir.Layer.stack_bytes`; the layer-by-layer kernels; layers run one at a time, so the
-    largest is what the stack needs on top of the caller's).  Empty for a float model."""
+    some (:meth:`sepgen.ir.Layer.stack_bytes`): a layer inside a chain that ``schedule`` streams runs its row
+    kernel, the others their whole-tensor kernel.  One kernel call runs at a time (a streamed chain calls its
+    row kernels in turn), so the largest is what the stack needs on top of the caller's.  Empty for a float
+    model."""
     if not graph.is_quantized:
         return []
     env = codegen.environment()
+    streamed = {i for st in make_schedule(graph, schedule, reuse_input).streams.values() for i in st.layers}
     rows = []
-    for _, layer in graph.computed_layers():
-        variant, _ = codegen.kernel_variant(env, layer, target, graph)
-        n = layer.stack_bytes(graph, variant)
+    for index, layer in graph.computed_layers():
+        if index in streamed:
+            variant, _ = codegen.row_kernel_variant(env, layer, target, graph)
+        else:
+            variant, _ = codegen.kernel_variant(env, layer, target, graph)
+        n = layer.stack_bytes(graph, variant, rows=index in streamed)
         if n:
             rows.append({"name": layer.name, "bytes": int(n)})
     return rows

@@ -162,9 +162,10 @@ class Layer:
         """:meth:`kernel_context` for the variant's row kernel (:attr:`row_kernels`); default the same."""
         return self.kernel_context(graph, variant)
 
-    def stack_bytes(self, graph: "Graph", variant: str) -> int:
+    def stack_bytes(self, graph: "Graph", variant: str, rows: bool = False) -> int:
         """Bytes of the staging buffers a kernel variant declares on the stack (bounded at generation time; not
-        in the arena, so not in ``scratch_bytes``); default none."""
+        in the arena, so not in ``scratch_bytes``); ``rows``: of its row kernel (the layer inside a streamed
+        chain); default none."""
         return 0
 
     # ----------------------------------------------------------- shapes

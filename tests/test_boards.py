@@ -226,3 +226,22 @@ def test_board_report_lists_the_kernels_stack_buffers(kws):
     portable_c = codegen.render(kws, "kws", "portable", "layer")
     given = board_report(boards.get_board("stm32f4"), kws, b, portable_c, "layer", False, measure=False)["ram"]
     assert given["kernel_stack"] == []  # a DIR of portable kernels: no staging buffers
+
+
+def test_board_report_stack_of_streamed_layers_is_their_row_kernels(kws):
+    """Under --schedule auto every KWS convolution runs inside a streamed chain: the stack figure is its row
+    kernel's, as the generated C declares it (the depthwise rows of one output row, its tap words in flash; the
+    convolutions' patches of one row's pixels), below the whole-tensor kernels' figure."""
+    b = budget(kws, prefix="kws")
+    stm32 = boards.get_board("stm32f4")
+    layer = board_report(stm32, kws, b, None, "layer", False, measure=False)["ram"]
+    auto = board_report(stm32, kws, b, None, "auto", False, measure=False)["ram"]
+    stack = {row["name"]: row["bytes"] for row in auto["kernel_stack"]}
+    c = codegen.render(kws, "kws", "cortex-m4", "auto")["kws.c"]
+    assert "_rows_taps[" in c
+    for layer_ in kws.layers:
+        if layer_.op == "depthwise_conv2d":
+            assert f"({stack[layer_.name]} bytes)" in c, (layer_.name, stack[layer_.name])
+        elif layer_.op == "conv2d":
+            assert f"({stack[layer_.name]} bytes of stack)" in c, (layer_.name, stack[layer_.name])
+    assert 0 < auto["kernel_stack_bytes"] < layer["kernel_stack_bytes"]

@@ -171,10 +171,11 @@ class Conv2D(SpatialLayer):
             return self.dsp_plan(graph, per_row=True)
         return self.kernel_context(graph, variant)
 
-    def stack_bytes(self, graph, variant):
-        """The DSP kernel's staged patches; the Helium kernel's patch of two windows (not for a pointwise layer)."""
+    def stack_bytes(self, graph, variant, rows=False):
+        """The DSP kernel's staged patches (a row kernel's blocks lie in one output row); the Helium kernel's patch
+        of two windows (not for a pointwise layer; the same as a row kernel)."""
         if variant == "cortexm_dsp":
-            return int(self.dsp_plan(graph)["stage_bytes"])
+            return int(self.dsp_plan(graph, per_row=rows)["stage_bytes"])
         if variant == "mve":
             return 0 if self.is_pointwise else 2 * self.kernel_size[0] * self.kernel_size[1] * self.input_shape[2]
         return 0

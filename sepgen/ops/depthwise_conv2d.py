@@ -224,12 +224,13 @@ class DepthwiseConv2D(SpatialLayer):
         shifts = np.asarray(context["requant"]["right_shift"], dtype=np.int64)
         return folded << (1 + context["scaled"]["exponent"] - shifts)
 
-    def stack_bytes(self, graph, variant):
-        """The DSP kernel's staged rows and one channel's tap words; the Helium kernel's row of padding."""
+    def stack_bytes(self, graph, variant, rows=False):
+        """The DSP kernel's staged rows and one channel's tap words (a row kernel: the rows of one output row, and
+        no tap words when they are in flash); the Helium kernel's row of padding (the same as a row kernel)."""
         if variant == "cortexm_dsp":
-            s = self.dsp_schedule(graph)
-            return 4 * (s["bands"]["planes"] * s["bands"]["staged"] * s["layout"]["words"]
-                        + self.kernel_size[0] * len(s["weight_words"]))
+            s = self.row_kernel_context(graph, variant) if rows else self.dsp_schedule(graph)
+            taps = 0 if s.get("row_taps") is not None else self.kernel_size[0] * len(s["weight_words"])
+            return 4 * (s["bands"]["planes"] * s["bands"]["staged"] * s["layout"]["words"] + taps)
         if variant == "mve":
             return self.mve_columns()["pad_columns"] * self.input_shape[2]
         return 0
