@@ -45,7 +45,7 @@ def default_schedule(target: str) -> str:
     target.  Streamed convolutions run the row kernels of the target's variants (the same templates as the
     whole-tensor kernels): streaming costs 2-6 % more instructions with the portable and Helium kernels, and on
     the DSP cores ~3 % on MobileNetV1-0.25 and ~8-9 % on DS-CNN, whose depthwise row kernel reads its
-    per-channel constants from flash (~18 B more per 3x3 channel than the layer schedule; tests/test_cortexm.py pins the measurements; README,
-    "RAM: streaming").  ``--schedule layer`` is the fastest where its arena fits."""
+    per-channel constants from flash (~18 B more per 3x3 channel than the layer schedule); tests/test_cortexm.py
+    pins the measurements (README, "RAM: streaming").  ``--schedule layer`` is the fastest where its arena fits."""
     variants(target)  # an unknown target: one clear error
     return "auto"
