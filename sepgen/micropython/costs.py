@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import codegen
 from ..ir import Graph
+from ..targets import default_schedule
 from .qemu import Board, backend_files, board, instructions, run_module
 from .run import MicroPythonFailed, compare_outputs
 
@@ -39,10 +40,12 @@ class Cost:
 
 def measure(graph: Graph, prefix: str, target: str, inputs: np.ndarray, c_files: dict[str, str] | None = None,
             src: str | Path | None = None, plain: bool = False) -> list[Cost]:
-    """The cost table of ``target`` (a :data:`sepgen.micropython.qemu.TARGETS` name); ``plain`` adds the .py
-    module without its viper loops (slow: minutes for a KWS-sized model)."""
+    """The cost table of ``target`` (a :data:`sepgen.micropython.qemu.TARGETS` name) for ``c_files`` (default:
+    the board's KERNEL_TARGET, rendered with ``generate``'s default schedule); ``plain`` adds the .py module
+    without its viper loops (slow: minutes for a KWS-sized model)."""
     b = board(target, src)
-    c_files = dict(c_files or codegen.render(graph, prefix, KERNEL_TARGET[b.board]))
+    kernels = KERNEL_TARGET[b.board]  # without c_files: the C that 'generate --target' writes (its default schedule)
+    c_files = dict(c_files or codegen.render(graph, prefix, kernels, default_schedule(kernels)))
     rows = _bare_metal(graph, prefix, b, c_files, inputs)
     for name, files in backend_files(graph, prefix, b, c_files, src).items():
         if name.endswith("(plain)") and not plain:

@@ -26,6 +26,7 @@ from .. import codegen
 from ..cortexm.targets import ICOUNT_SHIFT, QEMU, QEMU_PACKAGE
 from ..errors import UserError
 from ..ir import Graph
+from ..targets import default_schedule
 from ..toolchain import ToolchainError, find_tool
 from ..verification import VerifyResult
 from .build import QEMU_BOARDS, build_natmod, build_qemu_firmware, cached_copy, mpy_cross
@@ -161,9 +162,10 @@ def backend_files(graph: Graph, prefix: str, b: Board, c_files: dict[str, str],
 def verify_backends(graph: Graph, inputs: np.ndarray, prefix: str, target: str, c_files: dict[str, str] | None = None,
                     src: str | Path | None = None, plain_inputs: int = 1) -> list[tuple[str, VerifyResult]]:
     """The natmod and the viper .py module (and the plain fallback on the first ``plain_inputs`` inputs) inside
-    MicroPython on the emulated core, every output byte against the simulator.  [(backend, result)]."""
+    MicroPython on the emulated core, every output byte against the simulator (``c_files``: default the host
+    C ``generate`` writes, its default schedule).  [(backend, result)]."""
     b = board(target, src)
-    c_files = dict(c_files or codegen.render(graph, prefix))
+    c_files = dict(c_files or codegen.render(graph, prefix, "host", default_schedule("host")))
     results = []
     for name, files in backend_files(graph, prefix, b, c_files, src).items():
         x = inputs[:plain_inputs] if name.endswith("(plain)") else inputs

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import __version__, codegen, simulate
 from ..ir import Graph
+from ..targets import default_schedule
 from ..toolchain import ToolchainError, ToolNotFound
 from ..verification import Mismatch, VerifyResult
 
@@ -131,12 +132,13 @@ def compare_outputs(graph: Graph, inputs: np.ndarray, got: np.ndarray) -> Verify
 def verify_backends(graph: Graph, inputs: np.ndarray, prefix: str, c_files: dict[str, str] | None = None,
                     src: str | None = None) -> list[tuple[str, VerifyResult]]:
     """Every backend inside the unix-port MicroPython: the x64 natmod and the viper/plain .py module in the
-    ``micropython`` command, the user C module in a unix port built with it.  [(backend, result)]."""
+    ``micropython`` command, the user C module in a unix port built with it (``c_files``: default the host C
+    ``generate`` writes, its default schedule).  [(backend, result)]."""
     from .build import build_natmod, build_unix_port
     from .sources import render
 
     micropython = find_micropython()
-    c_files = dict(c_files or codegen.render(graph, prefix))
+    c_files = dict(c_files or codegen.render(graph, prefix, "host", default_schedule("host")))
     results = []
 
     def check(name: str, run: Run, x: np.ndarray) -> None:
