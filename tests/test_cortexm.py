@@ -370,6 +370,27 @@ def test_sizes_equal_the_report(kws, target):
     assert sizes.weights_total <= sizes.sections[".rodata"]
 
 
+def test_streamed_dsp_depthwise_flash_is_the_stated_cost(kws):
+    """Streamed on a DSP core, a 3x3 depthwise layer's constants in the linked ELF are the layer schedule's plus
+    18 bytes per channel (its tap words and rounding term in flash instead of int8 taps and shifts; README, "RAM:
+    streaming"), 15 without the scaled requantization (no rounding terms); the other layers' are unchanged."""
+    graph, _ = kws
+    env = codegen.environment()
+    files = {mode: codegen.render(graph, "kws", "cortex-m4", mode) for mode in ("layer", "auto")}
+    sizes = {mode: firmware.sizes(graph, "cortex-m4", prefix="kws", files=f).weights for mode, f in files.items()}
+    checked = 0
+    for layer in graph.layers:
+        extra = sizes["auto"][layer.name] - sizes["layer"][layer.name]
+        if layer.op != "depthwise_conv2d":
+            assert extra == 0, layer.name
+            continue
+        assert codegen.row_kernel_variant(env, layer, "cortex-m4", graph)[0] == "cortexm_dsp"
+        taps = layer.row_kernel_context(graph, "cortexm_dsp")["row_taps"]
+        assert extra == (15 if taps["round"] is None else 18) * layer.out_channels, (layer.name, extra)
+        checked += 1
+    assert checked == 4
+
+
 # ------------------------------------------------------------------------------------------------ errors
 
 
