@@ -128,6 +128,25 @@ def _environment(extra_dirs: tuple[str, ...]) -> jinja2.Environment:
     return env
 
 
+class Emitted:
+    """The shared C blocks already written into one C file, by name (the registry ``emitted`` of a render).
+
+    Layer templates wrap C that several layers share (helpers, requantization and block functions) in
+    ``once(name)`` (``templates/layers/_once.c.j2``): with a registry in the render's context the block is
+    written the first time its name is asked, where the first layer using it needs it, and skipped afterwards;
+    without one (a template rendered on its own) it is always written inside its C guard macro."""
+
+    def __init__(self) -> None:
+        self._names: set[str] = set()
+
+    def first(self, name: str) -> bool:
+        """True the first time ``name`` is asked (write the block), False every later time."""
+        if name in self._names:
+            return False
+        self._names.add(name)
+        return True
+
+
 @dataclass(frozen=True)
 class LayerContext:
     """Everything a layer template needs, computed once in Python."""
@@ -298,7 +317,7 @@ def render(graph: Graph, prefix: str = "model", target: str = "host", schedule: 
     )
     files = {
         f"{prefix}.h": env.get_template("model.h.j2").render(context),
-        f"{prefix}.c": env.get_template("model.c.j2").render(context),
+        f"{prefix}.c": env.get_template("model.c.j2").render(context, emitted=Emitted()),
         "sepgen_fixedpoint.h": (templates_dir() / "sepgen_fixedpoint.h").read_text(),
     }
     return files

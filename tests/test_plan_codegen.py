@@ -242,3 +242,40 @@ def test_harness_rejects_wrong_trace_numbers():
     files["model.c"] = re.sub(rf"    MODEL_TRACE_LAYER\({last}, .*\n", "", files["model.c"])
     with pytest.raises(verification.VerificationFailed, match="trace failed"):
         verification.verify_host(q, inputs[:2], files=files)
+
+
+@pytest.mark.parametrize("target, schedule", [("cortex-m4", "layer"), ("cortex-m4", "stream"), ("cortex-m55", "stream")])
+def test_shared_c_is_written_once_per_file(target, schedule):
+    """C shared by layers (the DSP helpers, requantization and block functions, SEPGEN_ROW_NOINLINE) appears once
+    in a C file, where the first layer using it is; only sepgen_* blocks keep a guard macro (another model's C
+    file has them too, see tests/test_c_warnings.py), the model's own functions have none."""
+    from sepgen import zoo
+
+    q, inputs = quantized(zoo.ds_cnn_kws(), np.random.default_rng(0))
+    c = codegen.render(q, "m", target, schedule)["m.c"]
+    guards = re.findall(r"^#if !defined\((\w+)\)\n#define \1 1$", c, re.M)
+    assert len(guards) == len(set(guards)), sorted(g for g in guards if guards.count(g) > 1)
+    assert all(g.startswith("SEPGEN_") for g in guards), guards
+    definitions = re.findall(r"^(?:SEPGEN_\w+ )?static (?:inline )?\w+ \**(\w+)\(", c, re.M)
+    shared = [d for d in definitions if not d.startswith("m_layer")]  # sepgen_*: a DSP and a portable branch
+    assert all(shared.count(d) <= (2 if d.startswith("sepgen_") else 1) for d in shared), shared
+    if target == "cortex-m4":
+        assert "SEPGEN_DSP_MATMUL" in guards and "m_requant_" in "".join(shared) and "m_conv_dsp_" in "".join(shared)
+    if schedule == "stream":  # the depthwise row kernels are kept out of line
+        assert c.count("#if !defined(SEPGEN_ROW_NOINLINE)") == 1 and c.count("SEPGEN_ROW_NOINLINE static void") > 1
+    assert_c_matches(q, inputs, sanitize=False)
+
+
+def test_once_without_registry_writes_every_time_guarded():
+    """A layer template rendered on its own (no registry `emitted` in its context) writes its shared C every time,
+    inside the guard macro that keeps the first definition; a render with a registry writes it once."""
+    env = codegen.environment()
+    twice = env.from_string('{% set dsp_uses = ["smlad"] %}{% include "layers/_dsp_helpers.c.j2" %}'
+                            '{% include "layers/_dsp_helpers.c.j2" %}')
+    plain, once = twice.render(), twice.render(emitted=codegen.Emitted())
+    for name in ("SEPGEN_DSP_HELPERS", "SEPGEN_DSP_SMLAD"):
+        assert plain.count(f"#if !defined({name})\n#define {name} 1\n#if {name}\n") == 2
+        assert once.count(f"#if !defined({name})\n#define {name} 1\n#if {name}\n") == 1
+    assert plain.count("static inline int32_t sepgen_dsp_smlad(") == 2
+    assert once.count("static inline int32_t sepgen_dsp_smlad(") == 1
+    assert once == plain[:len(once)]
