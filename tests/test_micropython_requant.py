@@ -1,5 +1,6 @@
-"""The viper module's requantization (templates/micropython/_requant.py.j2, machine-word integers in 16-bit limbs)
-is a twin of sepgen.fixedpoint's multiply_by_quantized_multiplier + zero point + clamp: run inside MicroPython on
+"""The viper module's requantization (templates/micropython/_requant.py.j2, machine-word integers in 16-bit limbs:
+a row with zero point and clamp, and one value) is a twin of sepgen.fixedpoint's multiply_by_quantized_multiplier
+(+ zero point + clamp): run inside MicroPython on
 a 64-bit word (the unix port, x64) and a 32-bit one (MicroPython's Cortex-M7 firmware in QEMU, where viper ints
 wrap), on every shift with edge accumulators and multipliers, rounding ties of both roundings, and random
 cases, every value equals the NumPy result."""
@@ -84,12 +85,13 @@ def compare(stdout: str, x, m, s, row, row_mult, row_shift) -> None:
     """The script's output against sepgen.fixedpoint, every value; the first difference named."""
     lines = stdout.splitlines()
     assert lines and lines[-1] == "done", stdout[-2000:]
-    got = np.array([int(line.split()[1]) for line in lines if line.startswith("mbqm ")], dtype=np.int64)
+    printed = np.array([line.split()[1:] for line in lines if line.startswith("mbqm ")], dtype=np.int64)
     want = fp.multiply_by_quantized_multiplier(x, m, s)
-    assert len(got) == len(want)
-    bad = np.flatnonzero(got != want)
-    assert len(bad) == 0, (f"{len(bad)} of {len(want)} differ; first: x={x[bad[0]]} m={m[bad[0]]} s={s[bad[0]]}: "
-                           f"viper {got[bad[0]]}, fixedpoint {want[bad[0]]}")
+    assert printed.shape == (len(want), 2)
+    for got, what in ((printed[:, 0], "mbqm (a row)"), (printed[:, 1], "mbqm1 (one value)")):
+        bad = np.flatnonzero(got != want)
+        assert len(bad) == 0, (f"{what}: {len(bad)} of {len(want)} differ; first: x={x[bad[0]]} m={m[bad[0]]} "
+                               f"s={s[bad[0]]}: viper {got[bad[0]]}, fixedpoint {want[bad[0]]}")
     rows = [line.split()[1:] for line in lines if line.startswith("requant ")]
     assert len(rows) == len(SETTINGS)
     channels = len(row_mult)
