@@ -1,9 +1,8 @@
 """The viper module's requantization (templates/micropython/_requant.py.j2, machine-word integers in 16-bit limbs:
 a row with zero point and clamp, and one value) is a twin of sepgen.fixedpoint's multiply_by_quantized_multiplier
-(+ zero point + clamp): run inside MicroPython on
-a 64-bit word (the unix port, x64) and a 32-bit one (MicroPython's Cortex-M7 firmware in QEMU, where viper ints
-wrap), on every shift with edge accumulators and multipliers, rounding ties of both roundings, and random
-cases, every value equals the NumPy result."""
+(+ zero point + clamp): run inside MicroPython on a 64-bit word (the unix port, x64) and on a 32-bit one
+(MicroPython's Cortex-M7 firmware in QEMU, where viper ints wrap), on every shift with edge accumulators and
+multipliers, rounding ties of both roundings, and random cases, every value equals the NumPy result."""
 
 from __future__ import annotations
 
