@@ -147,15 +147,18 @@ def _module_matches_simulator(micropython: str, g, prefix: str, what: str, viper
         del files[f"{prefix}_viper.py"]
     inputs = random_inputs(q, 8)
     run = run_module(micropython, files, prefix, inputs)
+    assert run.backend == ("viper" if viper else "python")
     check_constants(q, run, what)
     result = compare_outputs(q, inputs, run.outputs)
     assert result.ok, result.mismatch
 
 
-def test_operand_layouts_inside_micropython():
+@pytest.mark.parametrize("viper", [True, False], ids=["viper", "plain"])
+def test_operand_layouts_inside_micropython(viper):
     """The two-operand kernels with the smaller operand first or second (per-channel vector, scalar, constant),
     concatenation of three inputs along rows, columns and channels, and an uneven nearest resize: every output
-    byte equals the simulator's inside MicroPython."""
+    byte equals the simulator's inside MicroPython (the viper module's one-value requantization, and without it
+    the plain one)."""
     micropython = require_tool("micropython")
     b = GraphBuilder((4, 3, 3))
     x = b.input
@@ -170,4 +173,4 @@ def test_operand_layouts_inside_micropython():
     cols = b.concatenate("cat_cols", [rows, b.leaky_relu("l2", rows, 0.2)], axis=1)
     y = b.concatenate("cat_ch", [cols, b.multiply("sq", [cols, cols]), cols], axis=-1)
     y = b.layer(ResizeNearest, "resize", [y], rows=(0, 0, 3, 5, 11), cols=(5, 0, 2, 2))
-    _module_matches_simulator(micropython, b.build(y), "operands", "operand-layouts module", viper=False)
+    _module_matches_simulator(micropython, b.build(y), "operands", "operand-layouts module", viper=viper)

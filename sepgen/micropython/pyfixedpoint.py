@@ -109,16 +109,13 @@ def _constants() -> dict[str, object]:
             if not name.startswith("__") and isinstance(value, (int, tuple)) and not isinstance(value, bool)}
 
 
-def translate(names: tuple[str, ...] = FUNCTIONS, decorator: str | None = None) -> str:
-    """Scalar Python source of the fixed-point functions ``names`` (``_fp_<name>``), in that order; each under
-    ``@decorator`` if given (e.g. ``micropython.native``: machine code for the same source)."""
+def translate(names: tuple[str, ...] = FUNCTIONS) -> str:
+    """Scalar Python source of the fixed-point functions ``names`` (``_fp_<name>``), in that order."""
     transformer = _Scalar(_constants())
     parts = []
     for name in names:
         tree = ast.parse(textwrap.dedent(inspect.getsource(getattr(fixedpoint, name))))
         tree = transformer.visit(tree)
-        if decorator:
-            tree.body[0].decorator_list = [ast.parse(decorator, mode="eval").body]
         parts.append(ast.unparse(ast.fix_missing_locations(tree)))
     return "\n\n\n".join(parts) + "\n"
 
@@ -153,7 +150,7 @@ def inline(function: str, *args: str) -> str:
     return "(" + ast.unparse(Substitute().visit(fn.body[0].value)) + ")"
 
 
-def translate_used(code: str, decorator: str | None = None) -> str:
+def translate_used(code: str) -> str:
     """The translated functions that ``code`` calls (by their ``_fp_`` names), with everything they call."""
     sources = {f: translate((f,)) for f in FUNCTIONS}
     by_name = {name(f): f for f in FUNCTIONS}
@@ -164,4 +161,4 @@ def translate_used(code: str, decorator: str | None = None) -> str:
         if f not in needed:
             needed.add(f)
             pending += [by_name[n] for n in re.findall(r"\b_fp_\w+", sources[f]) if n in by_name]
-    return translate(tuple(f for f in FUNCTIONS if f in needed), decorator) if needed else ""
+    return translate(tuple(f for f in FUNCTIONS if f in needed)) if needed else ""

@@ -1,7 +1,8 @@
 """The pure MicroPython backend: ``<prefix>.py`` (weights as bytes, the simulator's integer arithmetic) and
-``<prefix>_viper.py`` (the multiply-accumulate loops under ``@micropython.viper``, the requantization and its
-fixed-point primitives under ``@micropython.native``); ``<prefix>.py`` falls back to the same source in plain
-Python when that module cannot be imported, e.g. on a port without a native emitter.
+``<prefix>_viper.py`` (the multiply-accumulate loops and the requantization under ``@micropython.viper``, the
+latter sepgen.fixedpoint's arithmetic on machine words: ``templates/micropython/_requant.py.j2``); ``<prefix>.py``
+falls back to the same loops in plain Python when that module cannot be imported, e.g. on a port without a
+native emitter.
 
 Each op brings its own MicroPython kernel: the template of its ``"micropython"`` kernel variant
 (``Layer.kernels``, ``templates/micropython/layers/<op>.py.j2``); an op without one is refused.  This module
@@ -86,6 +87,5 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
                    source=codegen.c_comment(graph.source), sha=(graph.source_sha256 or "no digest")[:12])
     module, viper = env.get_template("micropython/module.py.j2"), env.get_template("micropython/viper.py.j2")
     draft = module.render(context, fixedpoint="")
-    native = pyfixedpoint.translate_used(viper.render(context, fixedpoint_native=""), "micropython.native")
     return {f"{prefix}.py": module.render(context, fixedpoint=pyfixedpoint.translate_used(draft)),
-            f"{prefix}_viper.py": viper.render(context, fixedpoint_native=native)}
+            f"{prefix}_viper.py": viper.render(context)}

@@ -117,10 +117,18 @@ def run_module(b: Board, module_files: dict[str, bytes], prefix: str, inputs: np
     ``copy``: import the module from a RAM file system holding copies of the files (as from a board's flash
     file system: the import copies code into the heap); else straight from ROMFS (constants and bytecode stay
     in flash, as after ``mpremote romfs deploy``)."""
-    qemu = find_tool(QEMU, QEMU_PACKAGE)
     x = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
     script = runner_script(prefix, x, "/rom" if copy else None, tuple(sorted(module_files)))
-    image = romfs_image({**module_files, "sepgen_runner.py": script.encode()}, src)
+    out, err = run_romfs(b, {**module_files, "sepgen_runner.py": script.encode()}, timeout, src)
+    return parse(1 if err.strip() else 0, out, err, x, prefix)
+
+
+def run_romfs(b: Board, files: dict[str, bytes], timeout: float = 900.0,
+              src: str | Path | None = None) -> tuple[str, str]:
+    """Boot ``b``'s firmware in QEMU with ``files`` in ROMFS and ``import sepgen_runner`` (one of the files, .py or
+    .mpy for ``b.arch``); (stdout, stderr) of that import, newlines as ``\\n``."""
+    qemu = find_tool(QEMU, QEMU_PACKAGE)
+    image = romfs_image(files, src)
     with tempfile.TemporaryDirectory(prefix="sepgen-mpy-qemu-") as tmp:
         (Path(tmp) / "romfs.img").write_bytes(image)
         cmd = [qemu, "-machine", b.machine, "-nographic", "-monitor", "null", "-semihosting",
@@ -128,8 +136,7 @@ def run_module(b: Board, module_files: dict[str, bytes], prefix: str, inputs: np
                "-device", f"loader,file={Path(tmp) / 'romfs.img'},addr={b.romfs_address:#x},force-raw=on",
                "-kernel", str(b.firmware)]
         out, err = _talk(cmd, b"\r\x03\x03\x01import sepgen_runner\x04", timeout)
-    return parse(1 if err.strip() else 0, out.decode(errors="replace").replace("\r\n", "\n"),
-                 err.decode(errors="replace"), x, prefix)
+    return out.decode(errors="replace").replace("\r\n", "\n"), err.decode(errors="replace")
 
 
 def instructions(run: Run) -> int:
