@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__, codegen, fixedpoint
 from ..errors import UserError
 from ..ir import Graph, Layer
-from ..ops._common import clamp_range, input_offset
+from ..ops._common import clamp_range, fold_input_offset, input_offset
 from ..plan import plan
 from . import pyfixedpoint
 
@@ -45,7 +45,23 @@ def _helpers(graph: Graph) -> dict:
         x = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).reshape(1, 256)
         return repr(np.asarray(layer.run_int8(graph, [x]), dtype=np.int8).reshape(256).tobytes())
 
+    def pointwise_bias(layer: Layer, offset: int) -> np.ndarray | None:
+        # templates/micropython/layers/_pointwise.py.j2: bias + (offset - 128) * each output channel's weight sum
+        # (weights (C_out, ...)); None if a partial sum of that form could leave int32 (then the generic loops run)
+        folded = fold_input_offset(layer.qbias, layer.qkernel.reshape(layer.qkernel.shape[0], -1), offset - 128)
+        return None if folded is None else folded["folded_bias"]
+
+    def pointwise(ctx: SimpleNamespace) -> bool:
+        # a weighted layer whose window is one pixel (fully_connected, a 1x1 conv2d) with a foldable bias
+        return (getattr(ctx.layer, "kernel_size", (1, 1)) == (1, 1)
+                and pointwise_bias(ctx.layer, ctx.offsets[0]) is not None)
+
+    def offset_binary(a: np.ndarray) -> str:
+        # int8 values as bytes of w + 128 (0..255)
+        return repr((np.asarray(a, dtype=np.int16) + 128).astype(np.uint8).tobytes())
+
     return dict(pybytes=lambda a: repr(np.ascontiguousarray(a, dtype=np.int8).tobytes()),
+                pyoffset_binary=offset_binary, pointwise_bias=pointwise_bias, pointwise=pointwise,
                 pyint32=lambda a: repr(np.asarray(a, dtype="<i4").tobytes()),
                 per_channel=lambda v, n: tuple(int(x) for x in np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))),
                 lut=lut, fp=pyfixedpoint.name, fpi=pyfixedpoint.inline, fpc=fixedpoint)
@@ -76,8 +92,9 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
         layers.append(ctx)
         kernel = env.get_template(ctx.template).make_module(helpers)
         layers_code.append(str(kernel.layer(ctx)).strip("\n"))
-        if hasattr(kernel, "mac_body"):  # a weighted op: its loops also go to the viper module
-            macs.append((ctx, str(kernel.mac_body(ctx)).rstrip("\n")))
+        if hasattr(kernel, "mac_body"):  # a weighted op: its loops (or its viper_body) also go to the viper module
+            body = kernel.viper_body(ctx) if hasattr(kernel, "viper_body") else kernel.mac_body(ctx)
+            macs.append((ctx, str(body).rstrip("\n")))
             rows.append(ctx.row)
     i, o = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(helpers, version=__version__, prefix=prefix, layers=layers, macs=macs,
