@@ -56,12 +56,26 @@ def _helpers(graph: Graph) -> dict:
         return (getattr(ctx.layer, "kernel_size", (1, 1)) == (1, 1)
                 and pointwise_bias(ctx.layer, ctx.offsets[0]) is not None)
 
+    def column_classes(layer: Layer) -> list[tuple[int, int]]:
+        # the distinct (kx0, kx1) of the output columns as _window.py.j2 computes them: taps kx0 <= kx < kx1 of
+        # the window are inside the image
+        (_, kw), (_, iw), (_, left) = layer.kernel_size, layer.input_shape[:2], layer.pads()
+        found = []
+        for ox in range(layer.output_shape[1]):
+            ix0, d = ox * layer.strides[1] - left, layer.dilation[1]
+            kx0 = next((k for k in range(kw) if ix0 + k * d >= 0), kw)
+            kx1 = next((k for k in range(kw, kx0, -1) if ix0 + (k - 1) * d < iw), kx0)
+            if (kx0, kx1) not in found:
+                found.append((kx0, kx1))
+        return found
+
     def offset_binary(a: np.ndarray) -> str:
         # int8 values as bytes of w + 128 (0..255)
         return repr((np.asarray(a, dtype=np.int16) + 128).astype(np.uint8).tobytes())
 
     return dict(pybytes=lambda a: repr(np.ascontiguousarray(a, dtype=np.int8).tobytes()),
                 pyoffset_binary=offset_binary, pointwise_bias=pointwise_bias, pointwise=pointwise,
+                column_classes=column_classes,
                 pyint32=lambda a: repr(np.asarray(a, dtype="<i4").tobytes()),
                 per_channel=lambda v, n: tuple(int(x) for x in np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))),
                 lut=lut, fp=pyfixedpoint.name, fpi=pyfixedpoint.inline, fpc=fixedpoint)
