@@ -109,7 +109,8 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
         if hasattr(kernel, "mac_body"):  # a weighted op: its loops (or its viper_body) also go to the viper module
             body = kernel.viper_body(ctx) if hasattr(kernel, "viper_body") else kernel.mac_body(ctx)
             macs.append((ctx, str(body).rstrip("\n")))
-            rows.append(ctx.row)
+            # the 1x1 viper loops keep the pixel's converted input bytes after the row in _acc
+            rows.append(ctx.row + (-(-ctx.in_shape[-1] // 4) if helpers["pointwise"](ctx) else 0))
     i, o = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(helpers, version=__version__, prefix=prefix, layers=layers, macs=macs,
                    layers_code=layers_code, arena_size=memory.arena_size, acc_size=max(rows), input=i, output=o,
