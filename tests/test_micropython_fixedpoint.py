@@ -10,6 +10,7 @@ import pytest
 from conftest import require_tool
 from hypothesis import given, settings, strategies as st
 from test_ops_registry import every_op_graph
+from util import rand
 
 from sepgen import fixedpoint as fp
 from sepgen import ops
@@ -174,3 +175,36 @@ def test_operand_layouts_inside_micropython(viper):
     y = b.concatenate("cat_ch", [cols, b.multiply("sq", [cols, cols]), cols], axis=-1)
     y = b.layer(ResizeNearest, "resize", [y], rows=(0, 0, 3, 5, 11), cols=(5, 0, 2, 2))
     _module_matches_simulator(micropython, b.build(y), "operands", "operand-layouts module", viper=viper)
+
+
+def weighted_shapes_graph():
+    """conv2d, depthwise_conv2d and fully_connected in the shapes whose MicroPython loops differ: 1x1 windows
+    (stride 2, input channels within one unrolled block, beyond it with a remainder), windows unrolled whole
+    and by column class (strides (2, 1), 'same' padding clipping rows and columns, dilation), depth
+    multiplier 2, 5x5 and 7x5 depthwise windows, dilated columns, windows too large to unroll whole or by
+    row, and dense layers of 20 and 80 inputs; no activation between most layers, so input offsets other
+    than 128 occur."""
+    rng = np.random.default_rng(3)
+    b = GraphBuilder((11, 9, 3))
+    x = b.conv2d("c_s21", b.input, rand(rng, 5, 3, 3, 8), rand(rng, 8), (2, 1), 1, "same")  # 6x9x8
+    x = b.depthwise_conv2d("dw_dil", x, rand(rng, 3, 3, 8, 1), rand(rng, 8), 1, 2, "same")
+    x = b.depthwise_conv2d("dw_5x5", x, rand(rng, 5, 5, 8, 1), rand(rng, 8), 1, 1, "same", "relu")
+    x = b.depthwise_conv2d("dw_7x5", x, rand(rng, 7, 5, 8, 1), rand(rng, 8), 1, 1, "same")
+    x = b.depthwise_conv2d("dw_dm2", x, rand(rng, 3, 3, 8, 2), rand(rng, 16), 2, 1, "same")  # 3x5x16
+    x = b.conv2d("pw_s2", x, rand(rng, 1, 1, 16, 40), rand(rng, 40), 2)  # 2x3x40
+    x = b.conv2d("pw_rest", x, rand(rng, 1, 1, 40, 40), rand(rng, 40))
+    x = b.conv2d("c_deep", x, rand(rng, 2, 2, 40, 9), rand(rng, 9), 1, 1, "same")
+    x = b.conv2d("c_dil", x, rand(rng, 2, 3, 9, 8), rand(rng, 8), 1, (1, 2), "same")
+    x = b.conv2d("c_valid", b.conv2d("c_wide", x, rand(rng, 3, 3, 8, 8), rand(rng, 8), 1, 1, "same"),
+                 rand(rng, 2, 2, 8, 10), rand(rng, 10), 1, 1, "valid")  # 1x2x10
+    x = b.dense("fc_80", b.dense("fc_20", b.reshape("flat", x, (20,)), rand(rng, 20, 80), rand(rng, 80)),
+                rand(rng, 80, 5), rand(rng, 5))
+    return b.build(x)
+
+
+@pytest.mark.parametrize("viper", [True, False], ids=["viper", "plain"])
+def test_weighted_shapes_inside_micropython(viper):
+    """Every conv2d / depthwise_conv2d / fully_connected loop variant of the .py module (weighted_shapes_graph),
+    viper and plain: every output byte equals the simulator's inside MicroPython."""
+    micropython = require_tool("micropython")
+    _module_matches_simulator(micropython, weighted_shapes_graph(), "weighted", "weighted-shapes module", viper)
