@@ -27,6 +27,9 @@ from . import pyfixedpoint
 
 #: The kernel variant that names an op's MicroPython template in its ``kernels``.
 VARIANT = "micropython"
+#: The most taps x input channels a conv2d window of the viper loops is unrolled over whole (its converted input
+#: bytes then sit after the row's accumulators in ``_acc``: conv2d.py.j2, _pointwise.py.j2).
+WINDOW_UNROLL = 64
 
 
 def kernel_template(graph: Graph, layer: Layer) -> str:
@@ -75,7 +78,7 @@ def _helpers(graph: Graph) -> dict:
 
     return dict(pybytes=lambda a: repr(np.ascontiguousarray(a, dtype=np.int8).tobytes()),
                 pyoffset_binary=offset_binary, pointwise_bias=pointwise_bias, pointwise=pointwise,
-                column_classes=column_classes,
+                column_classes=column_classes, window_unroll=WINDOW_UNROLL,
                 pyint32=lambda a: repr(np.asarray(a, dtype="<i4").tobytes()),
                 per_channel=lambda v, n: tuple(int(x) for x in np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))),
                 lut=lut, fp=pyfixedpoint.name, fpi=pyfixedpoint.inline, fpc=fixedpoint)
@@ -109,8 +112,10 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
         if hasattr(kernel, "mac_body"):  # a weighted op: its loops (or its viper_body) also go to the viper module
             body = kernel.viper_body(ctx) if hasattr(kernel, "viper_body") else kernel.mac_body(ctx)
             macs.append((ctx, str(body).rstrip("\n")))
-            # the 1x1 viper loops keep the pixel's converted input bytes after the row in _acc
-            rows.append(ctx.row + (-(-ctx.in_shape[-1] // 4) if helpers["pointwise"](ctx) else 0))
+            # the viper loops of 1x1 and small windows keep a window's converted input bytes after the row in _acc
+            window = int(np.prod(getattr(layer, "kernel_size", (1, 1)))) * ctx.in_shape[-1]
+            small = layer.op in ("conv2d", "fully_connected") and (window <= WINDOW_UNROLL or helpers["pointwise"](ctx))
+            rows.append(ctx.row + (-(-window // 4) if small else 0))
     i, o = graph.tensors[graph.input], graph.tensors[graph.output]
     context = dict(helpers, version=__version__, prefix=prefix, layers=layers, macs=macs,
                    layers_code=layers_code, arena_size=memory.arena_size, acc_size=max(rows), input=i, output=o,
