@@ -103,7 +103,7 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
     memory = plan(graph)
     env = codegen.environment()
     helpers = _helpers(graph)
-    layers, layers_code, macs, rows = [], [], [], [1]
+    layers, layers_code, macs, vipers, rows = [], [], [], [], [1]
     for index, layer in graph.computed_layers():
         ctx = _context(graph, index, layer, memory)
         layers.append(ctx)
@@ -116,8 +116,10 @@ def render_python(graph: Graph, prefix: str) -> dict[str, str]:
             window = int(np.prod(getattr(layer, "kernel_size", (1, 1)))) * ctx.in_shape[-1]
             small = layer.op in ("conv2d", "fully_connected") and (window <= WINDOW_UNROLL or helpers["pointwise"](ctx))
             rows.append(ctx.row + (-(-window // 4) if small else 0))
+        elif hasattr(kernel, "viper_def"):  # an op whose whole loops are one function of the viper module
+            vipers.append((ctx, str(kernel.viper_def(ctx)).strip("\n")))
     i, o = graph.tensors[graph.input], graph.tensors[graph.output]
-    context = dict(helpers, version=__version__, prefix=prefix, layers=layers, macs=macs,
+    context = dict(helpers, version=__version__, prefix=prefix, layers=layers, macs=macs, vipers=vipers,
                    layers_code=layers_code, arena_size=memory.arena_size, acc_size=max(rows), input=i, output=o,
                    input_scale=repr(float(np.float32(i.quant.scale))),
                    output_scale=repr(float(np.float32(o.quant.scale))),
