@@ -1,5 +1,5 @@
 """Models for the MicroPython tests: digits-shaped (8x8x1, every op the digits example uses plus pad, add,
-avg-pool) and DS-CNN keyword spotting (sepgen.zoo), quantized with random weights."""
+avg-pool; pools with padding on every side, the global pool as mean) and DS-CNN keyword spotting (sepgen.zoo), quantized with random weights."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ def digits_like(seed: int = 0) -> Graph:
     x = b.conv2d("stem", b.input, rand(rng, 3, 3, 1, 8), rand(rng, 8, scale=0.1), padding="same", activation="relu6")
     x = b.separable_conv2d("sep1", x, rand(rng, 3, 3, 8, 1), rand(rng, 1, 1, 8, 12), rand(rng, 12, scale=0.1),
                            padding="same", activation="relu")
-    x = b.max_pool2d("pool", x, 2)
+    x = b.max_pool2d("pool", x, 3, strides=2, padding="same")  # edge windows: fewer taps
     skip = x
     x = b.pad("pad", x, ((1, 1), (1, 1)))
     x = b.depthwise_conv2d("dw2", x, rand(rng, 3, 3, 12, 1), rand(rng, 12, scale=0.1), strides=1, padding="valid",
                            activation="relu")
     x = b.add("res", [x, skip])
     x = b.conv2d("pw2", x, rand(rng, 1, 1, 12, 16), rand(rng, 16, scale=0.1), activation="relu")
-    x = b.avg_pool2d("avg", x, 2, strides=1, padding="same")
+    x = b.avg_pool2d("avg", x, 3, strides=1, padding="same")  # padding on every side
     x = b.global_avg_pool2d("gap", x)
     x = b.dense("classifier", x, rand(rng, 16, 10), rand(rng, 10, scale=0.1))
     return b.build(b.softmax("softmax", x))

@@ -1,6 +1,7 @@
 """The viper module's requantization (templates/micropython/_requant.py.j2, machine-word integers in 16-bit limbs:
 a row with zero point and clamp, and one value) is a twin of sepgen.fixedpoint's multiply_by_quantized_multiplier
-(+ zero point + clamp): run inside MicroPython on a 64-bit word (the unix port, x64) and on a 32-bit one
+(+ zero point + clamp), its rounded_divide (the pooling's average) a twin of fixedpoint.rounded_divide: run inside
+MicroPython on a 64-bit word (the unix port, x64) and on a 32-bit one
 (MicroPython's Cortex-M7 firmware in QEMU, where viper ints wrap), on every shift with edge accumulators and
 multipliers, rounding ties of both roundings, and random cases, every value equals the NumPy result."""
 
@@ -70,12 +71,29 @@ def row_case(rng: np.random.Generator, channels: int = 41, pixels: int = 23):
     return x.reshape(-1), mult, shift
 
 
+def rdiv_cases() -> tuple[np.ndarray, np.ndarray]:
+    """(acc, count) of the pooling division: every sum of up to 9 taps of int8 over counts 1..9 (ties of both signs
+    included), global-pool sizes (125 taps of -128 / 127 and near ties), and large sums."""
+    acc, count = [], []
+    for c in range(1, 10):
+        for a in range(-128 * c, 127 * c + 1):
+            acc.append(a)
+            count.append(c)
+    for c in (125, 1000, 65536):
+        for a in (-128 * c, 127 * c, c // 2, -(c // 2), c // 2 - 1, -(c // 2) + 1, c + c // 2, -c - c // 2, 0, 1, -1):
+            acc.append(a)
+            count.append(c)
+    return np.array(acc, dtype=np.int64), np.array(count, dtype=np.int64)
+
+
 def int32_bytes(a: np.ndarray) -> str:
     return repr(np.asarray(a, dtype="<i4").tobytes())
 
 
 def check_script(x, m, s, row, row_mult, row_shift) -> str:
+    rdiv_acc, rdiv_count = rdiv_cases()
     return codegen.environment().get_template("micropython/requant_check.py.j2").render(
+        rdiv_acc=int32_bytes(rdiv_acc), rdiv_count=int32_bytes(rdiv_count),
         version=__version__, acc=int32_bytes(x), mult=int32_bytes(m), shift=int32_bytes(s), row=int32_bytes(row),
         row_mult=int32_bytes(row_mult), row_shift=int32_bytes(row_shift), settings=repr(SETTINGS))
 
@@ -99,6 +117,13 @@ def compare(stdout: str, x, m, s, row, row_mult, row_shift) -> None:
     for (zp, lo, hi, off), printed in zip(SETTINGS, rows):
         expect = [0] * off + (fp.clamp(value + zp, lo, hi) & 255).tolist()
         assert [int(v) for v in printed] == expect, (zp, lo, hi, off)
+    rdiv = [line.split()[1:] for line in lines if line.startswith("rdiv ")]
+    acc, count = rdiv_cases()
+    got, want = np.array([v for chunk in rdiv for v in chunk], dtype=np.int64), fp.rounded_divide(acc, count)
+    assert len(got) == len(acc)
+    bad = np.flatnonzero(got != want)
+    assert len(bad) == 0, (f"rounded_divide: {len(bad)} of {len(want)} differ; first: {acc[bad[0]]} / "
+                           f"{count[bad[0]]}: viper {got[bad[0]]}, fixedpoint {want[bad[0]]}")
 
 
 @pytest.fixture(scope="module")
