@@ -31,8 +31,22 @@ def digits_like(seed: int = 0) -> Graph:
     return b.build(b.softmax("softmax", x))
 
 
+#: One pooling op alone on a 7x6x5 input (its output is the model's: nothing downstream hides a wrong byte):
+#: padding on both sides with windows of 4 to 16 taps, stride 2 with padding, a valid window, the mean.
+POOLS = {"avgsame": lambda b, x: b.avg_pool2d("p", x, 4, strides=1, padding="same"),
+         "maxsame": lambda b, x: b.max_pool2d("p", x, 3, strides=2, padding="same"),
+         "avgvalid": lambda b, x: b.avg_pool2d("p", x, (3, 2), strides=(2, 2), padding="valid"),
+         "mean": lambda b, x: b.global_avg_pool2d("p", x)}
+
+
+def pool_model(prefix: str) -> Graph:
+    b = GraphBuilder((7, 6, 5), name=prefix)
+    return b.build(POOLS[prefix](b, b.input))
+
+
 def models() -> dict[str, tuple[Graph, np.ndarray]]:
     """{prefix: (int8 graph, int8 inputs)}."""
     digits = quantized(digits_like(), np.random.default_rng(1))
     kws = quantized(zoo.ds_cnn_kws(), np.random.default_rng(2))
-    return {"digits": digits, "kws": (kws[0], kws[1][:12])}
+    pools = {p: quantized(pool_model(p), np.random.default_rng(3 + i)) for i, p in enumerate(POOLS)}
+    return {"digits": digits, "kws": (kws[0], kws[1][:12]), **pools}
