@@ -31,22 +31,26 @@ def digits_like(seed: int = 0) -> Graph:
     return b.build(b.softmax("softmax", x))
 
 
-#: One pooling op alone on a 7x6x5 input (its output is the model's: nothing downstream hides a wrong byte):
-#: padding on both sides with windows of 4 to 16 taps, stride 2 with padding, a valid window, the mean.
-POOLS = {"avgsame": lambda b, x: b.avg_pool2d("p", x, 4, strides=1, padding="same"),
-         "maxsame": lambda b, x: b.max_pool2d("p", x, 3, strides=2, padding="same"),
-         "avgvalid": lambda b, x: b.avg_pool2d("p", x, (3, 2), strides=(2, 2), padding="valid"),
-         "mean": lambda b, x: b.global_avg_pool2d("p", x)}
+#: One op alone on a 7x6x5 input (its output is the model's: nothing downstream hides a wrong byte): pooling with
+#: padding on both sides with windows of 4 to 16 taps, stride 2 with padding, a valid window, the mean; softmax
+#: over 40 values (its exp tables), also on a wide input scale (differences below diff_min give -128).
+SINGLE_OPS = {"avgsame": lambda b, x: b.avg_pool2d("p", x, 4, strides=1, padding="same"),
+              "maxsame": lambda b, x: b.max_pool2d("p", x, 3, strides=2, padding="same"),
+              "avgvalid": lambda b, x: b.avg_pool2d("p", x, (3, 2), strides=(2, 2), padding="valid"),
+              "mean": lambda b, x: b.global_avg_pool2d("p", x),
+              "softmax": lambda b, x: b.softmax("p", x),
+              "softmaxwide": lambda b, x: b.softmax("p", x)}
 
 
-def pool_model(prefix: str) -> Graph:
-    b = GraphBuilder((7, 6, 5), name=prefix)
-    return b.build(POOLS[prefix](b, b.input))
+def single_op_model(prefix: str) -> Graph:
+    b = GraphBuilder((40,) if prefix.startswith("softmax") else (7, 6, 5), name=prefix)
+    return b.build(SINGLE_OPS[prefix](b, b.input))
 
 
 def models() -> dict[str, tuple[Graph, np.ndarray]]:
     """{prefix: (int8 graph, int8 inputs)}."""
     digits = quantized(digits_like(), np.random.default_rng(1))
     kws = quantized(zoo.ds_cnn_kws(), np.random.default_rng(2))
-    pools = {p: quantized(pool_model(p), np.random.default_rng(3 + i)) for i, p in enumerate(POOLS)}
-    return {"digits": digits, "kws": (kws[0], kws[1][:12]), **pools}
+    single = {p: quantized(single_op_model(p), np.random.default_rng(3 + i), "wide" if p == "softmaxwide" else "normal")
+              for i, p in enumerate(SINGLE_OPS)}
+    return {"digits": digits, "kws": (kws[0], kws[1][:12]), **single}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require, require_module, require_tool
-from micropython_models import POOLS, models
+from micropython_models import SINGLE_OPS, models
 
 from sepgen import api, codegen
 from sepgen.micropython import render
@@ -98,7 +98,7 @@ def python_files(graph, prefix):
     return {name: text.encode() for name, text in render(graph, prefix, ("python",), []).items()}
 
 
-@pytest.mark.parametrize("prefix", ["digits", "kws", *POOLS])
+@pytest.mark.parametrize("prefix", ["digits", "kws", *SINGLE_OPS])
 @pytest.mark.parametrize("viper", [True, False], ids=["viper", "plain"])
 def test_python_module_matches_simulator(graphs, prefix, viper):
     """<prefix>.py with <prefix>_viper.py (machine code) and alone (the plain fallback)."""

@@ -72,13 +72,24 @@ def _helpers(graph: Graph) -> dict:
                 found.append((kx0, kx1))
         return found
 
+    def softmax_exps(layer: Layer) -> tuple[str, str]:
+        # sepgen.fixedpoint.softmax_int8's exp (Q0.31) and its Rescale<12> (the sum's Q12.19) of every difference
+        # to the row maximum, indexed by d = max - x (0..255, diff = -d) as int32 bytes; 0 where diff < diff_min
+        diff = -np.arange(256, dtype=np.int64)
+        rescaled = fixedpoint.saturating_rounding_doubling_high_mul(diff * (1 << layer.input_left_shift),
+                                                                   layer.input_multiplier)
+        exp = fixedpoint.exp_on_negative_values(rescaled, fixedpoint.SOFTMAX_DIFF_INTEGER_BITS)
+        exp = np.where(diff >= layer.diff_min, exp, 0)
+        return (repr(exp.astype("<i4").tobytes()),
+                repr(fixedpoint.rounding_divide_by_pot(exp, fixedpoint.SOFTMAX_SUM_INTEGER_BITS).astype("<i4").tobytes()))
+
     def offset_binary(a: np.ndarray) -> str:
         # int8 values as bytes of w + 128 (0..255)
         return repr((np.asarray(a, dtype=np.int16) + 128).astype(np.uint8).tobytes())
 
     return dict(pybytes=lambda a: repr(np.ascontiguousarray(a, dtype=np.int8).tobytes()),
                 pyoffset_binary=offset_binary, pointwise_bias=pointwise_bias, pointwise=pointwise,
-                column_classes=column_classes, window_unroll=WINDOW_UNROLL,
+                column_classes=column_classes, window_unroll=WINDOW_UNROLL, softmax_exps=softmax_exps,
                 pyint32=lambda a: repr(np.asarray(a, dtype="<i4").tobytes()),
                 per_channel=lambda v, n: tuple(int(x) for x in np.broadcast_to(np.asarray(v, dtype=np.int64), (n,))),
                 lut=lut, fp=pyfixedpoint.name, fpi=pyfixedpoint.inline, fpc=fixedpoint)
