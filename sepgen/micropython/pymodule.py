@@ -1,8 +1,8 @@
 """The pure MicroPython backend: ``<prefix>.py`` (weights as bytes, the simulator's integer arithmetic) and
-``<prefix>_viper.py`` (the multiply-accumulate loops and the requantization under ``@micropython.viper``, the
-latter sepgen.fixedpoint's arithmetic on machine words: ``templates/micropython/_requant.py.j2``); ``<prefix>.py``
-falls back to plain-Python loops (the same sums, in a form plain Python runs well) when that module cannot be
-imported, e.g. on a port without a native emitter.
+``<prefix>_viper.py`` (the multiply-accumulate loops, the pooling ops' loops and the requantization under
+``@micropython.viper``, the latter sepgen.fixedpoint's arithmetic on machine words:
+``templates/micropython/_requant.py.j2``); ``<prefix>.py`` falls back to plain-Python loops (the same sums, in a
+form plain Python runs well) when that module cannot be imported, e.g. on a port without a native emitter.
 
 Each op brings its own MicroPython kernel: the template of its ``"micropython"`` kernel variant
 (``Layer.kernels``, ``templates/micropython/layers/<op>.py.j2``); an op without one is refused.  This module
