@@ -1,5 +1,6 @@
 """Models for the MicroPython tests: digits-shaped (8x8x1, every op the digits example uses plus pad, add,
-avg-pool; pools with padding on every side, the global pool as mean) and DS-CNN keyword spotting (sepgen.zoo), quantized with random weights."""
+avg-pool; pools with padding on every side, the global pool as mean), DS-CNN keyword spotting (sepgen.zoo) and
+single ops (pooling, softmax), quantized with random weights."""
 
 from __future__ import annotations
 

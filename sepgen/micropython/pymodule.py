@@ -80,8 +80,8 @@ def _helpers(graph: Graph) -> dict:
                                                                    layer.input_multiplier)
         exp = fixedpoint.exp_on_negative_values(rescaled, fixedpoint.SOFTMAX_DIFF_INTEGER_BITS)
         exp = np.where(diff >= layer.diff_min, exp, 0)
-        return (repr(exp.astype("<i4").tobytes()),
-                repr(fixedpoint.rounding_divide_by_pot(exp, fixedpoint.SOFTMAX_SUM_INTEGER_BITS).astype("<i4").tobytes()))
+        share = fixedpoint.rounding_divide_by_pot(exp, fixedpoint.SOFTMAX_SUM_INTEGER_BITS)
+        return repr(exp.astype("<i4").tobytes()), repr(share.astype("<i4").tobytes())
 
     def offset_binary(a: np.ndarray) -> str:
         # int8 values as bytes of w + 128 (0..255)
