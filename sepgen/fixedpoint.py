@@ -386,14 +386,20 @@ LOGISTIC_INPUT_INTEGER_BITS = 4
 LOGISTIC_OUTPUT_BITS = 8
 
 
+def softmax_exp(diff, input_multiplier: int, input_left_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax's exp of differences to the row maximum (diff <= 0) in Q0.31, and its Rescale<12> (Q12.19, the
+    term of the sum of exps)."""
+    rescaled = saturating_rounding_doubling_high_mul(_i64(diff) * (1 << input_left_shift), input_multiplier)
+    exp = exp_on_negative_values(rescaled, SOFTMAX_DIFF_INTEGER_BITS)
+    return exp, rounding_divide_by_pot(exp, SOFTMAX_SUM_INTEGER_BITS)
+
+
 def softmax_int8(x, input_multiplier: int, input_left_shift: int, diff_min: int) -> np.ndarray:
     """TFLite reference int8 Softmax over the last axis (output scale 1/256, zero point -128)."""
     x = _i64(x)
     diff = x - x.max(axis=-1, keepdims=True)
     valid = diff >= diff_min
-    rescaled = saturating_rounding_doubling_high_mul(diff * (1 << input_left_shift), input_multiplier)
-    exp = exp_on_negative_values(rescaled, SOFTMAX_DIFF_INTEGER_BITS)  # Q0.31
-    exp_acc = rounding_divide_by_pot(exp, SOFTMAX_SUM_INTEGER_BITS)  # Rescale<12>
+    exp, exp_acc = softmax_exp(diff, input_multiplier, input_left_shift)
     sum_of_exps = wrap_int32(np.where(valid, exp_acc, 0).sum(axis=-1, keepdims=True))
     shifted_scale, num_bits_over_unit = get_reciprocal(sum_of_exps, SOFTMAX_SUM_INTEGER_BITS)
     unsat = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exp),

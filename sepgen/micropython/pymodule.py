@@ -76,11 +76,9 @@ def _helpers(graph: Graph) -> dict:
         # sepgen.fixedpoint.softmax_int8's exp (Q0.31) and its Rescale<12> (the sum's Q12.19) of every difference
         # to the row maximum, indexed by d = max - x (0..255, diff = -d) as int32 bytes; 0 where diff < diff_min
         diff = -np.arange(256, dtype=np.int64)
-        rescaled = fixedpoint.saturating_rounding_doubling_high_mul(diff * (1 << layer.input_left_shift),
-                                                                   layer.input_multiplier)
-        exp = fixedpoint.exp_on_negative_values(rescaled, fixedpoint.SOFTMAX_DIFF_INTEGER_BITS)
-        exp = np.where(diff >= layer.diff_min, exp, 0)
-        share = fixedpoint.rounding_divide_by_pot(exp, fixedpoint.SOFTMAX_SUM_INTEGER_BITS)
+        valid = diff >= layer.diff_min
+        exp, share = (np.where(valid, v, 0) for v in fixedpoint.softmax_exp(diff, layer.input_multiplier,
+                                                                              layer.input_left_shift))
         return repr(exp.astype("<i4").tobytes()), repr(share.astype("<i4").tobytes())
 
     def offset_binary(a: np.ndarray) -> str:
